@@ -1,0 +1,1 @@
+"""Data layer: annotations, features, the snippet grid, targets and the torch dataset."""

@@ -1,0 +1,38 @@
+"""User-facing errors and counted, recoverable data faults (DESIGN.md section 10)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class GsmtError(Exception):
+    """A fatal user error: the CLI prints `gsmt: error: <where>: <problem>` and exits with code 2."""
+
+    def __init__(self, where: str | Path | None, problem: str):
+        self.where = str(where) if where is not None else None
+        self.problem = problem
+        super().__init__(f"{self.where}: {problem}" if self.where else problem)
+
+
+@dataclass
+class Faults:
+    """Counts recoverable data faults so they can be reported in one summary line."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, kind: str, n: int = 1) -> None:
+        if n:
+            self.counts[kind] += int(n)
+
+    def merge(self, other: "Faults") -> None:
+        self.counts.update(other.counts)
+
+    def __bool__(self) -> bool:
+        return any(self.counts.values())
+
+    def summary(self, source: str = "data") -> str:
+        """One line, e.g. `annotations.json: 3 segments clipped to the video's end, 1 zero-length segment`."""
+        parts = [f"{n} {kind}" for kind, n in sorted(self.counts.items()) if n]
+        return f"{source}: " + (", ".join(parts) if parts else "no data faults")
