@@ -1,0 +1,253 @@
+"""Proposal-free decoding of class scores and global masks into scored segments (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from gsmt.errors import GsmtError
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1).tolist())
+MODES = ("long", "short")
+
+
+@dataclass
+class Detections:
+    """Scored segments of one sample or video: segments [N, 2] seconds, labels [N], scores [N]."""
+
+    segments: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.segments = np.asarray(self.segments, dtype=np.float64).reshape(-1, 2)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        n = len(self.segments)
+        if len(self.labels) != n or len(self.scores) != n:
+            raise ValueError(
+                f"Detections: {n} segments, {len(self.labels)} labels, {len(self.scores)} scores"
+            )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Detections"]) -> "Detections":
+        """Stack several Detections in order (e.g. the windows of one video)."""
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.segments for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+        )
+
+    def take(self, idx: np.ndarray | Sequence[int] | slice) -> "Detections":
+        """Subset by integer indices, a boolean mask or a slice."""
+        return Detections(self.segments[idx], self.labels[idx], self.scores[idx])
+
+    def sorted(self) -> "Detections":
+        """By descending score; equal scores keep their order."""
+        return self.take(np.argsort(-self.scores, kind="stable"))
+
+
+def find_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Connected runs of True in each row of a [R, T] bool matrix: (row, first, last), row-major order."""
+    r = active.shape[0]
+    padded = np.zeros((r, active.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = active
+    step = np.diff(padded, axis=1)
+    rows, first = np.nonzero(step == 1)
+    _, stop = np.nonzero(step == -1)  # exclusive end; pairs with `first` because both are row-major
+    return rows, first, stop - 1
+
+
+def _run_max(values: np.ndarray, rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Max of values[row, first..last] for every run, in one reduceat."""
+    r, t = values.shape
+    # A trailing -inf column keeps every exclusive end inside the flat array.
+    flat = np.concatenate([values, np.full((r, 1), -np.inf)], axis=1).ravel()
+    starts = rows * (t + 1) + first
+    stops = rows * (t + 1) + last + 1
+    return np.maximum.reduceat(flat, np.stack([starts, stops], axis=1).ravel())[::2]
+
+
+def _top_classes(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest entries of each column of scores [K, N] -> [N, k] (ties: lower id first)."""
+    return np.argsort(-scores, axis=0, kind="stable")[:k].T
+
+
+def _check_options(num_classes: int, mode: str, topk_classes: int, thresholds) -> np.ndarray:
+    if mode not in MODES:
+        raise GsmtError("decode", f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if not 1 <= topk_classes <= num_classes:
+        raise GsmtError("decode", f"topk_classes={topk_classes} must be in 1..{num_classes}")
+    thr = np.asarray(thresholds if thresholds is not None else DEFAULT_THRESHOLDS, dtype=np.float64)
+    return thr.reshape(-1)
+
+
+def _finish(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    duration: float,
+    theta_c: float,
+    m2: int,
+) -> Detections:
+    """Clip to [0, duration], merge identical (start, end, label) keeping the best score, threshold, top m2."""
+    starts = np.clip(starts, 0.0, duration)
+    ends = np.clip(ends, 0.0, duration)
+    order = np.lexsort((-scores, labels, ends, starts))
+    starts, ends, labels, scores = starts[order], ends[order], labels[order], scores[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (np.diff(starts) != 0) | (np.diff(ends) != 0) | (np.diff(labels) != 0)
+    keep = first & (scores >= theta_c)
+    dets = Detections(np.stack([starts[keep], ends[keep]], axis=1), labels[keep], scores[keep])
+    return dets.sorted().take(slice(0, m2))
+
+
+def _check_sample(probs, valid, t_start, t_end) -> tuple[np.ndarray, ...]:
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] < 2:
+        raise ValueError(f"probs must be [K+1, T] with K >= 1, got shape {probs.shape}")
+    t = probs.shape[1]
+    valid = np.asarray(valid, dtype=bool).reshape(-1)
+    t_start = np.asarray(t_start, dtype=np.float64).reshape(-1)
+    t_end = np.asarray(t_end, dtype=np.float64).reshape(-1)
+    for name, arr in (("valid", valid), ("t_start", t_start), ("t_end", t_end)):
+        if len(arr) != t:
+            raise ValueError(f"{name} has length {len(arr)}, expected T={t}")
+    return probs, valid, t_start, t_end
+
+
+def decode(
+    probs: np.ndarray,
+    masks: np.ndarray,
+    valid: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    duration: float,
+    *,
+    mode: str = "long",
+    topk_classes: int = 1,
+    thresholds: Sequence[float] | np.ndarray | None = DEFAULT_THRESHOLDS,
+    m1: int = 50,
+    m2: int = 200,
+    theta_c: float = 0.1,
+) -> Detections:
+    """Decode one sample: probs [K+1, T] (softmax, background last), masks [T, T] with column t
+    predicted by snippet t, valid [T], snippet spans t_start/t_end [T] in video seconds.
+
+    A mask position activates when `masks[i, t] >= theta` and snippet i is valid. Ties in actionness
+    (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score.
+    """
+    probs, valid, t_start, t_end = _check_sample(probs, valid, t_start, t_end)
+    num_classes, t = probs.shape[0] - 1, probs.shape[1]
+    masks = np.asarray(masks, dtype=np.float64)
+    if masks.shape != (t, t):
+        raise ValueError(f"masks must be [T, T] = [{t}, {t}], got {masks.shape}")
+    thr = _check_options(num_classes, mode, topk_classes, thresholds)
+    n_keep = min(int(m1), int(valid.sum()))
+    if n_keep <= 0 or len(thr) == 0:
+        return Detections.empty()
+
+    actionness = np.where(valid, probs[:num_classes].max(axis=0), -np.inf)
+    kept = np.argsort(-actionness, kind="stable")[:n_keep]  # [m]
+    columns = masks[:, kept].T  # [m, T]: row j is the mask predicted by snippet kept[j]
+    active = (columns[:, None, :] >= thr[None, :, None]) & valid  # [m, n_thr, T]
+    active = active.reshape(-1, t)
+    values = np.where(active, np.repeat(columns, len(thr), axis=0), -np.inf)
+
+    if mode == "long":
+        rows = np.nonzero(active.any(axis=1))[0]
+        first = active[rows].argmax(axis=1)
+        last = t - 1 - active[rows, ::-1].argmax(axis=1)
+        # Only activated positions hold finite values, and the others in [first, last] are below theta.
+        run_max = values[rows].max(axis=1)
+    else:
+        rows, first, last = find_runs(active)
+        run_max = _run_max(values, rows, first, last)
+
+    snippet = kept[rows // len(thr)]  # [R] source snippet of each run
+    classes = _top_classes(probs[:num_classes, snippet], topk_classes)  # [R, k]
+    labels = classes.ravel()
+    source = np.repeat(snippet, topk_classes)
+    scores = probs[labels, source] * np.repeat(run_max, topk_classes)
+    starts = np.repeat(t_start[first], topk_classes)
+    ends = np.repeat(t_end[last], topk_classes)
+    return _finish(starts, ends, labels, scores, float(duration), theta_c, m2)
+
+
+def actionness_decode(
+    probs: np.ndarray,
+    valid: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    duration: float,
+    *,
+    topk_classes: int = 1,
+    thresholds: Sequence[float] | np.ndarray | None = DEFAULT_THRESHOLDS,
+    m2: int = 200,
+    theta_c: float = 0.1,
+) -> Detections:
+    """Mask-free decoding (paper Table 7): runs of valid snippets with actionness >= theta.
+
+    Class: argmax of the run's mean class probabilities; score: mean actionness * that mean probability.
+    """
+    probs, valid, t_start, t_end = _check_sample(probs, valid, t_start, t_end)
+    num_classes = probs.shape[0] - 1
+    thr = _check_options(num_classes, "short", topk_classes, thresholds)
+    if not valid.any() or len(thr) == 0:
+        return Detections.empty()
+
+    fg = probs[:num_classes]
+    actionness = np.where(valid, fg.max(axis=0), 0.0)
+    active = (actionness[None, :] >= thr[:, None]) & valid  # [n_thr, T]
+    _, first, last = find_runs(active)
+    length = (last - first + 1).astype(np.float64)
+
+    def run_mean(x: np.ndarray) -> np.ndarray:
+        csum = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+        return (csum[..., last + 1] - csum[..., first]) / length
+
+    mean_probs = run_mean(fg)  # [K, R]
+    mean_act = run_mean(actionness)  # [R]
+    classes = _top_classes(mean_probs, topk_classes)  # [R, k]
+    labels = classes.ravel()
+    run = np.repeat(np.arange(len(first)), topk_classes)
+    scores = mean_act[run] * mean_probs[labels, run]
+    return _finish(t_start[first[run]], t_end[last[run]], labels, scores, float(duration), theta_c, m2)
+
+
+def decode_batch(
+    probs: np.ndarray | Sequence[np.ndarray],
+    masks: np.ndarray | Sequence[np.ndarray],
+    valid: np.ndarray | Sequence[np.ndarray],
+    t_start: np.ndarray | Sequence[np.ndarray],
+    t_end: np.ndarray | Sequence[np.ndarray],
+    durations: np.ndarray | Sequence[float],
+    **options,
+) -> list[Detections]:
+    """`decode` for each sample of a batch ([B, ...] arrays or lists); options as for `decode`."""
+    return [
+        decode(p, m, v, s, e, float(d), **options)
+        for p, m, v, s, e, d in zip(probs, masks, valid, t_start, t_end, durations, strict=True)
+    ]
+
+
+def to_video_time(dets: Detections, offset: float, duration: float) -> Detections:
+    """Shift sample-relative segments by `offset` seconds and clip to [0, duration].
+
+    Not needed when t_start/t_end are already video seconds (the dataset's convention): then merging
+    the windows of a video is `merge_windows`.
+    """
+    segments = np.clip(dets.segments + float(offset), 0.0, float(duration))
+    return Detections(segments, dets.labels.copy(), dets.scores.copy())

@@ -1,0 +1,277 @@
+"""Tests for gsmt.postprocess.decode: proposal-free decoding of masks and class scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gsmt.errors import GsmtError
+from gsmt.postprocess import (
+    DEFAULT_THRESHOLDS,
+    Detections,
+    actionness_decode,
+    decode,
+    decode_batch,
+    find_runs,
+    to_video_time,
+)
+
+T = 6
+BG = [0.1, 0.1, 0.8]  # a background snippet: actionness 0.1
+
+
+def _sample(columns: dict[int, list[float]], probs_at: dict[int, list[float]]):
+    """probs [3, T] (K=2) and masks [T, T] with the given columns; unit snippets [t, t+1)."""
+    probs = np.array([BG] * T).T.copy()
+    for t, p in probs_at.items():
+        probs[:, t] = p
+    masks = np.zeros((T, T))
+    for t, col in columns.items():
+        masks[:, t] = col
+    t_start = np.arange(T, dtype=float)
+    return probs, masks, np.ones(T, bool), t_start, t_start + 1.0
+
+
+def _as_tuples(d: Detections):
+    return [(s, e, int(c), round(float(p), 12)) for (s, e), c, p in zip(d.segments, d.labels, d.scores)]
+
+
+def test_detections_helpers():
+    d = Detections([[0, 1], [2, 3]], [1, 0], [0.2, 0.7])
+    assert len(d) == 2 and d.segments.dtype == np.float64 and d.labels.dtype == np.int64
+    both = Detections.concatenate([d, Detections.empty(), d.take([1])])
+    assert len(both) == 3
+    np.testing.assert_array_equal(both.labels, [1, 0, 0])
+    np.testing.assert_array_equal(d.sorted().scores, [0.7, 0.2])
+    np.testing.assert_array_equal(d.take(d.scores > 0.5).segments, [[2, 3]])
+    assert len(Detections.concatenate([])) == 0
+    with pytest.raises(ValueError):
+        Detections([[0, 1]], [0, 1], [0.5])
+
+
+def test_default_thresholds():
+    assert DEFAULT_THRESHOLDS == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def test_find_runs():
+    active = np.array([[1, 1, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    rows, first, last = find_runs(active)
+    np.testing.assert_array_equal(rows, [0, 0, 0, 2])
+    np.testing.assert_array_equal(first, [0, 3, 5, 0])
+    np.testing.assert_array_equal(last, [1, 3, 5, 5])
+
+
+def test_asymmetric_mask_uses_columns():
+    probs, masks, valid, ts, te = _sample({2: [0, 0, 0.8, 0.9, 0.7, 0]}, {2: [0.7, 0.2, 0.1]})
+    masks[2, :] = [0.6, 0.6, 0.8, 0, 0, 0]  # row 2 differs from column 2
+    kw = dict(thresholds=[0.5], m1=1)
+    # column 2 activates snippets 2..4: [2, 5], score 0.7 * 0.9
+    assert _as_tuples(decode(probs, masks, valid, ts, te, 6.0, **kw)) == [(2.0, 5.0, 0, 0.63)]
+    # the transposed matrix reads row 2 instead: snippets 0..2 -> [0, 3], score 0.7 * 0.8
+    assert _as_tuples(decode(probs, masks.T, valid, ts, te, 6.0, **kw)) == [(0.0, 3.0, 0, 0.56)]
+
+
+TWO_RUNS = {0: [0.9, 0.8, 0.2, 0.6, 0.7, 0.1]}
+P0 = {0: [0.7, 0.2, 0.1]}
+
+
+def test_long_vs_short_on_two_runs():
+    probs, masks, valid, ts, te = _sample(TWO_RUNS, P0)
+    long = decode(probs, masks, valid, ts, te, 6.0, mode="long", thresholds=[0.5], m1=1)
+    # first to last activated snippet: 0..4, max over the column 0.9
+    assert _as_tuples(long) == [(0.0, 5.0, 0, 0.63)]
+    short = decode(probs, masks, valid, ts, te, 6.0, mode="short", thresholds=[0.5], m1=1, theta_c=0.0)
+    # runs 0..1 (max 0.9) and 3..4 (max 0.7)
+    assert _as_tuples(short) == [(0.0, 2.0, 0, 0.63), (3.0, 5.0, 0, 0.49)]
+
+
+def test_thresholds_merge_identical_candidates():
+    probs, masks, valid, ts, te = _sample(TWO_RUNS, P0)
+    # theta 0.5: runs 0..1 and 3..4; theta 0.75: run 0..1 again -> merged into one
+    short = decode(probs, masks, valid, ts, te, 6.0, mode="short", thresholds=[0.5, 0.75], m1=1,
+                   theta_c=0.0)
+    assert _as_tuples(short) == [(0.0, 2.0, 0, 0.63), (3.0, 5.0, 0, 0.49)]
+    # long: theta 0.5 -> 0..4, theta 0.75 -> 0..1 (0.6 and 0.7 fall below), both scored 0.7 * 0.9
+    long = decode(probs, masks, valid, ts, te, 6.0, mode="long", thresholds=[0.5, 0.75], m1=1)
+    assert _as_tuples(long) == [(0.0, 2.0, 0, 0.63), (0.0, 5.0, 0, 0.63)]
+
+
+def test_merge_keeps_highest_score_per_segment_and_class():
+    col = [0.9, 0.9, 0, 0, 0, 0]
+    probs, masks, valid, ts, te = _sample(
+        {0: col, 1: col, 2: col},
+        {0: [0.5, 0.3, 0.2], 1: [0.8, 0.1, 0.1], 2: [0.1, 0.6, 0.3]},
+    )
+    out = decode(probs, masks, valid, ts, te, 6.0, thresholds=[0.5], m1=3)
+    # snippets 0 and 1 give [0, 2] class 0 (0.45, 0.72): one kept at 0.72; snippet 2 gives class 1
+    assert _as_tuples(out) == [(0.0, 2.0, 0, 0.72), (0.0, 2.0, 1, 0.54)]
+
+
+def test_topk_classes_two():
+    probs, masks, valid, ts, te = _sample({1: [0, 0.8, 0.8, 0, 0, 0]}, {1: [0.3, 0.25, 0.45]})
+    one = decode(probs, masks, valid, ts, te, 6.0, thresholds=[0.5], m1=1)
+    # background (0.45) is never a candidate class: best action class is 0
+    assert _as_tuples(one) == [(1.0, 3.0, 0, 0.24)]
+    two = decode(probs, masks, valid, ts, te, 6.0, thresholds=[0.5], m1=1, topk_classes=2)
+    assert _as_tuples(two) == [(1.0, 3.0, 0, 0.24), (1.0, 3.0, 1, 0.2)]
+    with pytest.raises(GsmtError, match="topk_classes"):
+        decode(probs, masks, valid, ts, te, 6.0, topk_classes=3)
+    with pytest.raises(GsmtError, match="mode"):
+        decode(probs, masks, valid, ts, te, 6.0, mode="medium")
+
+
+def test_theta_c_drops_low_scores():
+    probs, masks, valid, ts, te = _sample(TWO_RUNS, P0)
+    kw = dict(mode="short", thresholds=[0.5], m1=1)
+    assert len(decode(probs, masks, valid, ts, te, 6.0, theta_c=0.0, **kw)) == 2
+    assert _as_tuples(decode(probs, masks, valid, ts, te, 6.0, theta_c=0.5, **kw)) == [(0.0, 2.0, 0, 0.63)]
+    assert len(decode(probs, masks, valid, ts, te, 6.0, theta_c=0.64, **kw)) == 0
+    # the default theta_c = 0.1 drops a 0.2 * 0.45 = 0.09 candidate
+    probs, masks, valid, ts, te = _sample({0: [0.45, 0, 0, 0, 0, 0]}, {0: [0.2, 0.1, 0.7]})
+    assert len(decode(probs, masks, valid, ts, te, 6.0, thresholds=[0.4])) == 0
+
+
+def test_m1_limits_snippets_and_breaks_ties_by_index():
+    col = {t: [float(i == t) for i in range(T)] for t in range(T)}  # snippet t predicts itself
+    probs, masks, valid, ts, te = _sample(col, {1: [0.6, 0.2, 0.2], 3: [0.9, 0.05, 0.05], 4: [0.6, 0.3, 0.1]})
+    kw = dict(thresholds=[0.5], theta_c=0.0)
+    # actionness: 3 (0.9), then 1 and 4 tie at 0.6 -> the lower index (1) first
+    out = decode(probs, masks, valid, ts, te, 6.0, m1=2, **kw)
+    assert sorted(out.segments[:, 0].tolist()) == [1.0, 3.0]
+    out = decode(probs, masks, valid, ts, te, 6.0, m1=3, **kw)
+    assert sorted(out.segments[:, 0].tolist()) == [1.0, 3.0, 4.0]
+    out = decode(probs, masks, valid, ts, te, 6.0, m1=50, **kw)
+    assert len(out) == T
+    # m2 keeps the best scores
+    out = decode(probs, masks, valid, ts, te, 6.0, m1=50, m2=2, **kw)
+    np.testing.assert_allclose(out.scores, [0.9, 0.6])
+    np.testing.assert_array_equal(out.segments, [[3, 4], [1, 2]])
+
+
+def test_padding_never_selected_or_activated():
+    col = [0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    probs, masks, valid, ts, te = _sample({1: col, 4: col, 5: col},
+                                         {1: [0.6, 0.3, 0.1], 4: [0.99, 0, 0.01], 5: [0.99, 0, 0.01]})
+    valid[4:] = False  # snippets 4, 5 are padding with the highest actionness
+    ts[4:] = te[4:] = 0.0  # padding spans are meaningless
+    out = decode(probs, masks, valid, ts, te, 6.0, mode="short", thresholds=[0.5], m1=1)
+    # snippet 1 is the top valid one; its run stops at the last valid snippet 3
+    assert _as_tuples(out) == [(0.0, 4.0, 0, 0.54)]
+    out = decode(probs, masks, valid, ts, te, 6.0, mode="long", thresholds=[0.5], m1=50)
+    assert _as_tuples(out) == [(0.0, 4.0, 0, 0.54)]
+    assert len(decode(probs, masks, np.zeros(T, bool), ts, te, 6.0)) == 0
+
+
+def test_window_offset_and_clipping_to_duration():
+    probs, masks, valid, ts, te = _sample(TWO_RUNS, P0)
+    out = decode(probs, masks, valid, ts + 10.0, te + 10.0, 100.0, mode="short", thresholds=[0.5], m1=1,
+                 theta_c=0.0)
+    assert _as_tuples(out) == [(10.0, 12.0, 0, 0.63), (13.0, 15.0, 0, 0.49)]
+    # video of 4.5 s: the second run [3, 5] is clipped to [3, 4.5]; spans starting before 0 clip to 0
+    out = decode(probs, masks, valid, ts - 0.5, te, 4.5, mode="short", thresholds=[0.5], m1=1, theta_c=0.0)
+    assert _as_tuples(out) == [(0.0, 2.0, 0, 0.63), (2.5, 4.5, 0, 0.49)]
+
+
+def test_to_video_time_shifts_and_clips():
+    d = Detections([[0.0, 2.0], [3.0, 5.0]], [0, 1], [0.5, 0.4])
+    out = to_video_time(d, 7.5, 11.0)
+    np.testing.assert_array_equal(out.segments, [[7.5, 9.5], [10.5, 11.0]])
+    np.testing.assert_array_equal(d.segments, [[0.0, 2.0], [3.0, 5.0]])  # input untouched
+
+
+def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds, m1, m2, theta_c):
+    """Plain loops over snippets, thresholds and runs; output sorted by (-score, start, end, label)."""
+    n_cls, n = probs.shape[0] - 1, probs.shape[1]
+    act = {t: max(probs[:n_cls, t]) for t in range(n) if valid[t]}
+    kept = sorted(act, key=lambda t: (-act[t], t))[:m1]
+    best = {}
+    for t in kept:
+        classes = sorted(range(n_cls), key=lambda c: (-probs[c, t], c))[:k]
+        for th in thresholds:
+            on = [bool(valid[i]) and masks[i, t] >= th for i in range(n)]
+            idx = [i for i in range(n) if on[i]]
+            runs = []
+            if mode == "long" and idx:
+                runs = [(idx[0], idx[-1])]
+            elif mode == "short":
+                i = 0
+                while i < n:
+                    if on[i]:
+                        j = i
+                        while j + 1 < n and on[j + 1]:
+                            j += 1
+                        runs.append((i, j))
+                        i = j + 1
+                    else:
+                        i += 1
+            for a, b in runs:
+                peak = max(masks[i, t] for i in range(a, b + 1) if on[i])
+                for c in classes:
+                    key = (min(max(ts[a], 0.0), duration), min(max(te[b], 0.0), duration), c)
+                    best[key] = max(best.get(key, -1.0), probs[c, t] * peak)
+    out = sorted(((s, key) for key, s in best.items() if s >= theta_c), key=lambda x: (-x[0], x[1]))
+    return out[:m2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("mode", ["long", "short"])
+def test_matches_plain_reference_loop(seed, mode):
+    rng = np.random.default_rng(seed)
+    n, n_cls = 20, 4
+    logits = rng.normal(size=(n_cls + 1, n)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=0)
+    masks = rng.uniform(size=(n, n)) ** 2
+    valid = np.arange(n) < n - 3 * (seed % 2)
+    ts = np.arange(n) * 0.8 - 1.0
+    te = ts + 0.8
+    kw = dict(mode=mode, topk_classes=1 + seed % 2, thresholds=DEFAULT_THRESHOLDS, m1=8, m2=30, theta_c=0.05)
+    out = decode(probs, masks, valid, ts, te, 14.0, **kw)
+    ref = _reference_decode(probs, masks, valid, ts, te, 14.0, kw["mode"], kw["topk_classes"],
+                            kw["thresholds"], kw["m1"], kw["m2"], kw["theta_c"])
+    assert len(out) == len(ref) > 0
+    np.testing.assert_array_equal(out.scores, [s for s, _ in ref])
+    np.testing.assert_array_equal(out.segments, [key[:2] for _, key in ref])
+    np.testing.assert_array_equal(out.labels, [key[2] for _, key in ref])
+
+
+def test_decode_batch_matches_per_sample():
+    rng = np.random.default_rng(7)
+    b, n = 3, 10
+    probs = rng.dirichlet(np.ones(4), size=(b, n)).transpose(0, 2, 1)
+    masks = rng.uniform(size=(b, n, n))
+    valid = np.ones((b, n), bool)
+    valid[1, 7:] = False
+    ts = np.tile(np.arange(n, dtype=float), (b, 1)) + np.array([[0.0], [5.0], [10.0]])
+    durations = [20.0, 20.0, 18.0]
+    outs = decode_batch(probs, masks, valid, ts, ts + 1, durations, mode="short", m1=5)
+    assert len(outs) == b
+    for i in range(b):
+        one = decode(probs[i], masks[i], valid[i], ts[i], ts[i] + 1, durations[i], mode="short", m1=5)
+        np.testing.assert_array_equal(outs[i].segments, one.segments)
+        np.testing.assert_array_equal(outs[i].scores, one.scores)
+
+
+def test_actionness_decode_hand_computed():
+    probs = np.array([
+        [0.2, 0.1, 0.7],
+        [0.6, 0.3, 0.1],
+        [0.2, 0.8, 0.0],
+        [0.3, 0.1, 0.6],
+        [0.1, 0.7, 0.2],
+        [0.1, 0.05, 0.85],
+    ]).T  # actionness = [0.2, 0.6, 0.8, 0.3, 0.7, 0.1]
+    ts = np.arange(T, dtype=float)
+    out = actionness_decode(probs, np.ones(T, bool), ts, ts + 1, 6.0, thresholds=[0.5])
+    # run 1..2: mean P = (0.4, 0.55) -> class 1, mean actionness 0.7 -> 0.7 * 0.55 = 0.385
+    # run 4..4: class 1 (0.7), actionness 0.7 -> 0.49
+    np.testing.assert_array_equal(out.segments, [[4, 5], [1, 3]])
+    np.testing.assert_array_equal(out.labels, [1, 1])
+    np.testing.assert_allclose(out.scores, [0.49, 0.385])
+    # theta 0.75 adds run 2..2 (class 1, 0.8 * 0.8 = 0.64); padding of snippet 4 removes that run
+    valid = np.array([1, 1, 1, 1, 0, 1], bool)
+    out = actionness_decode(probs, valid, ts, ts + 1, 6.0, thresholds=[0.5, 0.75], topk_classes=2,
+                            theta_c=0.2)
+    # topk=2 on run 1..2: class 1 (0.385) and class 0 (0.7 * 0.4 = 0.28); run 2..2 class 0 0.8*0.2 < 0.2
+    np.testing.assert_array_equal(out.segments, [[2, 3], [1, 3], [1, 3]])
+    np.testing.assert_array_equal(out.labels, [1, 1, 0])
+    np.testing.assert_allclose(out.scores, [0.64, 0.385, 0.28])
