@@ -1,0 +1,173 @@
+"""GSMT training losses (DESIGN.md section 5): classification (Eq. 5) and mask (Eq. 6)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from gsmt.errors import GsmtError
+
+
+@dataclass
+class LossConfig:
+    """Loss switches and weights; defaults are the paper's (Table 5 ablations switch terms off)."""
+
+    focal: bool = True
+    logistic: bool = True
+    lambda1: float = 0.4
+    gamma: float = 2.0
+    alpha: float = 10.0
+    boundary: bool = True
+    dice: bool = True
+    lambda2: float = 0.4
+    erosion_kernel: int = 7
+    background_mask: bool = False
+    mask_weight: float = 1.0
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.erosion_kernel < 1 or self.erosion_kernel % 2 == 0:
+            raise GsmtError("loss.erosion_kernel", f"must be a positive odd integer, got {self.erosion_kernel}")
+        if not 0.0 <= self.lambda1 <= 1.0:
+            raise GsmtError("loss.lambda1", f"must lie in [0, 1], got {self.lambda1}")
+
+
+def _zero_like_graph(x: torch.Tensor) -> torch.Tensor:
+    """A zero loss still connected to the graph, so backward() and DDP see every parameter."""
+    return x.sum() * 0.0
+
+
+def erode(x: torch.Tensor, k: int, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Differentiable erosion along the last axis: -maxpool_k(-x), stride 1.
+
+    Positions outside the sequence and padded positions (valid False) count as +inf, so they never
+    lower the minimum; the output is 0 at padded positions."""
+    shape = x.shape
+    flat = x.reshape(-1, 1, shape[-1])
+    neg = -flat
+    if valid is not None:
+        ok = valid.expand(shape).reshape(-1, 1, shape[-1])
+        neg = torch.where(ok, neg, torch.full((), -math.inf, dtype=x.dtype, device=x.device))
+    neg = F.pad(neg, (k // 2, k // 2), value=-math.inf)
+    out = -F.max_pool1d(neg, k, stride=1).reshape(shape)
+    if valid is not None:
+        out = torch.where(valid.expand(shape), out, torch.zeros((), dtype=x.dtype, device=x.device))
+    return out
+
+
+def boundary_band(x: torch.Tensor, k: int, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """B(x) = x - erode_k(x): the inner boundary band of a (soft) mask; 0 at padded positions."""
+    band = x - erode(x, k, valid)
+    if valid is not None:
+        band = torch.where(valid.expand(x.shape), band, torch.zeros((), dtype=x.dtype, device=x.device))
+    return band
+
+
+def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor,
+                        cfg: LossConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 5 per snippet, averaged over snippets with target >= 0 (target -1 = ignored).
+
+    With both terms on: lambda1 * focal + (1 - lambda1) * logistic; with one on, that term alone."""
+    num_out = cls_logits.shape[1]
+    K = num_out - 1
+    logits = cls_logits.transpose(1, 2).reshape(-1, num_out)  # [B*T, K+1]
+    target = cls_target.reshape(-1)
+    keep = target >= 0
+    if not bool(keep.any()) or not (cfg.focal or cfg.logistic):
+        zero = _zero_like_graph(cls_logits)
+        return zero, {"focal": zero.detach(), "logistic": zero.detach(), "cls": zero.detach()}
+    z = logits[keep]
+    y = target[keep][:, None]
+
+    logp_y = F.log_softmax(z, dim=1).gather(1, y).squeeze(1)
+    focal = -((1.0 - logp_y.exp()) ** cfg.gamma) * logp_y
+
+    # r = sigmoid(z) is monotonic in z, so the hardest negatives are the largest logits k != y.
+    n_hard = max(1, math.ceil(K / 10))
+    neg_logits = z.scatter(1, y, -math.inf).topk(n_hard, dim=1).values
+    logistic = -F.logsigmoid(z.gather(1, y).squeeze(1)) - cfg.alpha / n_hard * F.logsigmoid(-neg_logits).sum(1)
+
+    if cfg.focal and cfg.logistic:
+        per_snippet = cfg.lambda1 * focal + (1.0 - cfg.lambda1) * logistic
+    else:
+        per_snippet = focal if cfg.focal else logistic
+    loss = per_snippet.mean()
+    parts = {"focal": focal.mean().detach(), "logistic": logistic.mean().detach(), "cls": loss.detach()}
+    return loss, parts
+
+
+def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor, valid: torch.Tensor,
+              cfg: LossConfig, bg: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 6 averaged over foreground columns: boundary term (soft band IoU, or the L2 fallback when
+    the hard bands do not overlap) + lambda2 * dice. Column t of [B, T(i), T(t)] is one mask.
+
+    `bg` [B, T] marks background columns, supervised towards all-zero with BCE when
+    `cfg.background_mask` is on (added with weight 1)."""
+    valid = valid.to(torch.bool)
+    # Columns become rows: cols[b, t, i] = mask_logits[b, i, t].
+    cols = mask_logits.transpose(1, 2)
+    gcols = mask_target.transpose(1, 2).to(mask_logits.dtype)
+    take = fg.to(torch.bool) & valid
+    zero = _zero_like_graph(mask_logits)
+    parts = {"boundary": zero.detach(), "dice": zero.detach(), "fallback_fraction": zero.detach()}
+    loss = zero
+    if bool(take.any()) and (cfg.boundary or cfg.dice):
+        ok = valid[:, None, :].expand_as(cols)[take]  # [N, T]: valid positions of each column
+        zeros = torch.zeros((), dtype=cols.dtype, device=cols.device)
+        m = torch.where(ok, torch.sigmoid(cols[take]), zeros)
+        g = torch.where(ok, gcols[take], zeros)
+        k = cfg.erosion_kernel
+        per_column = torch.zeros(m.shape[0], dtype=m.dtype, device=m.device)
+        if cfg.boundary:
+            bm, bg_band = boundary_band(m, k, ok), boundary_band(g, k, ok)
+            hard_overlap = (boundary_band((m > 0.5).to(m.dtype), k, ok) * bg_band).sum(1)
+            fallback = hard_overlap == 0
+            inter = (bm * bg_band).sum(1)
+            union = (bm + bg_band - bm * bg_band).sum(1)
+            c = ok.sum(1).clamp(min=1).to(m.dtype)
+            l2 = ((m - g) ** 2).sum(1) / c
+            boundary = torch.where(fallback, l2, 1.0 - inter / (union + cfg.eps))
+            per_column = per_column + boundary
+            parts["boundary"] = boundary.mean().detach()
+            parts["fallback_fraction"] = fallback.to(m.dtype).mean().detach()
+        if cfg.dice:
+            dice = 1.0 - (m * g).sum(1) / ((m * m + g * g).sum(1) + cfg.eps)
+            per_column = per_column + cfg.lambda2 * dice
+            parts["dice"] = dice.mean().detach()
+        loss = loss + per_column.mean()
+    if cfg.background_mask and bg is not None:
+        take_bg = bg.to(torch.bool) & valid
+        if bool(take_bg.any()):
+            ok = valid[:, None, :].expand_as(cols)[take_bg]
+            bce = F.binary_cross_entropy_with_logits(cols[take_bg], torch.zeros_like(cols[take_bg]),
+                                                     reduction="none")
+            background = (bce * ok).sum() / ok.sum()
+            loss = loss + background
+            parts["background"] = background.detach()
+    parts["mask"] = loss.detach()
+    return loss, parts
+
+
+def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+              cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total L = L_c + mask_weight * L_m; logs hold every term as a float, plus `total`."""
+    cls_logits = outputs["cls_logits"]
+    K = cls_logits.shape[1] - 1
+    cls_target = batch["cls_target"].to(cls_logits.device)
+    valid = batch["valid"].to(device=cls_logits.device, dtype=torch.bool)
+    # Padded snippets are ignored whatever their stored target.
+    cls_target = torch.where(valid, cls_target, torch.full_like(cls_target, -1))
+    total, parts = classification_loss(cls_logits, cls_target, cfg)
+    if "mask_logits" in outputs:
+        fg = (cls_target >= 0) & (cls_target < K)
+        bg = cls_target == K
+        lm, mask_parts = mask_loss(outputs["mask_logits"], batch["mask_target"].to(cls_logits.device),
+                                   fg, valid, cfg, bg=bg)
+        total = total + cfg.mask_weight * lm
+        parts.update(mask_parts)
+    logs = {name: float(value) for name, value in parts.items()}
+    logs["total"] = float(total.detach())
+    return total, logs

@@ -1,0 +1,119 @@
+"""Snippet embedding (paper section 3.1): pre-LN transformer encoder or the dilated 1-D CNN of Table 4."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def zero_padded(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Set padded snippets of `x` [B, C, T] to 0 (`where`, so NaN/Inf there cannot leak)."""
+    return torch.where(valid[:, None, :], x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def sinusoidal_encoding(T: int, C: int) -> torch.Tensor:
+    """Fixed sine/cosine positional encoding (Vaswani et al. 2017), shape [C, T]."""
+    pos = torch.arange(T, dtype=torch.float64)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, C, 2, dtype=torch.float64) / C)
+    enc = torch.zeros(T, C, dtype=torch.float64)
+    enc[:, 0::2] = torch.sin(pos * freq)
+    enc[:, 1::2] = torch.cos(pos * freq[: C // 2])
+    return enc.T.float()
+
+
+class PositionalEncoding(nn.Module):
+    """Adds nothing (`none`, the paper's default, Table 13), a `learned` table or a `fixed` sinusoid."""
+
+    def __init__(self, kind: str, C: int, T: int):
+        super().__init__()
+        self.kind = kind
+        if kind == "learned":
+            self.table = nn.Parameter(torch.randn(1, C, T) * 0.02)
+        elif kind == "fixed":
+            self.register_buffer("table", sinusoidal_encoding(T, C)[None], persistent=False)
+        else:
+            self.table = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.table is None:
+            return x
+        return x + self.table[:, :, : x.shape[-1]]
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; q/k/v live in n_heads*head_dim, which need not equal C."""
+
+    def __init__(self, C: int, n_heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.n_heads, self.head_dim, self.dropout = n_heads, head_dim, dropout
+        inner = n_heads * head_dim
+        self.qkv = nn.Linear(C, 3 * inner)
+        self.out = nn.Linear(inner, C)
+
+    def forward(self, x: torch.Tensor, key_ok: torch.Tensor) -> torch.Tensor:
+        """x [B, T, C]; key_ok [B, T] bool, True for snippets that may be attended to."""
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attn_mask = key_ok[:, None, None, :]  # [B, 1, 1, T]: True = take part
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LN transformer layer: x + MHSA(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, C: int, n_heads: int, head_dim: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(C)
+        self.attn = SelfAttention(C, n_heads, head_dim, dropout)
+        self.norm2 = nn.LayerNorm(C)
+        hidden = int(round(C * mlp_ratio))
+        self.mlp = nn.Sequential(
+            nn.Linear(C, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, C)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_ok: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), key_ok))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class TransformerEmbedding(nn.Module):
+    """`num_layers` pre-LN encoder layers and a final LayerNorm; [B, C, T] in and out."""
+
+    def __init__(self, C: int, num_layers: int, n_heads: int, head_dim: int, mlp_ratio: float,
+                 dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(C, n_heads, head_dim, mlp_ratio, dropout) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(C)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        # A sample with no valid snippet would softmax over nothing (NaN); let it attend to
+        # everything instead: its outputs are zeroed by the caller anyway.
+        key_ok = valid | ~valid.any(dim=1, keepdim=True)
+        h = x.transpose(1, 2)
+        for layer in self.layers:
+            h = layer(h, key_ok)
+        return self.norm(h).transpose(1, 2)
+
+
+class CNNEmbedding(nn.Module):
+    """Residual 1-D CNN, dilations 1, 3, 5 with two k=3 layers each (paper Table 4)."""
+
+    def __init__(self, C: int, dropout: float, dilations: tuple[int, ...] = (1, 1, 3, 3, 5, 5)):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(C, C, 3, padding=d, dilation=d) for d in dilations)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            # Re-zero padded snippets before every conv so their values never reach valid ones.
+            x = zero_padded(x + self.drop(F.relu(conv(x))), valid)
+        return x

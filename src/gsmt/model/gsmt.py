@@ -1,0 +1,69 @@
+"""The GSMT model: input projection, snippet embedding, class and mask branches."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gsmt.errors import GsmtError
+from gsmt.model.embedding import CNNEmbedding, PositionalEncoding, TransformerEmbedding, zero_padded
+from gsmt.model.heads import ClassificationHead, MaskHead
+
+POS_ENCODINGS = ("none", "learned", "fixed")
+EMBEDDINGS = ("transformer", "cnn")
+
+
+class GSMT(nn.Module):
+    """Proposal-free TAL model; `forward(features [B, D, T], valid [B, T])` returns logits:
+    `cls_logits` [B, K+1, T] and (with the mask branch) `mask_logits` [B, T, T] with
+    `mask_logits[b, i, t]` = logit of position i in the mask predicted from snippet t."""
+
+    def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
+                 num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
+                 mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
+                 embedding: str = "transformer", mask_branch: bool = True):
+        super().__init__()
+        if pos_encoding not in POS_ENCODINGS:
+            raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
+        if embedding not in EMBEDDINGS:
+            raise GsmtError("model.embedding", f"unknown value {embedding!r}, choose from {EMBEDDINGS}")
+        for name, value in (("feature_dim", feature_dim), ("num_classes", num_classes), ("T", T),
+                            ("hidden_dim", hidden_dim), ("n_heads", n_heads)):
+            if int(value) < 1:
+                raise GsmtError(f"model.{name}", f"must be a positive integer, got {value}")
+        if num_layers < 0:
+            raise GsmtError("model.num_layers", f"must be >= 0, got {num_layers}")
+        head_dim = max(1, hidden_dim // n_heads) if head_dim is None else head_dim
+        if head_dim < 1:
+            raise GsmtError("model.head_dim", f"must be a positive integer, got {head_dim}")
+        self.feature_dim, self.num_classes, self.T = feature_dim, num_classes, T
+        self.mask_branch = mask_branch
+        self.proj = nn.Conv1d(feature_dim, hidden_dim, 1)
+        self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
+        if embedding == "transformer":
+            self.embed = TransformerEmbedding(hidden_dim, num_layers, n_heads, head_dim, mlp_ratio, dropout)
+        else:
+            self.embed = CNNEmbedding(hidden_dim, dropout)
+        self.cls_head = ClassificationHead(hidden_dim, num_classes)
+        self.mask_head = MaskHead(hidden_dim, T) if mask_branch else None
+
+    def forward(self, features: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        B, D, T = features.shape
+        if D != self.feature_dim:
+            raise GsmtError("features", f"feature dimension {D} differs from the model's {self.feature_dim}")
+        if T != self.T:
+            raise GsmtError("features", f"sequence length {T} differs from the model's T={self.T}")
+        if valid is None:
+            valid = torch.ones(B, T, dtype=torch.bool, device=features.device)
+        valid = valid.to(torch.bool)
+        x = zero_padded(self.pos(self.proj(zero_padded(features, valid))), valid)
+        x = zero_padded(self.embed(x, valid), valid)
+        out = {"cls_logits": self.cls_head(x, valid)}
+        if self.mask_head is not None:
+            out["mask_logits"] = self.mask_head(x, valid)
+        return out
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,309 @@
+"""Hand-computed checks of the GSMT losses (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gsmt.errors import GsmtError
+from gsmt.losses import LossConfig, boundary_band, classification_loss, erode, gsmt_loss, mask_loss
+
+LN3 = math.log(3.0)  # sigmoid(ln 3) = 0.75, sigmoid(-ln 3) = 0.25
+LN9 = math.log(9.0)  # sigmoid(ln 9) = 0.9
+
+
+def t(x) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- erosion and band
+
+
+def test_erode_hard_mask_with_edge_rule():
+    x = t([[1, 1, 1, 0, 0, 0, 1, 1, 0]])
+    # k=3 minimum over {i-1, i, i+1}, outside = +inf:
+    # 0: {inf,1,1}=1  1: {1,1,1}=1  2: {1,1,0}=0  3..5: 0  6: {0,1,1}=0  7: {1,1,0}=0  8: 0
+    assert erode(x, 3).tolist() == [[1, 1, 0, 0, 0, 0, 0, 0, 0]]
+    # band = x - erode: the action touching the left edge has no band at position 0.
+    assert boundary_band(x, 3).tolist() == [[0, 0, 1, 0, 0, 0, 1, 1, 0]]
+
+
+def test_erode_soft_values_and_kernel_5():
+    x = t([0.2, 0.9, 0.5, 0.7])
+    # k=3: 0: min(.2,.9)=.2  1: min(.2,.9,.5)=.2  2: min(.9,.5,.7)=.5  3: min(.5,.7)=.5
+    assert torch.allclose(erode(x, 3), t([0.2, 0.2, 0.5, 0.5]))
+    assert torch.allclose(boundary_band(x, 3), t([0.0, 0.7, 0.0, 0.2]))
+    # k=5: 0: min(.2,.9,.5)=.2  1: min(all)=.2  2: .2  3: min(.9,.5,.7)=.5
+    assert torch.allclose(erode(x, 5), t([0.2, 0.2, 0.2, 0.5]))
+
+
+def test_erode_padding_acts_like_the_edge():
+    x = t([[0, 1, 1, 1, 0, 0]])
+    valid = torch.tensor([[True, True, True, True, False, False]])
+    # Position 3 sees {1, 1, pad=+inf} -> 1, so no band there; padded positions give 0.
+    assert erode(x, 3, valid).tolist() == [[0, 0, 1, 1, 0, 0]]
+    assert boundary_band(x, 3, valid).tolist() == [[0, 1, 0, 0, 0, 0]]
+    # Without the padding mask, position 3 sees the 0 at position 4 and has a band.
+    assert boundary_band(x, 3).tolist() == [[0, 1, 0, 1, 0, 0]]
+
+
+def test_erode_is_differentiable():
+    x = t([0.2, 0.9, 0.5, 0.7]).requires_grad_()
+    boundary_band(x, 3).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    # band sum = sum x - sum erode; erode picks x0 twice and x2 twice: grads 1-2, 1, 1-2, 1
+    assert x.grad.tolist() == [-1.0, 1.0, -1.0, 1.0]
+
+
+# ---------------------------------------------------------------- mask loss
+
+
+def _column_case(m_logits: list[float], g: list[float]):
+    """A [1, T, T] problem whose only foreground column is t=0."""
+    T = len(g)
+    logits = torch.full((1, T, T), -LN3, dtype=torch.float64)
+    logits[0, :, 0] = t(m_logits)
+    target = torch.zeros(1, T, T, dtype=torch.float64)
+    target[0, :, 0] = t(g)
+    fg = torch.zeros(1, T, dtype=torch.bool)
+    fg[0, 0] = True
+    valid = torch.ones(1, T, dtype=torch.bool)
+    return logits, target, fg, valid
+
+
+G = [0, 1, 1, 1, 0, 0]  # k=3: erode g = [0,0,1,0,0,0], B(g) = [0,1,0,1,0,0]
+
+
+def test_mask_loss_soft_iou_branch_and_dice():
+    # m = [.25,.75,.75,.75,.25,.25]; erode m = [.25,.25,.75,.25,.25,.25]; B(m) = [0,.5,0,.5,0,0]
+    # hard: m>.5 = g so hard bands overlap (2 > 0): IoU branch.
+    # I = .5 + .5 = 1; U = sum B(m) + sum B(g) - I = 1 + 2 - 1 = 2; boundary = 1 - 1/2 = 0.5
+    # dice: sum m*g = 3*.75 = 2.25; sum m^2 = 3*.0625 + 3*.5625 = 1.875; sum g^2 = 3
+    #       dice = 1 - 2.25 / 4.875 = 7/13; loss = 0.5 + 0.4 * 7/13
+    cfg = LossConfig(erosion_kernel=3)
+    loss, parts = mask_loss(*_column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3], G), cfg)
+    assert float(parts["boundary"]) == pytest.approx(0.5, abs=1e-7)
+    assert float(parts["dice"]) == pytest.approx(7 / 13, abs=1e-7)
+    assert float(parts["fallback_fraction"]) == 0.0
+    assert float(loss) == pytest.approx(0.5 + 0.4 * 7 / 13, abs=1e-7)
+
+
+def test_mask_loss_l2_fallback_when_bands_do_not_meet():
+    # m = [.75,.25,.25,.25,.25,.75]: hard m = [1,0,0,0,0,1], its band [1,0,0,0,0,1] (edges: erode
+    # sees {inf,1,0}=0) meets B(g) = [0,1,0,1,0,0] nowhere -> fallback.
+    # m - g = [.75,-.75,-.75,-.75,.25,.75]; ||.||^2 = 5*.5625 + .0625 = 2.875; / c=6 = 0.4791667
+    # (the soft IoU would give 1 - 0/U = 1, so the branch is visible in the value)
+    cfg = LossConfig(erosion_kernel=3, dice=False)
+    loss, parts = mask_loss(*_column_case([LN3, -LN3, -LN3, -LN3, -LN3, LN3], G), cfg)
+    assert float(parts["fallback_fraction"]) == 1.0
+    assert float(loss) == pytest.approx(2.875 / 6, abs=1e-7)
+
+
+def test_mask_loss_fallback_is_chosen_on_hard_bands():
+    # m = [.25,.4,.4,.4,.25,.25]: soft band B(m) = [0,.15,0,.15,0,0] meets B(g) (soft I = 0.3 > 0),
+    # but m > .5 is all zero so the hard band is empty -> fallback.
+    # m - g = [.25,-.6,-.6,-.6,.25,.25]; ||.||^2 = 3*.0625 + 3*.36 = 1.2675; / 6 = 0.21125
+    lo = math.log(0.4 / 0.6)  # sigmoid = 0.4
+    cfg = LossConfig(erosion_kernel=3, dice=False)
+    loss, parts = mask_loss(*_column_case([-LN3, lo, lo, lo, -LN3, -LN3], G), cfg)
+    assert float(parts["fallback_fraction"]) == 1.0
+    assert float(loss) == pytest.approx(0.21125, abs=1e-7)
+
+
+def test_mask_loss_averages_columns_and_logs_fallback_fraction():
+    # Two foreground columns: t=0 takes the IoU branch (0.5), t=1 the fallback (2.875/6).
+    cfg = LossConfig(erosion_kernel=3, dice=False)
+    logits, target, fg, valid = _column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3], G)
+    logits[0, :, 1] = t([LN3, -LN3, -LN3, -LN3, -LN3, LN3])
+    target[0, :, 1] = t(G)
+    fg[0, 1] = True
+    loss, parts = mask_loss(logits, target, fg, valid, cfg)
+    assert float(parts["fallback_fraction"]) == 0.5
+    assert float(loss) == pytest.approx((0.5 + 2.875 / 6) / 2, abs=1e-7)
+
+
+def test_mask_loss_uses_columns_not_rows():
+    # Column 0 of the logits: [.75,.75,.25,.25] vs target column [1,1,0,0]:
+    #   dice = 1 - 1.5 / (2*.5625 + 2*.0625 + 2) = 1 - 1.5/3.25 = 7/13.
+    # Row 0 of the same matrices: m = [.75,.25,.25,.25], g = [1,0,0,0]:
+    #   dice = 1 - .75 / (.5625 + 3*.0625 + 1) = 1 - .75/1.75 = 4/7  (a row/column mix-up)
+    cfg = LossConfig(boundary=False, lambda2=1.0)
+    logits, target, fg, valid = _column_case([LN3, LN3, -LN3, -LN3], [1, 1, 0, 0])
+    loss, _ = mask_loss(logits, target, fg, valid, cfg)
+    assert float(loss) == pytest.approx(7 / 13, abs=1e-7)
+    swapped, _ = mask_loss(logits.transpose(1, 2), target.transpose(1, 2), fg, valid, cfg)
+    assert float(swapped) == pytest.approx(4 / 7, abs=1e-7)
+
+
+def test_mask_loss_ignores_padded_positions():
+    # The 6-snippet IoU case, padded to 8 with garbage: same value (c counts valid positions only).
+    cfg = LossConfig(erosion_kernel=3)
+    small = mask_loss(*_column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3], G), cfg)[0]
+    logits, target, fg, valid = _column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3, 7.0, -3.0], G + [1, 1])
+    valid[0, 6:] = False
+    fg[0, 6] = True  # a padded column is never supervised
+    target[0, :, 6] = 1.0
+    big = mask_loss(logits, target, fg, valid, cfg)[0]
+    assert float(big) == pytest.approx(float(small), abs=1e-9)
+    # The fallback's c is the valid length: the L2 case padded likewise keeps 2.875 / 6.
+    cfg = LossConfig(erosion_kernel=3, dice=False)
+    logits, target, fg, valid = _column_case([LN3, -LN3, -LN3, -LN3, -LN3, LN3, 5.0, 5.0], G + [0, 0])
+    valid[0, 6:] = False
+    assert float(mask_loss(logits, target, fg, valid, cfg)[0]) == pytest.approx(2.875 / 6, abs=1e-7)
+
+
+def test_mask_loss_terms_switch_off():
+    case = _column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3], G)
+    only_boundary = mask_loss(*case, LossConfig(erosion_kernel=3, dice=False))[0]
+    only_dice = mask_loss(*case, LossConfig(erosion_kernel=3, boundary=False))[0]
+    neither = mask_loss(*case, LossConfig(boundary=False, dice=False))[0]
+    assert float(only_boundary) == pytest.approx(0.5, abs=1e-7)
+    assert float(only_dice) == pytest.approx(0.4 * 7 / 13, abs=1e-7)  # lambda2 kept
+    assert float(neither) == 0.0
+
+
+def test_background_mask_option():
+    # Column 1 is background with logits 0 everywhere: BCE towards 0 = ln 2 per position.
+    logits, target, fg, valid = _column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3], G)
+    logits[0, :, 1] = 0.0
+    bg = torch.zeros_like(fg)
+    bg[0, 1] = True
+    base = LossConfig(erosion_kernel=3)
+    off = mask_loss(logits, target, fg, valid, base, bg=bg)[0]
+    on, parts = mask_loss(logits, target, fg, valid, LossConfig(erosion_kernel=3, background_mask=True), bg=bg)
+    assert float(off) == pytest.approx(0.5 + 0.4 * 7 / 13, abs=1e-7)
+    assert float(parts["background"]) == pytest.approx(math.log(2), abs=1e-7)
+    assert float(on) == pytest.approx(float(off) + math.log(2), abs=1e-7)
+
+
+def test_mask_loss_without_foreground_is_a_connected_zero():
+    logits = torch.randn(2, 5, 5, requires_grad=True)
+    loss, parts = mask_loss(logits, torch.zeros(2, 5, 5), torch.zeros(2, 5, dtype=torch.bool),
+                            torch.ones(2, 5, dtype=torch.bool), LossConfig())
+    assert float(loss.detach()) == 0.0 and float(parts["fallback_fraction"]) == 0.0
+    loss.backward()
+    assert logits.grad is not None and float(logits.grad.abs().sum()) == 0.0
+
+
+# ---------------------------------------------------------------- classification loss
+
+
+def _cls(columns: list[list[float]], targets: list[int]):
+    """cls_logits [1, K+1, T] with column t = per-snippet logits."""
+    return t(columns).T[None].clone(), torch.tensor([targets])
+
+
+FOCAL = 0.25 * math.log(2)  # z = [ln2, 0, 0], y=0: p_y = 2/4 = .5; FL = -(1-.5)^2 ln .5
+# r = sigmoid(z) = [2/3, .5, .5]; K=2 -> ceil(2/10) = 1 hard negative (r=.5):
+LOGISTIC = -math.log(2 / 3) - 10.0 * math.log(0.5)  # = 0.405465 + 6.931472
+
+
+def test_focal_and_logistic_values():
+    logits, target = _cls([[math.log(2), 0, 0]], [0])
+    loss, parts = classification_loss(logits, target, LossConfig())
+    assert float(parts["focal"]) == pytest.approx(FOCAL, abs=1e-9)
+    assert float(parts["logistic"]) == pytest.approx(LOGISTIC, abs=1e-9)
+    assert float(loss) == pytest.approx(0.4 * FOCAL + 0.6 * LOGISTIC, abs=1e-9)
+
+
+def test_classification_terms_switch_off():
+    logits, target = _cls([[math.log(2), 0, 0]], [0])
+    focal_only = classification_loss(logits, target, LossConfig(logistic=False))[0]
+    logistic_only = classification_loss(logits, target, LossConfig(focal=False))[0]
+    neither = classification_loss(logits, target, LossConfig(focal=False, logistic=False))[0]
+    assert float(focal_only) == pytest.approx(FOCAL, abs=1e-9)  # weight 1 when alone
+    assert float(logistic_only) == pytest.approx(LOGISTIC, abs=1e-9)
+    assert float(neither) == 0.0
+
+
+def test_hard_negative_selection_k12():
+    # K=12 -> 13 outputs, ceil(12/10) = 2 hard negatives. y=0 has the largest logit (r=.9) and must
+    # not count as a negative; the two largest negatives: r=.5 (k=9) and r=.25 (k=5)... the rest .1.
+    z = [-LN9] * 13
+    z[0], z[5], z[9] = LN9, -LN3, 0.0
+    logits, target = _cls([z], [0])
+    loss = classification_loss(logits, target, LossConfig(focal=False))[0]
+    # LR = -ln .9 - 10/2 * (ln(1-.5) + ln(1-.25)) = 0.1053605 + 5 * (0.6931472 + 0.2876821) = 5.0095068
+    # (one negative would give 0.105 + 10*0.693 = 7.04; three: 0.105 + 10/3*(0.693+0.288+0.105) = 3.72)
+    assert float(loss) == pytest.approx(5.0095068, abs=1e-6)
+
+
+def test_ignore_index_and_average_over_snippets():
+    good = [math.log(2), 0, 0]
+    garbage = [50.0, -50.0, 20.0]
+    logits, target = _cls([good, garbage, good], [0, -1, 0])
+    loss = classification_loss(logits, target, LossConfig())[0]
+    assert float(loss) == pytest.approx(0.4 * FOCAL + 0.6 * LOGISTIC, abs=1e-9)
+    # Second snippet with target 1 instead: z=[ln2,0,0], y=1: p_y = 1/4, FL = -(3/4)^2 ln(1/4);
+    # r_y = .5, hardest negative is k=0 (r=2/3): LR = -ln .5 - 10 ln(1/3)
+    logits, target = _cls([good, good], [0, 1])
+    second = 0.4 * (-(0.75**2) * math.log(0.25)) + 0.6 * (-math.log(0.5) - 10 * math.log(1 / 3))
+    mean = (0.4 * FOCAL + 0.6 * LOGISTIC + second) / 2
+    assert float(classification_loss(logits, target, LossConfig())[0]) == pytest.approx(mean, abs=1e-9)
+
+
+def test_all_ignored_gives_connected_zero():
+    logits = torch.randn(1, 4, 3, requires_grad=True)
+    loss, _ = classification_loss(logits, torch.full((1, 3), -1), LossConfig())
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    assert float(logits.grad.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("scale", [30.0, 1e4])
+def test_extreme_logits_stay_finite(scale):
+    torch.manual_seed(0)
+    cls_logits = (torch.randn(2, 6, 8) * scale).requires_grad_()
+    cls_target = torch.randint(0, 6, (2, 8))
+    mask_logits = (torch.randn(2, 8, 8) * scale).requires_grad_()
+    mask_target = (torch.rand(2, 8, 8) > 0.5).float()
+    valid = torch.ones(2, 8, dtype=torch.bool)
+    valid[1, 5:] = False
+    total, logs = gsmt_loss({"cls_logits": cls_logits, "mask_logits": mask_logits},
+                            {"cls_target": cls_target, "mask_target": mask_target, "valid": valid},
+                            LossConfig())
+    total.backward()
+    assert math.isfinite(float(total.detach())) and all(math.isfinite(v) for v in logs.values())
+    assert torch.isfinite(cls_logits.grad).all() and torch.isfinite(mask_logits.grad).all()
+    assert float(cls_logits.grad.abs().sum()) > 0
+    if scale < 100:  # at 1e4 the float32 sigmoid saturates and its gradient is exactly 0
+        assert float(mask_logits.grad.abs().sum()) > 0
+
+
+# ---------------------------------------------------------------- total
+
+
+def test_gsmt_loss_combines_terms():
+    # Snippet 0: class 0 with the hand case of the mask; snippet 1: background (K=2); rest ignored.
+    T = 6
+    cls_logits = torch.zeros(1, 3, T, dtype=torch.float64)
+    cls_logits[0, :, 0] = t([math.log(2), 0, 0])
+    cls_logits[0, :, 1] = t([0, 0, math.log(2)])  # background target 2: same numbers as the y=0 case
+    cls_target = torch.tensor([[0, 2, -1, -1, -1, -1]])
+    mask_logits, mask_target, _, valid = _column_case([-LN3, LN3, LN3, LN3, -LN3, -LN3], G)
+    outputs = {"cls_logits": cls_logits, "mask_logits": mask_logits}
+    batch = {"cls_target": cls_target, "mask_target": mask_target, "valid": valid}
+    cfg = LossConfig(erosion_kernel=3, mask_weight=2.0)
+    total, logs = gsmt_loss(outputs, batch, cfg)
+    cls = 0.4 * FOCAL + 0.6 * LOGISTIC
+    mask = 0.5 + 0.4 * 7 / 13
+    assert logs["cls"] == pytest.approx(cls, abs=1e-9)
+    assert logs["mask"] == pytest.approx(mask, abs=1e-7)
+    assert logs["total"] == pytest.approx(cls + 2.0 * mask, abs=1e-7)
+    assert {"focal", "logistic", "boundary", "dice", "fallback_fraction"} <= set(logs)
+    assert all(isinstance(v, float) for v in logs.values())
+    # Padding overrides a stored target: marking snippet 0 padded leaves only the background one.
+    batch["valid"] = valid.clone()
+    batch["valid"][0, 0] = False
+    total, logs = gsmt_loss(outputs, batch, cfg)
+    assert logs["cls"] == pytest.approx(cls, abs=1e-9) and logs["mask"] == 0.0
+    # Without the mask branch only the classification loss remains.
+    total, logs = gsmt_loss({"cls_logits": cls_logits}, batch, cfg)
+    assert "mask" not in logs and logs["total"] == pytest.approx(cls, abs=1e-9)
+
+
+def test_bad_erosion_kernel_is_a_user_error():
+    with pytest.raises(GsmtError):
+        LossConfig(erosion_kernel=4)

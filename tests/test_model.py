@@ -1,0 +1,151 @@
+"""The GSMT network: shapes, padding invariance, options, size (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsmt.errors import GsmtError
+from gsmt.losses import LossConfig, gsmt_loss
+from gsmt.model import GSMT, count_parameters
+
+D, K, T, C = 24, 5, 16, 32
+
+
+def small(**kw) -> GSMT:
+    torch.manual_seed(0)
+    return GSMT(D, K, T, hidden_dim=C, **kw).eval()
+
+
+def inputs(B: int = 2, n_valid: int = 11):
+    torch.manual_seed(1)
+    features = torch.rand(B, D, T)
+    valid = torch.ones(B, T, dtype=torch.bool)
+    valid[1, n_valid:] = False
+    return features, valid
+
+
+def test_output_shapes_and_no_mask_branch():
+    features, valid = inputs()
+    out = small()(features, valid)
+    assert out["cls_logits"].shape == (2, K + 1, T)
+    assert out["mask_logits"].shape == (2, T, T)
+    assert torch.isfinite(out["cls_logits"]).all() and torch.isfinite(out["mask_logits"]).all()
+    out = small(mask_branch=False)(features, valid)
+    assert set(out) == {"cls_logits"}
+
+
+OPTIONS = [
+    dict(pos_encoding="none"),
+    dict(pos_encoding="learned"),
+    dict(pos_encoding="fixed"),
+    dict(embedding="cnn"),
+    dict(embedding="cnn", pos_encoding="fixed"),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o.values()))
+def test_padding_invariance(options):
+    model = small(**options)
+    features, valid = inputs()
+    out = model(features, valid)
+    changed = features.clone()
+    changed[1, :, 11:] = torch.randn(D, T - 11) * 100
+    changed[1, 0, 12] = float("nan")  # even NaN in padding must not leak
+    out2 = model(changed, valid)
+    # Every output computed from a valid snippet t is unchanged: class column t and mask column t.
+    assert torch.equal(out["cls_logits"][0], out2["cls_logits"][0])
+    assert torch.allclose(out["cls_logits"][1, :, :11], out2["cls_logits"][1, :, :11], atol=1e-6)
+    assert torch.allclose(out["mask_logits"][1, :, :11], out2["mask_logits"][1, :, :11], atol=1e-6)
+
+
+def test_valid_outputs_see_changes_at_valid_positions():
+    # Guards the invariance test against a model that ignores its input; the transformer is
+    # global, so snippet 0 sees a change at snippet 10 (outside any conv receptive field).
+    model = small()
+    features, valid = inputs()
+    out = model(features, valid)
+    changed = features.clone()
+    changed[1, :, 10] += 1.0
+    out2 = model(changed, valid)
+    assert not torch.allclose(out["cls_logits"][1, :, 0], out2["cls_logits"][1, :, 0])
+    assert not torch.allclose(out["mask_logits"][1, :, 0], out2["mask_logits"][1, :, 0])
+
+
+def test_mask_column_is_predicted_from_its_own_snippet():
+    # The last mask conv has k=1, so column t depends on snippets near t only. With the CNN
+    # embedding the receptive field radius is 1+1+3+3+5+5 (embedding) + 1+1 (mask convs) = 20:
+    # a change at snippet 40 of 64 leaves column 0 untouched (a rows/columns swap would not).
+    torch.manual_seed(0)
+    model = GSMT(D, K, 64, hidden_dim=C, embedding="cnn").eval()
+    features, valid = torch.rand(1, D, 64), torch.ones(1, 64, dtype=torch.bool)
+    changed = features.clone()
+    changed[0, :, 40] += 1.0
+    a, b = model(features, valid)["mask_logits"], model(changed, valid)["mask_logits"]
+    assert torch.equal(a[0, :, :20], b[0, :, :20])
+    assert not torch.allclose(a[0, :, 21], b[0, :, 21])
+    assert not torch.allclose(a[0, :, 40], b[0, :, 40])
+
+
+@pytest.mark.parametrize("n_heads", [1, 2, 3, 4, 5])
+def test_head_counts(n_heads):
+    features, valid = inputs()
+    model = small(n_heads=n_heads)
+    assert model.embed.layers[0].attn.head_dim == C // n_heads
+    out = model(features, valid)
+    assert out["cls_logits"].shape == (2, K + 1, T)
+    # An explicit head_dim: q/k/v in n_heads * 12 dims, projected back to C.
+    model = small(n_heads=n_heads, head_dim=12)
+    assert model.embed.layers[0].attn.qkv.out_features == 3 * n_heads * 12
+    assert model.embed.layers[0].attn.out.out_features == C
+    assert model(features, valid)["mask_logits"].shape == (2, T, T)
+
+
+def test_fully_padded_sample_stays_finite():
+    features, valid = inputs()
+    valid[1] = False
+    out = small()(features, valid)
+    assert torch.isfinite(out["cls_logits"]).all() and torch.isfinite(out["mask_logits"]).all()
+
+
+def test_parameter_count_paper_size():
+    model = GSMT(2048, 200, 100)
+    n = count_parameters(model)
+    assert 2_000_000 <= n <= 6_000_000
+    # proj 2048*256+256; per layer: 2 LN (4*256) + qkv 256*768+768 + out 256*256+256
+    # + MLP 256*1024+1024 + 1024*256+256; final LN 512; cls conv 256*201*3+201;
+    # mask 2*(256*256*3+256) + 256*100+100
+    layer = 4 * 256 + 256 * 768 + 768 + 256 * 256 + 256 + 256 * 1024 + 1024 + 1024 * 256 + 256
+    expected = (2048 * 256 + 256) + 2 * layer + 512 + (256 * 201 * 3 + 201) \
+        + 2 * (256 * 256 * 3 + 256) + (256 * 100 + 100)
+    assert n == expected
+    assert count_parameters(GSMT(2048, 200, 100, pos_encoding="learned")) == expected + 256 * 100
+    assert count_parameters(GSMT(2048, 200, 100, pos_encoding="fixed")) == expected
+
+
+def test_long_sequence_and_backward():
+    torch.manual_seed(0)
+    model = GSMT(8, 3, 256, hidden_dim=16, n_heads=2)
+    features = torch.rand(2, 8, 256)
+    valid = torch.ones(2, 256, dtype=torch.bool)
+    valid[1, 200:] = False
+    out = model(features, valid)
+    assert out["mask_logits"].shape == (2, 256, 256)
+    cls_target = torch.randint(0, 4, (2, 256))
+    mask_target = (torch.rand(2, 256, 256) > 0.5).float()
+    total, _ = gsmt_loss(out, {"cls_target": cls_target, "mask_target": mask_target, "valid": valid},
+                         LossConfig())
+    total.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_bad_configuration_and_input():
+    with pytest.raises(GsmtError, match="pos_encoding"):
+        GSMT(D, K, T, pos_encoding="rotary")
+    with pytest.raises(GsmtError, match="embedding"):
+        GSMT(D, K, T, embedding="lstm")
+    with pytest.raises(GsmtError, match="feature dimension 7"):
+        small()(torch.rand(1, 7, T), torch.ones(1, T, dtype=torch.bool))
+    with pytest.raises(GsmtError, match="T=16"):
+        small()(torch.rand(1, D, 8), torch.ones(1, 8, dtype=torch.bool))
