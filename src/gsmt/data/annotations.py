@@ -187,7 +187,8 @@ def load_annotations(
         elif path.suffix.lower() == ".csv":
             fmt = "csv"
         elif path.suffix.lower() != ".json":
-            raise GsmtError(path, "unknown annotation format: expected a .json, a .csv or a folder of THUMOS14 txt files")
+            raise GsmtError(path, "unknown annotation format: expected a .json, a .csv "
+                                  "or a folder of THUMOS14 txt files")
 
     if fmt == "thumos":
         raw = _read_thumos(path, video_info, subset_map)
@@ -502,7 +503,8 @@ def _read_csv(path: Path, video_info) -> _Raw:
     for v, d in enumerate(raw.durations):
         if math.isnan(d):
             if not (max_end.get(v, 0) > 0):
-                raise GsmtError(path, f"video '{raw.ids[v]}' has no duration (add a 'duration' column or pass video_info)")
+                raise GsmtError(path, f"video '{raw.ids[v]}' has no duration "
+                                      "(add a 'duration' column or pass video_info)")
             raw.durations[v] = max_end[v]
             raw.faults.add("videos without a duration (max segment end used)")
     return raw
