@@ -56,7 +56,9 @@ class GSMT(nn.Module):
         if valid is None:
             valid = torch.ones(B, T, dtype=torch.bool, device=features.device)
         valid = valid.to(torch.bool)
-        x = zero_padded(self.pos(self.proj(zero_padded(features, valid))), valid)
+        # The k=1 projection keeps padded snippets (even NaN ones) in their own positions, so
+        # zeroing its output suffices and avoids a pass over the wide input.
+        x = zero_padded(self.pos(self.proj(features)), valid)
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
         if self.mask_head is not None:
