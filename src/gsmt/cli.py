@@ -1,9 +1,10 @@
-"""The `gsmt` command: one sub-command per job; library functions do the work."""
+"""gsmt: temporal action localization with Global Segmentation Mask Transformers."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gsmt import __version__
 from gsmt.errors import GsmtError
@@ -13,17 +14,139 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gsmt", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gsmt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth,):
+    for add in (_add_demo, _add_synth, _add_train, _add_predict, _add_eval, _add_visualize):
         add(sub)
     return parser
 
 
+# ---------------------------------------------------------------- synth
 def _add_synth(sub) -> None:
     from gsmt.data import synth
 
     p = sub.add_parser("synth", help="write a synthetic dataset (annotations + features)")
     synth.add_arguments(p)
     p.set_defaults(func=synth.run_cli)
+
+
+# ---------------------------------------------------------------- train
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train GSMT on a data folder")
+    p.add_argument("config", help="preset (demo, anet, thumos) or a YAML file")
+    p.add_argument("--data", required=True, help="data folder: annotations.json + features/ (what `gsmt synth` writes)")
+    p.add_argument("--out", required=True, help="run directory (config, log, checkpoints)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from gsmt.config import load_config
+    from gsmt.engine.trainer import train
+
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite,
+                   progress=not args.quiet)
+    best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
+    print(f"trained {result.epochs} epochs{best}; run directory: {result.run_dir}")
+    return 0
+
+
+# ---------------------------------------------------------------- predict
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="detect actions; writes ActivityNet submission JSON")
+    p.add_argument("--checkpoint", required=True, help="run directory (best, else last) or checkpoint file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="data folder with annotations.json and features/")
+    src.add_argument("--features", help="folder of feature files (one per video), no annotations needed")
+    p.add_argument("--subset", help="subset to predict (default: the evaluation subset)")
+    p.add_argument("--fps", type=float, help="--features: frames per second of the videos")
+    p.add_argument("--feature-stride", type=int, help="--features: frames between snippets")
+    p.add_argument("--feature-window", type=int, help="--features: frames per snippet")
+    p.add_argument("--durations", help="--features: CSV video,duration (seconds)")
+    p.add_argument("--out", required=True, help="predictions JSON to write")
+    p.add_argument("--batch-size", type=int, help="samples per forward pass")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--fuse", help="JSON {video_id: {label: probability}} of a video-level classifier")
+    p.add_argument("--fuse-mode", default="multiply", choices=["multiply", "topk"])
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="decode.KEY=VALUE",
+                   help="override a decoding setting, e.g. --set decode.max_keep=50")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from gsmt.jobs import run_predict
+
+    summary = run_predict(args)
+    print(summary)
+    return 0
+
+
+# ---------------------------------------------------------------- eval
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="mAP at tIoU thresholds (identical to the official ActivityNet code)")
+    p.add_argument("--gt", required=True, help="ground truth (ActivityNet JSON or another annotation format)")
+    p.add_argument("--pred", required=True, help="predictions (ActivityNet submission JSON)")
+    p.add_argument("--subset", help="GT subset (default: the subset of the predicted videos)")
+    p.add_argument("--tiou", default=None, help="anet | thumos | epic | a comma list (default: from the data)")
+    p.add_argument("--blocked", help="JSON list of video ids to leave out")
+    p.add_argument("--json", help="write the metrics as JSON here")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args) -> int:
+    from gsmt.jobs import run_eval
+
+    metrics = run_eval(args.gt, args.pred, subset=args.subset, tiou=args.tiou, blocked=args.blocked,
+                       json_out=args.json)
+    print(metrics.format_table())
+    return 0
+
+
+# ---------------------------------------------------------------- visualize
+def _add_visualize(sub) -> None:
+    p = sub.add_parser("visualize", help="pictures: timeline, global mask heatmap, training curves")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--gt", help="ground truth file (timeline; mask heatmap's target)")
+    p.add_argument("--pred", help="predictions JSON (timeline)")
+    p.add_argument("--video", help="video id")
+    p.add_argument("--checkpoint", help="run directory or checkpoint (mask heatmap)")
+    p.add_argument("--features", help="feature file of one video (mask heatmap)")
+    p.add_argument("--log", help="run directory or its log.jsonl (training curves)")
+    p.add_argument("--top", type=int, default=10, help="predictions shown on the timeline")
+    p.set_defaults(func=_run_visualize)
+
+
+def _run_visualize(args) -> int:
+    from gsmt.jobs import visualize
+
+    path = visualize(args)
+    print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="synthetic data -> train -> predict -> evaluate -> table and pictures")
+    p.add_argument("--preset", default="thumos-like", choices=["thumos-like", "anet-like"])
+    p.add_argument("--out", default="demo_out", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--videos", type=int, help="synthetic videos (default: the demo's size)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training config value")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from gsmt.demo import run_demo
+
+    run_demo(preset=args.preset, out=Path(args.out), overwrite=args.overwrite, videos=args.videos,
+             seed=args.seed, overrides=args.overrides, progress=not args.quiet)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,9 +66,11 @@ def boundary_band(x: torch.Tensor, k: int, valid: torch.Tensor | None = None) ->
     return band
 
 
-def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor,
-                        cfg: LossConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor, cfg: LossConfig,
+                        normalizer: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 5 per snippet, averaged over snippets with target >= 0 (target -1 = ignored).
+
+    `normalizer` replaces the local snippet count in the average (DDP: the global count per rank).
 
     With both terms on: lambda1 * focal + (1 - lambda1) * logistic; with one on, that term alone."""
     num_out = cls_logits.shape[1]
@@ -94,13 +96,14 @@ def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor,
         per_snippet = cfg.lambda1 * focal + (1.0 - cfg.lambda1) * logistic
     else:
         per_snippet = focal if cfg.focal else logistic
-    loss = per_snippet.mean()
+    loss = per_snippet.mean() if normalizer is None else per_snippet.sum() / normalizer
     parts = {"focal": focal.mean().detach(), "logistic": logistic.mean().detach(), "cls": loss.detach()}
     return loss, parts
 
 
 def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor, valid: torch.Tensor,
-              cfg: LossConfig, bg: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              cfg: LossConfig, bg: torch.Tensor | None = None,
+              normalizer: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 6 averaged over foreground columns: boundary term (soft band IoU, or the L2 fallback when
     the hard bands do not overlap) + lambda2 * dice. Column t of [B, T(i), T(t)] is one mask.
 
@@ -137,7 +140,7 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
             dice = 1.0 - (m * g).sum(1) / ((m * m + g * g).sum(1) + cfg.eps)
             per_column = per_column + cfg.lambda2 * dice
             parts["dice"] = dice.mean().detach()
-        loss = loss + per_column.mean()
+        loss = loss + (per_column.mean() if normalizer is None else per_column.sum() / normalizer)
     if cfg.background_mask and bg is not None:
         take_bg = bg.to(torch.bool) & valid
         if bool(take_bg.any()):
@@ -151,21 +154,25 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
     return loss, parts
 
 
-def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
-              cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total L = L_c + mask_weight * L_m; logs hold every term as a float, plus `total`."""
+def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig,
+              normalizers: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total L = L_c + mask_weight * L_m; logs hold every term as a float, plus `total`.
+
+    `normalizers` {"cls": n, "mask": n} replace the local counts of snippets and foreground columns
+    (DDP: global count / world size, so averaged rank gradients equal the one-process gradient)."""
+    normalizers = normalizers or {}
     cls_logits = outputs["cls_logits"]
     K = cls_logits.shape[1] - 1
     cls_target = batch["cls_target"].to(cls_logits.device)
     valid = batch["valid"].to(device=cls_logits.device, dtype=torch.bool)
     # Padded snippets are ignored whatever their stored target.
     cls_target = torch.where(valid, cls_target, torch.full_like(cls_target, -1))
-    total, parts = classification_loss(cls_logits, cls_target, cfg)
+    total, parts = classification_loss(cls_logits, cls_target, cfg, normalizers.get("cls"))
     if "mask_logits" in outputs:
         fg = (cls_target >= 0) & (cls_target < K)
         bg = cls_target == K
         lm, mask_parts = mask_loss(outputs["mask_logits"], batch["mask_target"].to(cls_logits.device),
-                                   fg, valid, cfg, bg=bg)
+                                   fg, valid, cfg, bg=bg, normalizer=normalizers.get("mask"))
         total = total + cfg.mask_weight * lm
         parts.update(mask_parts)
     logs = {name: float(value) for name, value in parts.items()}

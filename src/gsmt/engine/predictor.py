@@ -1,0 +1,80 @@
+"""Batched inference: model -> per-sample decoding -> per-video Soft-NMS -> submission JSON."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from gsmt.config import DecodeConfig
+from gsmt.data.dataset import TALDataset, collate
+from gsmt.model import GSMT
+from gsmt.postprocess import Detections, actionness_decode, decode, soft_nms
+
+
+@torch.no_grad()
+def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, *,
+                    device: torch.device | str = "cpu", batch_size: int | None = None,
+                    progress: bool = False) -> dict[str, Detections]:
+    """Detections in video seconds for every video of `dataset` (windows merged, Soft-NMS applied)."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size or decode_cfg.batch_size, shuffle=False,
+                        collate_fn=collate)
+    per_video: dict[str, list[Detections]] = defaultdict(list)
+    durations: dict[str, float] = {}
+    for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
+        outputs = model(batch["features"].to(device), batch["valid"].to(device))
+        probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
+        masks = (torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy()
+                 if "mask_logits" in outputs else None)
+        for i, video_id in enumerate(batch["video_id"]):
+            durations[video_id] = float(batch["duration"][i])
+            per_video[video_id].append(decode_sample(probs[i], None if masks is None else masks[i],
+                                                     batch, i, decode_cfg))
+    return {vid: suppress(Detections.concatenate(parts), decode_cfg) for vid, parts in per_video.items()}
+
+
+def decode_sample(probs: np.ndarray, masks: np.ndarray | None, batch: dict, i: int,
+                  cfg: DecodeConfig) -> Detections:
+    """Decode one sample (a video, or one window of it) into candidates in video seconds."""
+    common = dict(
+        valid=batch["valid"][i].numpy(),
+        t_start=batch["t_start"][i].numpy(),
+        t_end=batch["t_end"][i].numpy(),
+        duration=float(batch["duration"][i]),
+        mode=cfg.mode,
+        topk_classes=cfg.topk_classes,
+        thresholds=np.asarray(cfg.thresholds, dtype=np.float64),
+        m2=cfg.m2,
+        theta_c=cfg.theta_c,
+    )
+    if masks is None:  # the paper's Table 7 ablation: no mask branch
+        return actionness_decode(probs, **common)
+    return decode(probs, masks, m1=cfg.m1, **common)
+
+
+def suppress(dets: Detections, cfg: DecodeConfig) -> Detections:
+    return soft_nms(dets.segments, dets.scores, dets.labels, sigma=cfg.nms_sigma, method=cfg.nms_method,
+                    iou_threshold=cfg.nms_iou_threshold, per_class=cfg.nms_per_class,
+                    max_keep=cfg.max_keep)
+
+
+def to_results(detections: dict[str, Detections], classes: list[str]) -> dict[str, list[dict]]:
+    """ActivityNet `results` entries: {video_id: [{label, score, segment}]}, best first."""
+    results = {}
+    for video_id, dets in detections.items():
+        order = np.argsort(-dets.scores, kind="stable")
+        results[video_id] = [
+            {"label": classes[int(dets.labels[j])], "score": round(float(dets.scores[j]), 6),
+             "segment": [round(float(dets.segments[j, 0]), 3), round(float(dets.segments[j, 1]), 3)]}
+            for j in order
+        ]
+    return results
+
+
+def submission(results: dict[str, list[dict]], external_data: dict | None = None) -> dict:
+    return {"version": "VERSION 1.3", "external_data": external_data or {"used": False},
+            "results": results}
