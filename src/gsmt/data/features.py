@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsmt.data.annotations import check_video_id
 from gsmt.errors import GsmtError
 
 FILE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
@@ -25,22 +26,6 @@ H5_SUFFIXES = (".h5", ".hdf5")
 LAYOUTS = ("auto", "TD", "DT")
 _ARRAY_KEYS = ("feats", "features")
 _FLOATS = (np.float16, np.float32, np.float64)
-
-
-def check_id(video_id: str, source: str | Path) -> str:
-    """Refuse a video id that could escape the folder it is joined to (absolute, `..`, separators, NUL)."""
-    vid = str(video_id)
-    bad = (
-        not vid
-        or vid in (".", "..")
-        or ".." in vid
-        or any(ch in vid for ch in ("/", "\\", "\x00"))
-        or os.path.isabs(vid)
-        or (len(vid) > 1 and vid[1] == ":" and vid[0].isalpha())  # a Windows drive
-    )
-    if bad:
-        raise GsmtError(source, f"unsafe video id {vid!r} (absolute, '..', path separators or NUL)")
-    return vid
 
 
 def _resolve_layout(shape: tuple[int, int], where: str | Path, layout: str, feature_dim: int | None,
@@ -209,7 +194,7 @@ class FeatureStore:
 
     def path(self, video_id: str) -> Path | None:
         """The feature file of `video_id` in the folder, or None when there is none."""
-        vid = check_id(video_id, self.root)
+        vid = check_video_id(video_id, self.root)
         names = self._file_names()
         for suffix in (self.suffix,) if self.suffix else FILE_SUFFIXES:
             if vid + suffix in names:
@@ -220,12 +205,12 @@ class FeatureStore:
         """The ids (in the given order) that have no features in the store."""
         if self.is_h5:
             f = self._h5_file()
-            return [vid for vid in ids if check_id(vid, self.root) not in f]
+            return [vid for vid in ids if check_video_id(vid, self.root) not in f]
         return [vid for vid in ids if self.path(vid) is None]
 
     def load(self, video_id: str, *, expected_length: int | None = None) -> np.ndarray:
         """float32 `[T, D]` features of one video; a missing video is a GsmtError."""
-        vid = check_id(video_id, self.root)
+        vid = check_video_id(video_id, self.root)
         if self.is_h5:
             f = self._h5_file()
             where = f"{self.root}[{vid}]"

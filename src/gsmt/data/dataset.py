@@ -1,0 +1,195 @@
+"""The torch dataset: one sample per video (resize mode) or per T-length window (window mode).
+
+Window mode needs each video's snippet count T_orig to index its windows, and reading every
+feature file at construction would be slow on large datasets. The index therefore uses the count
+the grid predicts from the duration, `floor((duration * fps - window) / stride) + 1` (at least 1),
+while items trust the loaded file: windows past its real end are zero-padded (`valid` False) and
+snippets beyond the predicted count are not indexed. Resize mode reads nothing at construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gsmt.data.annotations import Video
+from gsmt.data.features import FeatureStore
+from gsmt.data.targets import make_targets
+from gsmt.data.windows import Grid, cut_window, resize_features, resize_spans, window_starts
+from gsmt.errors import Faults, GsmtError
+
+MODES = ("resize", "window")
+
+
+def _video_grid(video: Video, grid: Grid | None) -> Grid:
+    if grid is not None:
+        return grid
+    if not (video.fps and video.feature_stride and video.feature_window is not None):
+        raise GsmtError(video.id, "window mode needs fps, feature_stride and feature_window (in the annotations or the config's grid)")
+    return Grid(float(video.fps), float(video.feature_stride), float(video.feature_window))
+
+
+def _clipped_instances(video: Video) -> tuple[np.ndarray, np.ndarray]:
+    """Instances clipped to [0, duration] with positive length: (start, end)."""
+    segs = np.asarray(video.segments, dtype=np.float64).reshape(-1, 2)
+    s, e = np.maximum(segs[:, 0], 0.0), np.minimum(segs[:, 1], video.duration)
+    keep = (segs[:, 1] > segs[:, 0]) & (e > s)
+    return s[keep], e[keep]
+
+
+def _windows_with_instances(video: Video, grid: Grid, n: int, starts: np.ndarray, T: int) -> np.ndarray:
+    """For each window start, whether some instance owns one of its snippets (centre inside, or nearest to a short one)."""
+    s, e = _clipped_instances(video)
+    centers = grid.centers(n)
+    first = np.searchsorted(centers, s, side="left")
+    stop = np.searchsorted(centers, e, side="right")
+    has_centre = stop > first
+    diff = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(diff, first[has_centre], 1)
+    np.add.at(diff, stop[has_centre], -1)
+    owned = np.cumsum(diff[:n]) > 0
+    nearest = np.rint(grid.seconds_to_index((s[~has_centre] + e[~has_centre]) / 2.0))
+    owned[np.clip(nearest, 0, n - 1).astype(np.int64)] = True
+    prefix = np.concatenate([[0], np.cumsum(owned)])
+    return prefix[np.minimum(starts + T, n)] - prefix[starts] > 0
+
+
+class TALDataset(Dataset):
+    """Samples of T snippets with their video-time spans and (optionally) class and mask targets.
+
+    Items: `video_id` str, `features` float32[D, T], `valid` bool[T], `cls_target` int64[T],
+    `mask_target` float32[T, T], `t_start`/`t_end` float64[T] seconds, `duration` float
+    (tensors are torch). Training in window mode keeps the windows holding an instance plus a
+    seeded share `background_window_ratio` of the background-only ones.
+    """
+
+    def __init__(self, videos: Sequence[Video], features: FeatureStore, num_classes: int, *,
+                 mode: str = "resize", T: int, window_stride: int | None = None, grid: Grid | None = None,
+                 train: bool = False, background_window_ratio: float = 0.0, seed: int = 0,
+                 with_targets: bool = True):
+        if mode not in MODES:
+            raise GsmtError("dataset", f"unknown temporal mode {mode!r} (use resize or window)")
+        if T <= 0:
+            raise GsmtError("dataset", f"T must be > 0, got {T}")
+        if not 0.0 <= background_window_ratio <= 1.0:
+            raise GsmtError("dataset", f"background_window_ratio must be in [0, 1], got {background_window_ratio}")
+        self.features = features
+        self.num_classes = int(num_classes)
+        self.mode = mode
+        self.T = int(T)
+        self.window_stride = int(window_stride) if window_stride else max(1, self.T // 2)
+        self.train = train
+        self.with_targets = with_targets
+        self.faults = Faults()
+        self.videos: list[Video] = []
+        self.grids: list[Grid | None] = []
+        self._empty: set[str] = set()
+        self._cache: tuple[str, np.ndarray] | None = None
+
+        sample_video: list[np.ndarray] = []
+        sample_start: list[np.ndarray] = []
+        sample_has: list[np.ndarray] = []
+        for video in videos:
+            if not video.duration or video.duration <= 0:
+                self.faults.add("videos with zero duration skipped")
+                continue
+            labels = np.asarray(video.labels).reshape(-1)
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise GsmtError(video.id, f"label ids must lie in 0..{self.num_classes - 1}, got {labels.min()}..{labels.max()}")
+            segs = np.asarray(video.segments, dtype=np.float64).reshape(-1, 2)
+            degenerate = (segs[:, 1] <= segs[:, 0]) & (segs[:, 0] <= video.duration) & (segs[:, 1] >= 0)
+            self.faults.add("zero-length segments skipped", int(np.count_nonzero(degenerate)))
+            k = len(self.videos)
+            if mode == "resize":
+                self.videos.append(video)
+                self.grids.append(grid)
+                starts, has = np.zeros(1, dtype=np.int64), np.ones(1, dtype=bool)
+            else:
+                g = _video_grid(video, grid)
+                n = g.num_snippets(video.duration)
+                self.videos.append(video)
+                self.grids.append(g)
+                starts = window_starts(n, self.T, self.window_stride)
+                has = _windows_with_instances(video, g, n, starts, self.T)
+            sample_video.append(np.full(len(starts), k, dtype=np.int64))
+            sample_start.append(starts)
+            sample_has.append(has)
+
+        vid_idx = np.concatenate(sample_video) if sample_video else np.zeros(0, dtype=np.int64)
+        start = np.concatenate(sample_start) if sample_start else np.zeros(0, dtype=np.int64)
+        keep = np.ones(len(vid_idx), dtype=bool)
+        if mode == "window" and train:
+            has = np.concatenate(sample_has)
+            background = np.flatnonzero(~has)
+            n_bg = int(round(background_window_ratio * len(background)))
+            keep = has.copy()
+            keep[np.random.default_rng(seed).choice(background, size=n_bg, replace=False)] = True
+        self.index: list[tuple[int, int]] = list(zip(vid_idx[keep].tolist(), start[keep].tolist()))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _load(self, video_id: str) -> np.ndarray:
+        # Consecutive windows of a video share one read.
+        if self._cache is None or self._cache[0] != video_id:
+            self._cache = (video_id, self.features.load(video_id))
+        return self._cache[1]
+
+    def _sample(self, video: Video, k: int, start: int, feats: np.ndarray):
+        """(features[T, D], valid[T], t_start[T], t_end[T], span) of one sample."""
+        T, n_real = self.T, feats.shape[0]
+        if self.mode == "resize":
+            t_start, t_end = resize_spans(video.duration, T)
+            if n_real == 0:
+                return np.zeros((T, feats.shape[1]), np.float32), np.zeros(T, bool), t_start, t_end, (0.0, video.duration)
+            return resize_features(feats, T), np.ones(T, bool), t_start, t_end, (0.0, video.duration)
+        grid = self.grids[k]
+        x, valid = cut_window(feats, start, T)
+        t_start, t_end = grid.spans(T, start)
+        # The first and last windows reach the video's edges, so instances before the first
+        # snippet's span or after the last one's are not clipped away.
+        lo = 0.0 if start == 0 else max(0.0, float(t_start[0]))
+        hi = video.duration if start + T >= n_real else min(video.duration, float(t_end[-1]))
+        return x, valid, t_start, t_end, (lo, hi)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        k, start = self.index[i]
+        video = self.videos[k]
+        feats = self._load(video.id)
+        if feats.shape[0] == 0 and video.id not in self._empty:
+            # Found only on reading; the item stays in the index but is all padding.
+            self._empty.add(video.id)
+            self.faults.add("videos shorter than one snippet skipped")
+        x, valid, t_start, t_end, span = self._sample(video, k, start, feats)
+        item: dict[str, Any] = {
+            "video_id": video.id,
+            "features": torch.from_numpy(np.ascontiguousarray(x.T, dtype=np.float32)),
+            "valid": torch.from_numpy(valid),
+            "t_start": torch.from_numpy(np.asarray(t_start, dtype=np.float64)),
+            "t_end": torch.from_numpy(np.asarray(t_end, dtype=np.float64)),
+            "duration": float(video.duration),
+        }
+        if self.with_targets:
+            targets = make_targets(video.segments, video.labels, t_start, t_end, valid, self.num_classes,
+                                   span=span, ambiguous=video.ambiguous)
+            item["cls_target"] = torch.from_numpy(targets.cls)
+            item["mask_target"] = torch.from_numpy(targets.mask)
+        return item
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors along a new batch axis; `duration` becomes float64[B]; strings stay lists."""
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif isinstance(values[0], (int, float)):
+            batch[key] = torch.tensor(values, dtype=torch.float64)
+        else:
+            batch[key] = values
+    return batch
+
