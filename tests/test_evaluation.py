@@ -18,7 +18,9 @@ from gsmt.evaluation import (
     flatten_predictions,
     load_predictions,
     parse_tiou,
+    recall_at_k,
 )
+from gsmt.evaluation.detection import ground_truth_arrays
 
 from official_reference import (
     reference_average_recall,
@@ -252,10 +254,24 @@ def test_recall_at_kx_by_hand():
     # class A, x = 2: the top 2 recall GT 0 only (1/2); the top 10 both.  B, x = 1: top 1 misses.
     assert r["recall@1x"] == [pytest.approx((0.5 + 0.0) / 2)]
     assert r["recall@5x"] == [1.0]
-    # AR@AN: 5 proposals on 1 video with budget 100 -> every proposal counts at AN >= 1... by the
-    # official ratio (100 * 1 / 5 = 20), all 5 proposals are kept and AN=1 uses int(5 * 0.01 * 20) = 1
+    # AR@AN (class-agnostic): 1 video, 5 proposals, ratio 100 * 1 / 5 = 20 keeps all 5; the first
+    # grid point keeps int(5 * 0.01 * 20) = 1 proposal (recalls 1 GT of 3), the last keeps all 5
     assert r["AR@1"] == pytest.approx(1 / 3)
     assert r["AR@100"] == 1.0
+
+
+def test_recall_at_kx_class_agnostic_by_hand():
+    ann = annotations({"a": gt(("A", (0, 10)), ("A", (20, 30)), ("B", (40, 50)))})
+    g = ground_truth_arrays(ann.videos, ann.classes)
+    seg = np.array([[0, 10], [60, 70], [20, 30], [90, 99], [40, 50]], dtype=float)
+    label = np.array([0, 0, 0, 1, 1])
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    video = np.zeros(5, dtype=np.int64)
+    # any class competes, x = 3 GT in the video: the top 3 recall GT 0 and 1; the top 15 all
+    r = recall_at_k(g, video, seg, label, score, np.array([0.5]), (1, 5), class_agnostic=True)
+    assert r.tolist() == [[pytest.approx(2 / 3), 1.0]]
+    r = recall_at_k(g, video, seg, label, score, np.array([0.5]), (1, 5))
+    assert r.tolist() == [[0.25, 1.0]]
 
 
 # ------------------------------------------------------------------ real fixture
@@ -306,6 +322,8 @@ def test_equals_official_reference_on_random_inputs(seed):
     tiou = np.linspace(0.1, 0.9, 9)
     ann = annotations(database)
     if not any(len(v.labels) for v in ann.subset("validation") if v.id not in blocked):
+        with pytest.raises(GsmtError, match="no ground-truth segment"):
+            evaluate_detection(ann, results, subset="validation", tiou=tiou, blocked=blocked)
         return
     m = evaluate_detection(ann, results, subset="validation", tiou=tiou, blocked=blocked)
     ref, index = reference_detection(database, results, "validation", tiou, blocked=blocked)

@@ -22,6 +22,8 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -119,10 +121,11 @@ def flatten_predictions(predictions: Mapping[str, list[dict]], classes: Sequence
     flat = [p for x in lists for p in x]
     n = len(flat)
     index = {name: i for i, name in enumerate(classes)}
-    names = [p["label"] for p in flat]
-    label = np.fromiter((index.get(s, -1) for s in names), dtype=np.int64, count=n)
-    score = np.fromiter((p["score"] for p in flat), dtype=np.float64, count=n)
-    segments = np.array([p["segment"] for p in flat], dtype=np.float64).reshape(n, 2)
+    names = list(map(itemgetter("label"), flat))
+    label = np.fromiter(map(index.get, names, repeat(-1, n)), dtype=np.int64, count=n)
+    score = np.fromiter(map(itemgetter("score"), flat), dtype=np.float64, count=n)
+    segments = np.fromiter(chain.from_iterable(map(itemgetter("segment"), flat)), dtype=np.float64,
+                           count=2 * n).reshape(n, 2)
     unknown = sorted({names[i] for i in np.flatnonzero(label < 0)})
     video = np.repeat(np.arange(len(video_ids), dtype=np.int64), counts)
     return FlatPredictions(video_ids, video, segments, label, score, unknown)
@@ -218,6 +221,7 @@ class GroundTruth:
 
 
 def ground_truth_arrays(videos: Sequence[Video], classes: Sequence[str]) -> GroundTruth:
+    """Flatten videos (already filtered to the evaluated subset) into `GroundTruth` arrays."""
     ids = [v.id for v in videos]
     counts = [len(v.labels) for v in videos]
     segs = [np.asarray(v.segments, dtype=np.float64).reshape(-1, 2) for v in videos]
@@ -403,8 +407,15 @@ def evaluate_detection(ground_truth: Annotations | Sequence[Video],
     videos, classes = _resolve_videos(ground_truth, classes, subset)
     videos = [v for v in videos if v.id not in block]
     gt = ground_truth_arrays(videos, classes)
+    if len(gt.label) == 0:
+        raise GsmtError("ground truth", f"no ground-truth segment in subset {subset!r} "
+                                        f"({len(videos)} videos after blocking)")
 
-    flat = flatten_predictions(predictions, classes)
+    try:
+        flat = flatten_predictions(predictions, classes)
+    except (KeyError, TypeError, ValueError) as e:
+        raise GsmtError("predictions", "expected {video_id: [{'label': str, 'score': number, "
+                                       f"'segment': [start, end]}}, ...]}}: {e!r}") from None
     pred_blocked = np.fromiter((v in block for v in flat.video_ids), dtype=bool,
                                count=len(flat.video_ids))[flat.video]
     known = np.zeros(len(classes) + 1, dtype=bool)

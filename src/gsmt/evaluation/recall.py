@@ -64,12 +64,9 @@ def recall_at_k(gt: GroundTruth, p_gtvideo: np.ndarray, p_seg: np.ndarray, p_lab
     else:
         g_key, p_key = gt.label * nv + gt.video, p_label * nv + p_gtvideo
     p_key = np.where(p_gtvideo >= 0, p_key, -1)
-    x = np.bincount(np.unique(g_key, return_inverse=True)[1])  # GT per group
-    keys = np.unique(g_key)
+    keys, x = np.unique(g_key, return_counts=True)  # x: GT per group
     p_grp = np.searchsorted(keys, p_key).clip(max=max(len(keys) - 1, 0))
-    in_gt = (p_key >= 0) & (len(keys) > 0)
-    if len(keys):
-        in_gt &= keys[p_grp] == p_key
+    in_gt = (p_key >= 0) & (keys[p_grp] == p_key) if len(keys) else np.zeros(len(p_key), bool)
     limit = np.zeros(len(p_key), dtype=np.int64)
     limit[in_gt] = ks.max() * x[p_grp[in_gt]]
     rank = np.full(len(p_key), _NEVER, dtype=np.int64)
