@@ -107,6 +107,12 @@ def _load_csv(path: Path) -> np.ndarray:
     return rows
 
 
+def _first_line(exc: BaseException) -> str:
+    """`Type: message` cut to its first line: errors are reported on one line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 _LOADERS = {".npy": lambda p: np.load(p, allow_pickle=False), ".npz": _load_npz, ".pt": _load_pt, ".csv": _load_csv}
 
 
@@ -128,12 +134,13 @@ def read_features(path: str | Path, *, layout: str = "auto", feature_dim: int | 
         array = loader(path)
     except GsmtError:
         raise
-    except pickle.UnpicklingError as exc:
-        raise GsmtError(path, f"refused: not a plain tensor file, corrupt or holding other objects ({exc})") from None
+    except pickle.UnpicklingError:
+        # torch's message is a page of advice to load the file unsafely: not what a user should read.
+        raise GsmtError(path, "refused: not a plain tensor file, corrupt or holding other objects") from None
     except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, UnicodeDecodeError, KeyError) as exc:
-        raise GsmtError(path, f"cannot read features, truncated or corrupt file ({type(exc).__name__}: {exc})") from None
+        raise GsmtError(path, f"cannot read features, truncated or corrupt file ({_first_line(exc)})") from None
     except Exception as exc:  # torch's unpickler raises a variety of types on hostile or corrupt input
-        raise GsmtError(path, f"cannot read features, corrupt file ({type(exc).__name__}: {exc})") from None
+        raise GsmtError(path, f"cannot read features, corrupt file ({_first_line(exc)})") from None
     return to_snippet_matrix(array, path, layout=layout, feature_dim=feature_dim, expected_length=expected_length)
 
 
@@ -183,7 +190,8 @@ class FeatureStore:
             try:
                 self._h5 = h5py.File(self.root, "r")
             except OSError as exc:
-                raise GsmtError(self.root, f"cannot open .h5 features, truncated or corrupt file ({exc})") from None
+                raise GsmtError(self.root, "cannot open .h5 features, truncated or corrupt file "
+                                           f"({_first_line(exc)})") from None
             self._h5_pid = os.getpid()
         return self._h5
 
@@ -222,7 +230,7 @@ class FeatureStore:
             try:
                 array = node[()]
             except (OSError, ValueError, TypeError) as exc:
-                raise GsmtError(where, f"cannot read features, truncated or corrupt ({exc})") from None
+                raise GsmtError(where, f"cannot read features, truncated or corrupt ({_first_line(exc)})") from None
             feats = to_snippet_matrix(array, where, layout=self.layout, feature_dim=self._feature_dim,
                                       expected_length=expected_length)
         else:
