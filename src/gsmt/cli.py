@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -149,8 +150,18 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _show_warnings() -> logging.Handler:
+    """Counted data faults and other library warnings as `gsmt: warning: ...` lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("gsmt: warning: %(message)s"))
+    logging.getLogger("gsmt").addHandler(handler)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = _show_warnings()
     try:
         return int(args.func(args) or 0)
     except GsmtError as exc:
@@ -159,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gsmt: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # main() may run many times in one process (tests, notebooks): no handler piles up.
+        logging.getLogger("gsmt").removeHandler(handler)
 
 
 if __name__ == "__main__":

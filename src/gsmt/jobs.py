@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from gsmt.config import apply_overrides
 from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations
 from gsmt.data.features import FeatureStore
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.data import make_dataset, open_data, subset_videos
+from gsmt.engine.data import make_dataset, open_data, report_faults, require_features, subset_videos
 from gsmt.engine.predictor import predict_dataset, submission, to_results
 from gsmt.engine.trainer import pick_device
 from gsmt.errors import GsmtError
@@ -64,13 +65,11 @@ def _feature_folder_videos(folder: Path, grid: dict, durations: dict[str, float]
 def predict_results(model, cfg, classes: list[str], videos: list[Video], features, *, device,
                     batch_size: int | None = None, progress: bool = False, where: str = "data") -> dict:
     """ActivityNet `results` for `videos`: every video present, even those where nothing was found."""
-    missing = features.missing([v.id for v in videos])
-    if missing:
-        few = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise GsmtError(where, f"{len(missing)} of {len(videos)} videos have no feature file ({few})")
+    require_features(videos, features, where)
     dataset = make_dataset(videos, features, cfg, len(classes), train=False)
     detections = predict_dataset(model, dataset, cfg.decode, device=device, batch_size=batch_size,
                                  progress=progress)
+    report_faults(dataset.faults, where)
     results = to_results(detections, classes)
     for video in videos:
         results.setdefault(video.id, [])
@@ -87,6 +86,7 @@ def run_predict(args) -> str:
     classes = meta["classes"]
     if args.data:
         source = open_data(args.data, cfg, feature_dim=meta["feature_dim"])
+        report_faults(source.annotations.faults, source.annotations.source)
         subset = args.subset or cfg.data.eval_subset
         videos = subset_videos(source.annotations, subset, args.data)
         features = source.features
@@ -99,8 +99,10 @@ def run_predict(args) -> str:
         durations = _read_durations(args.durations) if args.durations else None
         videos = _feature_folder_videos(Path(args.features), grid, durations)
         features = FeatureStore(args.features, feature_dim=meta["feature_dim"])
+    # A progress bar belongs on a terminal; in a log or a pipe it is noise around the real messages.
     results = predict_results(model, cfg, classes, videos, features, device=device,
-                              batch_size=args.batch_size, progress=True, where=args.data or args.features)
+                              batch_size=args.batch_size, progress=sys.stderr.isatty(),
+                              where=args.data or args.features)
     external = {"used": False}
     if args.fuse:
         fused, lacking = fuse_results(results, load_video_scores(args.fuse), mode=args.fuse_mode,
@@ -138,6 +140,7 @@ def run_eval(gt_path: str | Path, pred_path: str | Path, *, subset: str | None =
              blocked: str | Path | None = None, json_out: str | Path | None = None) -> DetectionMetrics:
     """`gsmt eval`: mAP at each tIoU, recall, per-class AP; optionally written as JSON."""
     gt = load_annotations(gt_path)
+    report_faults(gt.faults, gt_path)
     predictions = load_predictions(pred_path)
     subset = _pick_subset(gt, predictions, subset, str(pred_path))
     blocked_ids: list[str] = []

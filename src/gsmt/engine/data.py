@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from gsmt.data.annotations import Annotations, Video, load_annotations
 from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
 from gsmt.data.windows import Grid
-from gsmt.errors import GsmtError
+from gsmt.errors import Faults, GsmtError
+
+log = logging.getLogger("gsmt.data")
 
 # What each temporal mode implies when the data does not say (the paper's two benchmarks).
 MODE_DEFAULTS = {
@@ -83,6 +86,20 @@ def subset_videos(annotations: Annotations, subset: str, where: str) -> list[Vid
         have = ", ".join(annotations.subsets) or "none"
         raise GsmtError(where, f"no videos in subset '{subset}' (subsets: {have})")
     return videos
+
+
+def require_features(videos: list[Video], features: FeatureStore, where: str | Path) -> None:
+    """Every video must have a feature file: say how many lack one and name a few, before any work."""
+    missing = features.missing([v.id for v in videos])
+    if missing:
+        few = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise GsmtError(where, f"{len(missing)} of {len(videos)} videos have no feature file ({few})")
+
+
+def report_faults(faults: Faults, source: str | Path) -> None:
+    """One warning line with the counted data faults of `source`, when there are any."""
+    if faults:
+        log.warning("%s", faults.summary(str(source)))
 
 
 def split_for_selection(videos: list[Video], fraction: float, seed: int) -> tuple[list[Video], list[Video]]:

@@ -20,9 +20,10 @@ from tqdm import tqdm
 from gsmt.config import Config, save_config
 from gsmt.data.annotations import Annotations
 from gsmt.engine.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
-from gsmt.engine.data import make_dataset, open_data, resolve_config, split_for_selection, subset_videos
+from gsmt.engine.data import (make_dataset, open_data, report_faults, require_features, resolve_config,
+                              split_for_selection, subset_videos)
 from gsmt.engine.predictor import predict_dataset, to_results
-from gsmt.errors import GsmtError
+from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import evaluate_detection
 from gsmt.losses import gsmt_loss
 from gsmt.model import count_parameters
@@ -143,11 +144,14 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
         torch.set_num_threads(cfg.train.threads)
     source = open_data(data_dir, cfg)
     annotations = source.annotations
+    if ddp.main:
+        report_faults(annotations.faults, annotations.source)
     cfg = resolve_config(cfg, annotations)
     if cfg.train.batch_size % ddp.world_size:
         raise GsmtError("train.batch_size", f"{cfg.train.batch_size} is not divisible by {ddp.world_size} processes")
 
     train_videos = subset_videos(annotations, cfg.data.train_subset, str(source.root))
+    require_features(train_videos, source.features, source.root)
     fit_videos, select_videos = split_for_selection(train_videos, cfg.data.val_fraction, cfg.train.seed)
     K = annotations.num_classes
     train_set = make_dataset(fit_videos, source.features, cfg, K, train=True)
@@ -265,6 +269,13 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
         if ddp.world_size > 1:
             dist.barrier()
     logger.close()
+    if ddp.main:
+        # Counted as samples are read (in this process only when num_workers is 0).
+        data_faults = Faults()
+        for dataset in (train_set, val_set):
+            if dataset is not None:
+                data_faults.merge(dataset.faults)
+        report_faults(data_faults, source.root)
     return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params)
 
 
