@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -82,7 +83,9 @@ def _load_npz(path: Path) -> np.ndarray:
 def _load_pt(path: Path) -> np.ndarray:
     import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # torch's multi-line pickle-protocol warning; errors stay one line
+        warnings.simplefilter("ignore")
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict):
         obj = next((obj[k] for k in _ARRAY_KEYS if k in obj), obj)
     if not isinstance(obj, torch.Tensor):

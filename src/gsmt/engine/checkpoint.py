@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -79,7 +80,11 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load safely (`weights_only=True`: no code runs from the file) and check it is ours."""
     path = resolve_checkpoint(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns (several lines) about unusual pickle protocols before refusing: the one-line
+        # error below says it all.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise GsmtError(path, "refused: the file holds objects other than tensors and plain data "
                               "(not a gsmt checkpoint, or unsafe)") from None
