@@ -18,12 +18,11 @@ from gsmt.data.synth import (
     generate,
     make_timelines,
     make_world,
-    num_snippets,
     render_features,
     render_latent,
-    snippet_centers,
     timeline_stats,
 )
+from gsmt.data.windows import Grid
 from gsmt.errors import GsmtError
 
 # Computed from the real files in ../shared/data (all subsets); test_reference_numbers re-derives them.
@@ -39,16 +38,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# --- grid -------------------------------------------------------------------------------------
-
-
-def test_num_snippets_and_centers():
-    # 4 s at 30 fps = 120 frames: (120 - 16) / 8 = 13 -> 14 snippets.
-    assert num_snippets(4.0, 30.0, 8, 16) == 14
-    assert num_snippets(4.0, 30.0, 5, 16) == 21  # floor(104 / 5) = 20
-    assert num_snippets(0.2, 30.0, 8, 16) == 1  # 6 frames: shorter than one window, still one snippet
-    assert num_snippets(0.0, 30.0, 8, 16) == 1
-    np.testing.assert_allclose(snippet_centers(3, 30.0, 8, 16), [8 / 30, 16 / 30, 24 / 30])
+GRID = Grid(30.0, 8, 16)
 
 
 # --- timelines --------------------------------------------------------------------------------
@@ -136,12 +126,13 @@ def test_identical_twins_average_their_vectors():
 def test_features_shape_dtype_nonnegative_and_keyed_by_video():
     world = make_world(5, 24, seed=2, params=RenderParams())
     v = Video("vid_a", "test", 12.0, segments=np.array([[2.0, 5.0]]), labels=np.array([1]))
-    f = render_features(v, world, 2, 30.0, 8, 16)
-    assert f.shape == (num_snippets(12.0, 30.0, 8, 16), 24) and f.dtype == np.float32
+    f = render_features(v, world, 2, GRID)
+    # 12 s at 30 fps = 360 frames: floor((360 - 16) / 8) + 1 = 44 snippets.
+    assert f.shape == (44, 24) and f.dtype == np.float32
     assert np.isfinite(f).all() and (f >= 0).all()
-    np.testing.assert_array_equal(render_features(v, world, 2, 30.0, 8, 16), f)
-    assert not np.array_equal(render_features(replace(v, id="vid_b"), world, 2, 30.0, 8, 16), f)
-    assert not np.array_equal(render_features(v, world, 3, 30.0, 8, 16), f)
+    np.testing.assert_array_equal(render_features(v, world, 2, GRID), f)
+    assert not np.array_equal(render_features(replace(v, id="vid_b"), world, 2, GRID), f)
+    assert not np.array_equal(render_features(v, world, 3, GRID), f)
 
 
 def _snippet_accuracy(difficulty: float) -> float:
@@ -150,8 +141,8 @@ def _snippet_accuracy(difficulty: float) -> float:
     world = make_world(6, 32, seed=0, params=RenderParams().at(difficulty))
     xs, ys, train = [], [], []
     for v in videos:
-        f = render_features(v, world, 0, 30.0, 8, 16)
-        t = snippet_centers(len(f), 30.0, 8, 16)
+        f = render_features(v, world, 0, GRID)
+        t = GRID.centers(len(f))
         inside = (t[:, None] >= v.segments[:, 0]) & (t[:, None] <= v.segments[:, 1])
         y = np.where(inside.any(axis=1), v.labels[inside.argmax(axis=1)], 6)
         xs.append(f), ys.append(y), train.append(np.full(len(f), v.subset == "validation"))
@@ -216,7 +207,8 @@ def test_written_dataset(tmp_path, preset):
     for v in ann.videos:
         assert (v.fps, v.feature_stride, v.feature_window) == tuple(grid.values())
         f = np.load(out / "features" / f"{v.id}.npy")
-        assert f.dtype == np.float32 and f.shape == (num_snippets(v.duration, 30.0, grid["feature_stride"], 16), 8)
+        n = Grid(30.0, grid["feature_stride"], 16).num_snippets(v.duration)
+        assert f.dtype == np.float32 and f.shape == (n, 8)
         assert (f >= 0).all()
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.data.windows import Grid
 from gsmt.errors import GsmtError
 from gsmt.io import atomic_path
 
@@ -154,16 +155,6 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 
 def _video_key(video_id: str) -> int:
     return zlib.crc32(video_id.encode("utf-8"))
-
-
-def num_snippets(duration: float, fps: float, feature_stride: int, feature_window: int) -> int:
-    """Snippets of a video on the grid: `max(1, floor((duration * fps - window) / stride) + 1)`."""
-    return max(1, math.floor((duration * fps - feature_window) / feature_stride) + 1)
-
-
-def snippet_centers(n: int, fps: float, feature_stride: int, feature_window: int) -> np.ndarray:
-    """Centre times (seconds) of the first n snippets of the grid."""
-    return (np.arange(n, dtype=np.float64) * feature_stride + feature_window / 2) / fps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,12 +348,9 @@ def emit(latent: np.ndarray, world: SynthWorld) -> np.ndarray:
     return x
 
 
-def render_features(
-    video: Video, world: SynthWorld, seed: int, fps: float, feature_stride: int, feature_window: int
-) -> np.ndarray:
-    """[T, D] float32 features of one video on the grid (snippet content = latent at its centre)."""
-    n = num_snippets(video.duration, fps, feature_stride, feature_window)
-    t = snippet_centers(n, fps, feature_stride, feature_window)
+def render_features(video: Video, world: SynthWorld, seed: int, grid: Grid) -> np.ndarray:
+    """[T, D] float32 features of one video, `T = grid.num_snippets(duration)`; snippet = latent at its centre."""
+    t = grid.centers(grid.num_snippets(video.duration))
     return emit(render_latent(video, world, t, seed), world)
 
 
@@ -475,11 +463,12 @@ def generate(
     }
     ann = Annotations(videos=chosen, classes=classes, meta=meta)
 
+    grid = Grid(fps, feature_stride, feature_window)
     feat_dir = out / "features"
     feat_dir.mkdir(parents=True, exist_ok=True)
     size = 0
     for v in chosen:
-        feats = render_features(v, world, seed, fps, feature_stride, feature_window)
+        feats = render_features(v, world, seed, grid)
         path = feat_dir / f"{v.id}.npy"
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, feats)
