@@ -37,6 +37,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     num_parameters: int = 0
+    model: torch.nn.Module | None = None  # this process's trained weights (each DDP rank has its own)
 
 
 @dataclass
@@ -235,7 +236,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
             bar.set_postfix(loss=f"{logs['total']:.3f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
             if stop_after_steps is not None and step >= stop_after_steps:
                 logger.close()
-                return TrainResult(run_dir, epoch, history, None, n_params)
+                return TrainResult(run_dir, epoch, history, None, n_params, model)
         n_batches = max(1, len(loader))
         record = {"epoch": epoch + 1, "split": "train", "step": step,
                   "lr": optimizer.param_groups[0]["lr"],
@@ -276,7 +277,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
             if dataset is not None:
                 data_faults.merge(dataset.faults)
         report_faults(data_faults, source.root)
-    return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params)
+    return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params, model)
 
 
 def _loss_record(sums: dict[str, float], n: int) -> dict[str, float]:
