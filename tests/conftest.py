@@ -15,3 +15,41 @@ def shared_data() -> Path:
     """Path to the real annotation files (`../shared/data` relative to the repo root)."""
     assert SHARED_DATA.is_dir(), f"missing {SHARED_DATA}: clone the repo with shared/ beside it"
     return SHARED_DATA
+
+
+# ------------------------------------------------------------------ tiny synthetic data and one trained run
+# Shared by the engine, CLI, API and resume tests: one dataset and one training run per session.
+# Easy anet-like data (3 classes, difficulty 0.3, 80 videos) so that 15 short epochs of a tiny
+# model learn well beyond chance; feature_dim 24 because no video of this seed has 24 snippets
+# (a square [24, 24] feature file's layout could not be resolved).
+TINY_SYNTH = dict(preset="anet-like", videos=80, num_classes=3, difficulty=0.3, feature_dim=24, seed=0)
+# `train.threads=1`: the same CPU kernels in this process and in subprocesses, so runs compare bit for bit.
+TINY_RUN = ["data.T=64", "model.hidden_dim=32", "model.num_layers=1", "train.batch_size=8", "train.epochs=15",
+            "train.lr=0.005", "data.val_fraction=0", "train.device=cpu", "train.threads=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A synthetic anet-like data folder (54 training, 26 validation videos, K=3, D=24)."""
+    from gsmt.data.synth import generate
+
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    generate(out, **TINY_SYNTH)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """A run directory trained by `gsmt train demo` with the TINY_RUN overrides."""
+    import torch
+
+    from gsmt.cli import main
+
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    threads = torch.get_num_threads()
+    args = ["train", "demo", "--data", str(tiny_data), "--out", str(run), "--quiet"]
+    try:
+        assert main(args + [a for o in TINY_RUN for a in ("--set", o)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the run's `train.threads` must not leak into other tests
+    return run

@@ -1,0 +1,171 @@
+"""Training engine and predictor: run directory, checkpoints, schedule, determinism, batching."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_RUN
+
+import gsmt
+from gsmt.config import load_config
+from gsmt.data.annotations import Video, load_annotations
+from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from gsmt.engine.data import open_data, resolve_config, split_for_selection, subset_videos
+from gsmt.engine.trainer import _lr_factor, prepare_run_dir, train
+from gsmt.errors import GsmtError
+from gsmt.jobs import predict_results
+
+STEPS_PER_EPOCH = 7  # 54 training videos in batches of 8
+
+
+def epoch_records(run: Path) -> list[dict]:
+    lines = (run / "log.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if "epoch" in r]
+
+
+def test_run_directory_holds_config_log_and_checkpoints(tiny_run):
+    assert {"config.yaml", "log.jsonl", "last.pt", "best.pt"} <= {p.name for p in tiny_run.iterdir()}
+    cfg = load_config(tiny_run / "config.yaml")
+    # The saved config is the resolved one: overrides applied, `auto` settings taken from the data.
+    assert (cfg.data.T, cfg.model.hidden_dim, cfg.train.epochs) == (64, 32, 15)
+    assert (cfg.data.temporal_mode, cfg.decode.mode, cfg.decode.tiou) == ("resize", "long", "anet")
+    assert (cfg.data.train_subset, cfg.data.eval_subset) == ("training", "validation")
+
+    records = epoch_records(tiny_run)
+    assert [r["epoch"] for r in records] == list(range(1, 16))
+    assert [r["step"] for r in records] == [STEPS_PER_EPOCH * e for e in range(1, 16)]
+    assert all(r["split"] == "train" and math.isfinite(r["loss"]) for r in records)
+    assert records[-1]["loss"] < 0.7 * records[0]["loss"]
+    # The schedule's last step lands just short of the cosine's end.
+    assert 0.0 <= records[-1]["lr"] < 1e-4
+
+
+def test_checkpoint_is_self_describing(tiny_run, tiny_data):
+    state = load_checkpoint(tiny_run)
+    meta = state["meta"]
+    ann = load_annotations(tiny_data / "annotations.json")
+    assert meta["format"] == "gsmt-checkpoint-1" and meta["version"] == gsmt.__version__
+    assert meta["classes"] == ann.classes == ["action_0", "action_1", "action_2"]
+    assert (meta["num_classes"], meta["feature_dim"], meta["T"], meta["temporal_mode"]) == (3, 24, 64, "resize")
+    assert meta["grid"] == {"fps": 30.0, "feature_stride": 16, "feature_window": 16}
+    assert meta["decode"]["mode"] == "long" and meta["config"]["train"]["lr"] == 0.005
+    assert (state["epoch"], state["step"], len(state["history"])) == (15, 15 * STEPS_PER_EPOCH, 15)
+    assert state["history"] == epoch_records(tiny_run)
+
+    # Without model-selection videos the best checkpoint is the last one.
+    last = load_checkpoint(tiny_run / "last.pt")
+    assert state["best"] == {"epoch": 15, "metric": "last", "value": 15.0}
+    assert all(torch.equal(last["model"][k], v) for k, v in state["model"].items())
+
+    model, cfg, _ = model_from_checkpoint(state)
+    assert not model.training and cfg.data.T == 64
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state["model"].items())
+
+
+def test_checkpoint_argument_takes_a_run_directory_or_a_file(tiny_run, tmp_path):
+    assert resolve_checkpoint(tiny_run) == tiny_run / "best.pt"
+    only_last = tmp_path / "only_last"
+    only_last.mkdir()
+    shutil.copy(tiny_run / "last.pt", only_last / "last.pt")
+    assert resolve_checkpoint(only_last) == only_last / "last.pt"
+    assert resolve_checkpoint(tiny_run / "last.pt") == tiny_run / "last.pt"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GsmtError, match="no checkpoint in this run directory"):
+        resolve_checkpoint(tmp_path / "empty")
+    with pytest.raises(GsmtError, match="checkpoint not found"):
+        resolve_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_run_directory_is_never_overwritten_silently(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text("{}\n")
+    with pytest.raises(GsmtError, match="--overwrite or --resume"):
+        prepare_run_dir(run, resume=False, overwrite=False)
+    prepare_run_dir(run, resume=True, overwrite=False)
+    assert (run / "log.jsonl").read_text() == "{}\n"
+    prepare_run_dir(run, resume=False, overwrite=True)
+    assert run.is_dir() and not any(run.iterdir())
+    prepare_run_dir(tmp_path / "new" / "run", resume=False, overwrite=False)
+    assert (tmp_path / "new" / "run").is_dir()
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    # 3 epochs of 4 steps, 1 warm-up epoch: linear ramp over steps 0..3, then cosine over 8 steps.
+    ("cosine", [0.25, 0.5, 0.75, 1.0, 1.0, 0.5 * (1 + math.cos(math.pi / 8)), 0.5, 0.0]),
+    ("constant", [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0]),
+])
+def test_learning_rate_schedule_hand_computed(schedule, expected):
+    cfg = load_config("demo", ["train.epochs=3", "train.warmup_epochs=1", f"train.schedule={schedule}"])
+    steps = [0, 1, 2, 3, 4, 5, 8, 12]
+    assert [_lr_factor(cfg, s, 4) for s in steps] == pytest.approx(expected, abs=1e-12)
+
+
+def test_auto_settings_come_from_the_data(tiny_data):
+    cfg = load_config("demo")
+    ann = load_annotations(tiny_data / "annotations.json")
+    resolved = resolve_config(cfg, ann)
+    assert (resolved.data.temporal_mode, resolved.decode.mode, resolved.decode.tiou) == ("resize", "long", "anet")
+    assert (resolved.data.fps, resolved.data.feature_stride, resolved.data.feature_window) == (30.0, 16, 16)
+    explicit = resolve_config(load_config("demo", ["data.temporal_mode=window", "decode.mode=short"]), ann)
+    assert (explicit.data.temporal_mode, explicit.decode.mode) == ("window", "short")
+    with pytest.raises(GsmtError, match="no videos in subset 'nope'"):
+        subset_videos(ann, "nope", "data")
+
+
+def test_selection_split_is_seeded_and_disjoint():
+    videos = [Video(id=f"v{i}", subset="training", duration=10.0) for i in range(20)]
+    fit, held = split_for_selection(videos, 0.1, seed=3)
+    assert len(held) == 2 and len(fit) == 18
+    assert {v.id for v in fit} | {v.id for v in held} == {v.id for v in videos}
+    assert [v.id for v in split_for_selection(videos, 0.1, seed=3)[1]] == [v.id for v in held]
+    assert [v.id for v in fit] == sorted((v.id for v in fit), key=lambda s: int(s[1:]))  # order kept
+    assert split_for_selection(videos, 0.0, seed=3) == (videos, [])
+    assert split_for_selection(videos[:1], 0.5, seed=3) == (videos[:1], [])
+
+
+def _short_run(data: Path, out: Path, seed: int):
+    cfg = load_config("demo", [*TINY_RUN, "train.epochs=1", f"train.seed={seed}"])
+    threads = torch.get_num_threads()
+    try:
+        return train(cfg, data, out, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_training_is_seeded_and_deterministic(tiny_data, tmp_path):
+    a = _short_run(tiny_data, tmp_path / "a", seed=0)
+    b = _short_run(tiny_data, tmp_path / "b", seed=0)
+    c = _short_run(tiny_data, tmp_path / "c", seed=1)
+    wa, wb, wc = (r.model.state_dict() for r in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    drop = ("samples_per_s",)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in drop} for r in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history) != strip(c.history)
+    assert a.num_parameters == sum(p.numel() for p in a.model.parameters())
+
+
+def test_predictions_do_not_depend_on_batch_size(tiny_run, tiny_data):
+    model, cfg, meta = model_from_checkpoint(load_checkpoint(tiny_run))
+    source = open_data(tiny_data, cfg, feature_dim=meta["feature_dim"])
+    videos = subset_videos(source.annotations, "validation", "data")
+    runs = [predict_results(model, cfg, meta["classes"], videos, source.features, device="cpu", batch_size=b)
+            for b in (1, 5, 64)]
+    assert runs[0] == runs[1] == runs[2]
+    assert set(runs[0]) == {v.id for v in videos}
+    assert sum(len(r) for r in runs[0].values()) > 0
+    for video in videos:
+        dets = runs[0][video.id]
+        scores = [d["score"] for d in dets]
+        assert scores == sorted(scores, reverse=True)
+        segs = np.array([d["segment"] for d in dets]).reshape(-1, 2)
+        assert np.all(segs[:, 0] >= 0) and np.all(segs[:, 1] <= video.duration + 1e-3)
+        assert np.all(segs[:, 0] <= segs[:, 1])
+        assert len(dets) <= cfg.decode.max_keep
