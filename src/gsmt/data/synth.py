@@ -457,6 +457,7 @@ def generate(
         "difficulty": float(difficulty),
         "seed": int(seed),
         "feature_dim": int(feature_dim),
+        "feature_layout": "TD",  # a video as long as D snippets would be ambiguous otherwise
         **p.decoding(),
         "timelines": None if timelines is None else Path(timelines).name,
         "render": asdict(base),

@@ -42,7 +42,10 @@ def open_data(data_dir: str | Path, cfg: Config, feature_dim: int | None = None)
     feat_path = Path(cfg.data.features)
     feat_path = feat_path if feat_path.is_absolute() else root / feat_path
     annotations = load_annotations(ann_path)
-    features = FeatureStore(feat_path, layout=cfg.data.feature_layout, feature_dim=feature_dim)
+    layout = cfg.data.feature_layout
+    if layout == "auto":  # the dataset may declare its layout (`gsmt synth` does)
+        layout = annotations.meta.get("feature_layout", "auto")
+    features = FeatureStore(feat_path, layout=layout, feature_dim=feature_dim)
     return DataSource(annotations, features, root)
 
 

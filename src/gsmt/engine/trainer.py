@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -323,10 +324,16 @@ def _validate(model, val_set, cfg: Config, annotations: Annotations, device) -> 
             n += 1
     out = {f"val_{k}": v for k, v in _loss_record(total, max(1, n)).items()}
     detections = predict_dataset(model, val_set, cfg.decode, device=device)
-    videos = val_set.videos
-    gt = Annotations(videos=list(videos), classes=annotations.classes)
-    predictions = to_results(detections, annotations.classes)
-    metrics = evaluate_detection(gt, predictions, tiou=cfg.decode.tiou)
+    videos = list(val_set.videos)
+    # Only classes present in these few videos are scored (the official rule); detections of the
+    # others are dropped here rather than warned about at every epoch.
+    present = np.unique(np.concatenate([v.labels for v in videos]))
+    if present.size == 0:
+        return out
+    detections = {vid: d.take(np.isin(d.labels, present)) for vid, d in detections.items()}
+    gt = Annotations(videos=videos, classes=annotations.classes)
+    metrics = evaluate_detection(gt, to_results(detections, annotations.classes), tiou=cfg.decode.tiou,
+                                 with_recall=False)
     out["val_mAP"] = float(metrics.average_mAP)
     return out
 
