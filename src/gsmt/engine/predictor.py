@@ -26,7 +26,7 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     per_video: dict[str, list[Detections]] = defaultdict(list)
     durations: dict[str, float] = {}
     for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
-        outputs = model(batch["features"].to(device), batch["valid"].to(device))
+        outputs = _forward_each(model, batch["features"].to(device), batch["valid"].to(device))
         probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
         masks = (torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy()
                  if "mask_logits" in outputs else None)
@@ -35,6 +35,16 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
             per_video[video_id].append(decode_sample(probs[i], None if masks is None else masks[i],
                                                      batch, i, decode_cfg))
     return {vid: suppress(Detections.concatenate(parts), decode_cfg) for vid, parts in per_video.items()}
+
+
+def _forward_each(model: GSMT, features: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The model on each sample alone, outputs stacked: the same numbers whatever the batch size.
+
+    CPU and GPU kernels pick their algorithm by shape, so a batched pass changes a sample's outputs
+    in the last bits with the batch it sits in, enough to flip a rounded score or a mask threshold.
+    """
+    parts = [model(features[i:i + 1], valid[i:i + 1]) for i in range(features.shape[0])]
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
 def decode_sample(probs: np.ndarray, masks: np.ndarray | None, batch: dict, i: int,
