@@ -12,6 +12,7 @@ import pytest
 from gsmt.cli import main
 from gsmt.data.annotations import Video, load_annotations
 from gsmt.data.synth import (
+    DEFAULT_DIFFICULTY,
     PRESETS,
     RenderParams,
     coverage,
@@ -157,10 +158,16 @@ def _snippet_accuracy(difficulty: float) -> float:
 
 
 def test_difficulty_makes_snippets_harder_and_default_is_not_trivial():
-    easy, moderate, hard = (_snippet_accuracy(d) for d in (0.25, 1.0, 2.0))
+    easy, moderate, hard = (_snippet_accuracy(d) for d in (0.25, DEFAULT_DIFFICULTY, 2.0))
     assert easy > moderate > hard
     assert easy > 0.6 and easy - moderate > 0.2
     assert moderate < 0.5  # a context-free classifier is well below perfect at the default
+
+
+def test_default_difficulty_is_frozen():
+    # Calibrated on the context-free baseline of benchmarks/semi_real.py (BENCHMARKS.md); changing it
+    # invalidates every semi-real result recorded there.
+    assert DEFAULT_DIFFICULTY == 0.8
 
 
 # --- gsmt synth -------------------------------------------------------------------------------
