@@ -17,12 +17,12 @@ from gsmt.config import load_config
 from gsmt.data.annotations import Video, load_annotations
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from gsmt.engine.data import make_dataset, open_data, resolve_config, split_for_selection, subset_videos
-from gsmt.engine.predictor import predict_dataset
+from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.trainer import _lr_factor, prepare_run_dir, train
 from gsmt.errors import GsmtError
 from gsmt.jobs import predict_results
 
-STEPS_PER_EPOCH = 7  # 54 training videos in batches of 8
+STEPS_PER_EPOCH = 7  # 49 training videos (54 less 5 held out for model selection) in batches of 8
 
 
 def epoch_records(run: Path) -> list[dict]:
@@ -42,6 +42,7 @@ def test_run_directory_holds_config_log_and_checkpoints(tiny_run):
     assert [r["epoch"] for r in records] == list(range(1, 16))
     assert [r["step"] for r in records] == [STEPS_PER_EPOCH * e for e in range(1, 16)]
     assert all(r["split"] == "train" and math.isfinite(r["loss"]) for r in records)
+    assert all(math.isfinite(r["val_loss"]) and 0.0 <= r["val_mAP"] <= 1.0 for r in records)
     assert records[-1]["loss"] < 0.7 * records[0]["loss"]
     # The schedule's last step lands just short of the cosine's end.
     assert 0.0 <= records[-1]["lr"] < 1e-4
@@ -56,17 +57,22 @@ def test_checkpoint_is_self_describing(tiny_run, tiny_data):
     assert (meta["num_classes"], meta["feature_dim"], meta["T"], meta["temporal_mode"]) == (3, 24, 64, "resize")
     assert meta["grid"] == {"fps": 30.0, "feature_stride": 16, "feature_window": 16}
     assert meta["decode"]["mode"] == "long" and meta["config"]["train"]["lr"] == 0.005
-    assert (state["epoch"], state["step"], len(state["history"])) == (15, 15 * STEPS_PER_EPOCH, 15)
-    assert state["history"] == epoch_records(tiny_run)
 
-    # Without model-selection videos the best checkpoint is the last one.
     last = load_checkpoint(tiny_run / "last.pt")
-    assert state["best"] == {"epoch": 15, "metric": "last", "value": 15.0}
-    assert all(torch.equal(last["model"][k], v) for k, v in state["model"].items())
+    assert (last["epoch"], last["step"], len(last["history"])) == (15, 15 * STEPS_PER_EPOCH, 15)
+    history = epoch_records(tiny_run)
+    assert last["history"] == history
+    # best.pt is the epoch of highest mAP on the held-out model-selection videos (first one on ties).
+    val_map = [r["val_mAP"] for r in history]
+    best_epoch = int(np.argmax(val_map)) + 1
+    assert state["best"] == last["best"] == {"epoch": best_epoch, "metric": "val_mAP", "value": max(val_map)}
+    assert state["epoch"] == best_epoch and state["history"] == history[:best_epoch]
 
+    # Prediction uses the EMA weights when the run kept them.
     model, cfg, _ = model_from_checkpoint(state)
-    assert not model.training and cfg.data.T == 64
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in state["model"].items())
+    assert not model.training and cfg.data.T == 64 and cfg.train.ema == 0.9
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state["ema_model"].items())
+    assert not all(torch.equal(model.state_dict()[k], v) for k, v in state["model"].items())
 
 
 def test_checkpoint_argument_takes_a_run_directory_or_a_file(tiny_run, tmp_path):
@@ -157,24 +163,24 @@ def test_predictions_do_not_depend_on_batch_size(tiny_run, tiny_data):
     model, cfg, meta = model_from_checkpoint(load_checkpoint(tiny_run))
     source = open_data(tiny_data, cfg, feature_dim=meta["feature_dim"])
     videos = subset_videos(source.annotations, "validation", "data")
-    # Exactly the same numbers, not merely the same rounded JSON.
     dataset = make_dataset(videos, source.features, cfg, 3, train=False)
-    exact = [predict_dataset(model, dataset, cfg.decode, batch_size=b) for b in (1, 5, 64)]
-    for vid, dets in exact[0].items():
-        for other in exact[1:]:
-            assert np.array_equal(other[vid].segments, dets.segments)
-            assert np.array_equal(other[vid].scores, dets.scores)
-            assert np.array_equal(other[vid].labels, dets.labels)
-    runs = [predict_results(model, cfg, meta["classes"], videos, source.features, device="cpu", batch_size=b)
-            for b in (1, 64)]
-    assert runs[0] == runs[1]
-    assert set(runs[0]) == {v.id for v in videos}
-    assert sum(len(r) for r in runs[0].values()) > 0
+    # Exactly the same numbers, not merely the same rounded JSON.
+    one, seven = (predict_dataset(model, dataset, cfg.decode, batch_size=b) for b in (1, 7))
+    assert one.keys() == seven.keys()
+    for vid, dets in one.items():
+        assert np.array_equal(seven[vid].segments, dets.segments)
+        assert np.array_equal(seven[vid].scores, dets.scores)
+        assert np.array_equal(seven[vid].labels, dets.labels)
+
+    results = predict_results(model, cfg, meta["classes"], videos, source.features, device="cpu")
+    expected = to_results(one, meta["classes"])
+    assert results == {v.id: expected.get(v.id, []) for v in videos}  # every video, even without detections
+    assert sum(len(r) for r in results.values()) > 0
     for video in videos:
-        dets = runs[0][video.id]
+        dets = results[video.id]
         scores = [d["score"] for d in dets]
         assert scores == sorted(scores, reverse=True)
         segs = np.array([d["segment"] for d in dets]).reshape(-1, 2)
-        assert np.all(segs[:, 0] >= 0) and np.all(segs[:, 1] <= video.duration + 1e-3)
+        assert np.all(segs[:, 0] >= 0) and np.all(segs[:, 1] <= video.duration)
         assert np.all(segs[:, 0] <= segs[:, 1])
         assert len(dets) <= cfg.decode.max_keep
