@@ -68,7 +68,7 @@ BENCHMARKS = {
     "thumos": Benchmark("thumos", "THUMOS14", DATA / "thumos14" / "thumos14_gt.json", "thumos-like", "thumos",
                         4, "validation", "test", "thumos", 120, 0.4, 200),
     "anet": Benchmark("anet", "ActivityNet-1.3", DATA / "activitynet13" / "anet13_gt_trainval.json", "anet-like",
-                      "anet", 16, "training", "validation", "anet", 900, 0.6, 100,
+                      "anet", 16, "training", "validation", "anet", 3000, 0.6, 100,
                       DATA / "activitynet13" / "val_blocked_198.json"),
 }
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmark", choices=("thumos", "anet", "both"), default="both")
     parser.add_argument("--videos", type=int, nargs="+", metavar="N",
                         help="videos rendered per benchmark (a seeded sample stratified by subset), one value for "
-                             "all or one per benchmark (thumos anet); 0 = all; default 120 THUMOS14, 900 ActivityNet")
+                             "all or one per benchmark (thumos anet); 0 = all; default 120 THUMOS14, 3000 ActivityNet")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (sample, rendering, training)")
     parser.add_argument("--difficulty", type=float, default=DEFAULT_DIFFICULTY,
                         help=f"synthetic difficulty (frozen default {DEFAULT_DIFFICULTY})")

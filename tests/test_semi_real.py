@@ -116,7 +116,7 @@ def test_table_layout_and_seed_mean():
 
 
 def test_sizes_one_or_per_benchmark():
-    assert semi_real._sizes(None, ["thumos", "anet"]) == {"thumos": 120, "anet": 900}
+    assert semi_real._sizes(None, ["thumos", "anet"]) == {"thumos": 120, "anet": 3000}
     assert semi_real._sizes([0], ["thumos", "anet"]) == {"thumos": 0, "anet": 0}
     assert semi_real._sizes([10, 20], ["thumos", "anet"]) == {"thumos": 10, "anet": 20}
     with pytest.raises(SystemExit):
@@ -140,3 +140,19 @@ def test_blocked_settings():
     assert semi_real.blocked_settings(semi_real.BENCHMARKS["thumos"]) == {"test": []}
     anet = semi_real.blocked_settings(semi_real.BENCHMARKS["anet"])
     assert list(anet) == ["validation", "validation minus 198 blocked"] and len(anet["validation minus 198 blocked"]) == 198
+
+
+def test_calibration_summary_averages_seeds_and_flags_the_band():
+    import calibrate
+
+    def row(bench, setting, avg):
+        return {"model": "context-free baseline", "benchmark": bench, "setting": setting, "average_mAP": avg}
+
+    runs = [{"difficulty": 0.8, "videos": {"thumos": 120}, "rows": [row("thumos", "test", 0.10),
+                                                                      {**row("thumos", "test", 0.9), "model": "GSMT"}]},
+            {"difficulty": 0.8, "videos": {"thumos": 120}, "rows": [row("thumos", "test", 0.30)]},
+            {"difficulty": 1.0, "videos": {"anet": 0}, "rows": [row("anet", "validation", 0.01)]}]
+    assert calibrate.summary(runs).splitlines()[2:] == [
+        "| 0.8 | THUMOS14 | 120 | test | 20.00 (2 seeds) | yes |",
+        "| 1 | ActivityNet-1.3 | all | validation | 1.00 | no |",
+    ]
