@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,30 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
     """A run directory trained by `gsmt train demo` with the TINY_RUN overrides."""
-    import torch
-
     from gsmt.cli import main
 
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    threads = torch.get_num_threads()
     args = ["train", "demo", "--data", str(tiny_data), "--out", str(run), "--quiet"]
-    try:
+    with single_thread():  # also undoes the run's `train.threads`
         assert main(args + [a for o in TINY_RUN for a in ("--set", o)]) == 0
-    finally:
-        torch.set_num_threads(threads)  # the run's `train.threads` must not leak into other tests
     return run
+
+
+@contextmanager
+def single_thread():
+    """Tiny models run fastest on one CPU thread, and a busy machine cannot stall a thread pool;
+    the thread count is restored after, so nothing leaks into other tests."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    with single_thread():
+        yield

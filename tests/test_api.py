@@ -17,6 +17,8 @@ from gsmt.engine.data import open_data
 from gsmt.errors import GsmtError
 from gsmt.jobs import predict_results
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 GRID = dict(fps=30.0, feature_stride=16, feature_window=16)  # the tiny data's grid, saved in its checkpoint
 

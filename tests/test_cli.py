@@ -11,11 +11,13 @@ import pytest
 import torch
 
 import gsmt
-from conftest import TINY_RUN
+from conftest import TINY_RUN, single_thread
 from gsmt.cli import main
 from gsmt.config import config_from_dict
 from gsmt.data.annotations import load_annotations
 from gsmt.engine.checkpoint import build_model, load_checkpoint, save_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 METRIC_KEYS = {"tiou", "mAP", "average_mAP", "per_class_ap", "recall"}
 
@@ -49,7 +51,8 @@ def predictions(tiny_run, tiny_data, tmp_path_factory) -> Path:
 
 
 def _predict_file(run, data, out):
-    predict(run, out, "--data", str(data))
+    with single_thread():
+        predict(run, out, "--data", str(data))
     return out
 
 
@@ -190,14 +193,28 @@ def test_version(capsys):
 def test_train_prints_its_size_epochs_and_summary(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     overrides = [a for o in [*TINY_RUN, "train.epochs=1"] for a in ("--set", o)]
-    threads = torch.get_num_threads()
-    try:
-        assert main(["train", "demo", "--data", str(tiny_data), "--out", str(run), *overrides]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(["train", "demo", "--data", str(tiny_data), "--out", str(run), *overrides]) == 0
     out = capsys.readouterr().out.splitlines()
     n_params = sum(v.numel() for v in load_checkpoint(run)["model"].values())
     assert out[0].startswith(f"gsmt train: {n_params:,} parameters, 49 training samples (49 videos), "
                              "5 videos for model selection, mode resize, T=64, K=3, D=24, device cpu")
     assert any(line.startswith("epoch 1/1  loss ") for line in out)
     assert out[-1] == f"trained 1 epochs, best epoch 1; run directory: {run}"
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    small = ["train.epochs=1", "data.T=32", "model.hidden_dim=16", "model.num_layers=1", "train.threads=1"]
+    assert main(["demo", "--preset", "anet-like", "--videos", "12", "--out", str(out), "--quiet",
+                 *[a for o in small for a in ("--set", o)]]) == 0
+    printed = capsys.readouterr().out
+    ann = load_annotations(out / "data" / "annotations.json")
+    evaluated = ann.subset("validation")
+    assert f"Results on the 'validation' subset ({len(evaluated)} videos, tIoU anet):" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == METRIC_KEYS and len(metrics["mAP"]) == 10
+    assert f"average mAP {metrics['average_mAP']:.4f}" in printed
+    assert set(json.loads((out / "predictions.json").read_text())["results"]) == {v.id for v in evaluated}
+    for picture in ("timeline.png", "mask.png", "curves.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"config.yaml", "log.jsonl", "last.pt", "best.pt"} <= {p.name for p in (out / "run").iterdir()}

@@ -16,6 +16,8 @@ from gsmt.data.synth import generate
 from gsmt.engine.checkpoint import load_checkpoint
 from gsmt.engine.trainer import train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # 16 training videos, global batch 8 (4 per process), 3 epochs; dropout off so processes compare.
 OVERRIDES = ["data.T=32", "model.hidden_dim=32", "model.num_layers=1", "model.dropout=0.0", "train.batch_size=8",
              "train.epochs=3", "train.lr=0.005", "data.val_fraction=0", "train.device=cpu", "train.threads=1"]
@@ -67,11 +69,7 @@ def test_two_gloo_processes_match_one_process(ddp_data, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    threads = torch.get_num_threads()
-    try:
-        single = train(load_config("demo", OVERRIDES), ddp_data, tmp_path / "single", progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    single = train(load_config("demo", OVERRIDES), ddp_data, tmp_path / "single", progress=False)
 
     # Rank 0 alone logs and saves: one record per epoch, one checkpoint.
     ddp_losses, single_losses = epoch_losses(tmp_path / "ddp"), epoch_losses(tmp_path / "single")

@@ -22,6 +22,8 @@ from gsmt.engine.trainer import _lr_factor, prepare_run_dir, train
 from gsmt.errors import GsmtError
 from gsmt.jobs import predict_results
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 STEPS_PER_EPOCH = 7  # 49 training videos (54 less 5 held out for model selection) in batches of 8
 
 
@@ -139,11 +141,7 @@ def test_selection_split_is_seeded_and_disjoint():
 
 def _short_run(data: Path, out: Path, seed: int):
     cfg = load_config("demo", [*TINY_RUN, "train.epochs=1", f"train.seed={seed}"])
-    threads = torch.get_num_threads()
-    try:
-        return train(cfg, data, out, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    return train(cfg, data, out, progress=False)
 
 
 def test_training_is_seeded_and_deterministic(tiny_data, tmp_path):

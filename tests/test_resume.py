@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import TINY_RUN
 
 from gsmt.cli import main
 from gsmt.engine.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS_PER_EPOCH = 7  # 49 training videos in batches of 8
 
@@ -86,11 +89,7 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(tiny_data, tiny_run
     start_and_kill_in_epoch_2(tiny_data, run, tmp_path)
     assert [r["epoch"] for r in epoch_records(run)] == [1]
 
-    threads = torch.get_num_threads()
-    try:
-        assert main(train_args(tiny_data, run) + ["--resume"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(train_args(tiny_data, run) + ["--resume"]) == 0
     out = capsys.readouterr().out
     assert f"resumed from epoch 1 ({run / 'last.pt'})" in out
     events = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -118,10 +117,6 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(tiny_data, tiny_run
 def test_resume_without_a_checkpoint_starts_from_scratch(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    threads = torch.get_num_threads()
-    try:
-        assert main(train_args(tiny_data, run) + ["--set", "train.epochs=1", "--resume"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(train_args(tiny_data, run) + ["--set", "train.epochs=1", "--resume"]) == 0
     assert "resumed" not in capsys.readouterr().out
     assert [r["epoch"] for r in epoch_records(run)] == [1]
