@@ -47,12 +47,9 @@ def untrained_checkpoint(run: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def predictions(tiny_run, tiny_data, tmp_path_factory) -> Path:
     """`gsmt predict` on the validation subset (the data's evaluation subset) of the tiny run."""
-    return _predict_file(tiny_run, tiny_data, tmp_path_factory.mktemp("pred") / "preds.json")
-
-
-def _predict_file(run, data, out):
-    with single_thread():
-        predict(run, out, "--data", str(data))
+    out = tmp_path_factory.mktemp("pred") / "preds.json"
+    with single_thread():  # module-scoped: the function-scoped `one_thread` is not set up yet
+        predict(tiny_run, out, "--data", str(tiny_data))
     return out
 
 
