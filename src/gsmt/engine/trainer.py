@@ -266,8 +266,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
             save_checkpoint(run_dir / "last.pt", state)
             if best is not None and best["epoch"] == epoch + 1:
                 save_checkpoint(run_dir / "best.pt", state)
-            if progress:
-                print(_epoch_line(record, cfg.train.epochs))
+            print(_epoch_line(record, cfg.train.epochs), flush=True)
         if ddp.world_size > 1:
             dist.barrier()
     logger.close()
@@ -314,6 +313,9 @@ def _validate(model, val_set, cfg: Config, annotations: Annotations, device) -> 
     model.eval()
     loader = DataLoader(val_set, batch_size=cfg.decode.batch_size, shuffle=False, collate_fn=collate)
     total, n = {}, 0
+    K = annotations.num_classes
+    fg_hits = fg_count = 0
+    fg_per_class = torch.zeros(K, dtype=torch.float64)
     with torch.no_grad():
         for batch in loader:
             batch = _to(batch, device)
@@ -322,7 +324,16 @@ def _validate(model, val_set, cfg: Config, annotations: Annotations, device) -> 
             for key, value in logs.items():
                 total[key] = total.get(key, 0.0) + value
             n += 1
+            target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
+            fg = (target >= 0) & (target < K)
+            fg_hits += int((outputs["cls_logits"].argmax(1) == target)[fg].sum())
+            fg_count += int(fg.sum())
+            fg_per_class += torch.bincount(target[fg].cpu(), minlength=K).double()
     out = {f"val_{k}": v for k, v in _loss_record(total, max(1, n)).items()}
+    if fg_count:
+        # Foreground snippet accuracy, beside the rate of always answering the most frequent class.
+        out["val_fg_acc"] = fg_hits / fg_count
+        out["val_fg_majority"] = float(fg_per_class.max()) / fg_count
     detections = predict_dataset(model, val_set, cfg.decode, device=device)
     videos = list(val_set.videos)
     # Only classes present in these few videos are scored (the official rule); detections of the
@@ -351,7 +362,7 @@ def _select(record: dict, best: dict | None, metric: str | None) -> dict:
 
 def _epoch_line(record: dict, epochs: int) -> str:
     parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record.get('loss', float('nan')):.4f}"]
-    for key in ("val_loss", "val_mAP"):
+    for key in ("val_loss", "val_loss_mask", "val_fg_acc", "val_mAP"):
         if key in record:
             parts.append(f"{key} {record[key]:.4f}")
     parts.append(f"{record['samples_per_s']:.1f} samples/s")
