@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -96,8 +97,38 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def _coerce(value, hint, key: str, where: str):
+    """Check a value against its field's type; YAML reads `2e-3` as a string, so numbers are parsed."""
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, (list, tuple)):
+            raise GsmtError(where, f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(v, typing.get_args(hint)[0], key, where) for v in value]
+    args = typing.get_args(hint)
+    if args and type(None) in args and value is None:
+        return None
+    for kind in [t for t in args if t is not type(None)] or [hint]:
+        if kind is bool or isinstance(value, bool):
+            if kind is bool and isinstance(value, bool):
+                return value
+            continue
+        if kind in (int, float):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if kind is float:
+                return number
+            if number == int(number):
+                return int(number)
+            continue
+        if isinstance(value, kind):
+            return value
+    name = getattr(hint, "__name__", None) or str(hint)
+    raise GsmtError(where, f"config key '{key}' must be {name}, got {value!r}")
+
+
 def _build(cls, values: dict, where: str, prefix: str = ""):
-    """Build dataclass `cls` from a dict, refusing unknown keys."""
+    """Build dataclass `cls` from a dict, refusing unknown keys and values of the wrong type."""
     if not isinstance(values, dict):
         raise GsmtError(where, f"section '{prefix.rstrip('.') or 'config'}' must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -110,7 +141,7 @@ def _build(cls, values: dict, where: str, prefix: str = ""):
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), value or {}, where, f"{prefix}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, typing.get_type_hints(cls)[key], f"{prefix}{key}", where)
     return cls(**kwargs)
 
 

@@ -1,0 +1,49 @@
+"""Config presets, overrides and type checks."""
+
+import pytest
+
+from gsmt.config import PRESETS, apply_overrides, load_config, parse_override
+from gsmt.errors import GsmtError
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load(name):
+    cfg = load_config(name)
+    assert cfg.name == name
+    assert cfg.data.T > 0 and cfg.train.epochs > 0
+
+
+def test_preset_values_follow_the_paper_settings():
+    anet, thumos = load_config("anet"), load_config("thumos")
+    assert (anet.data.temporal_mode, anet.data.T, anet.decode.mode, anet.decode.nms_sigma) == ("resize", 100, "long", 0.6)
+    assert (thumos.data.temporal_mode, thumos.data.T, thumos.decode.mode) == ("window", 256, "short")
+    assert (thumos.decode.topk_classes, thumos.decode.nms_sigma, thumos.decode.max_keep) == (2, 0.4, 200)
+
+
+def test_override_parsing_and_numbers_written_without_a_dot():
+    assert parse_override("train.lr=3e-4") == {"train": {"lr": "3e-4"}}  # YAML 1.1 reads this as text
+    cfg = load_config("demo", ["train.lr=2e-3", "train.epochs=3.0", "data.fps=30", "decode.thresholds=[0.5, 0.7]",
+                               "model.head_dim=16", "model.mask_branch=false"])
+    assert cfg.train.lr == 0.002 and isinstance(cfg.train.lr, float)
+    assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
+    assert cfg.data.fps == 30.0 and cfg.decode.thresholds == [0.5, 0.7]
+    assert cfg.model.head_dim == 16 and cfg.model.mask_branch is False
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("train.lr=abc", "config key 'train.lr' must be float, got 'abc'"),
+    ("train.epochs=2.5", "config key 'train.epochs' must be int, got 2.5"),
+    ("model.mask_branch=3", "config key 'model.mask_branch' must be bool, got 3"),
+    ("train.nope=1", "unknown config key 'train.nope'"),
+    ("nope", "'nope' is not key=value"),
+])
+def test_bad_overrides_are_one_line_errors(bad, message):
+    with pytest.raises(GsmtError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_config("demo", [bad])
+
+
+def test_apply_overrides_limits_sections():
+    cfg = load_config("demo")
+    assert apply_overrides(cfg, ["decode.max_keep=7"], sections=("decode",)).decode.max_keep == 7
+    with pytest.raises(GsmtError, match="only decode"):
+        apply_overrides(cfg, ["train.lr=1"], sections=("decode",))
