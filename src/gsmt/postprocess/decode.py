@@ -103,14 +103,16 @@ def _finish(
     m2: int,
 ) -> Detections:
     """Clip to [0, duration], merge identical (start, end, label) keeping the best score, threshold, top m2."""
+    # Dropping low scores first is the same as after merging (a group's best is kept) and cheaper.
+    keep = scores >= theta_c
+    starts, ends, labels, scores = starts[keep], ends[keep], labels[keep], scores[keep]
     starts = np.clip(starts, 0.0, duration)
     ends = np.clip(ends, 0.0, duration)
     order = np.lexsort((-scores, labels, ends, starts))
     starts, ends, labels, scores = starts[order], ends[order], labels[order], scores[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = (np.diff(starts) != 0) | (np.diff(ends) != 0) | (np.diff(labels) != 0)
-    keep = first & (scores >= theta_c)
-    dets = Detections(np.stack([starts[keep], ends[keep]], axis=1), labels[keep], scores[keep])
+    dets = Detections(np.stack([starts[first], ends[first]], axis=1), labels[first], scores[first])
     return dets.sorted().take(slice(0, m2))
 
 
@@ -177,7 +179,7 @@ def decode(
         run_max = _run_max(values, rows, first, last)
 
     snippet = kept[rows // len(thr)]  # [R] source snippet of each run
-    classes = _top_classes(probs[:num_classes, snippet], topk_classes)  # [R, k]
+    classes = _top_classes(probs[:num_classes, kept], topk_classes)[rows // len(thr)]  # [R, k]
     labels = classes.ravel()
     source = np.repeat(snippet, topk_classes)
     scores = probs[labels, source] * np.repeat(run_max, topk_classes)
