@@ -66,6 +66,11 @@ def boundary_band(x: torch.Tensor, k: int, valid: torch.Tensor | None = None) ->
     return band
 
 
+def _mean(x: torch.Tensor, normalizer: float | None) -> torch.Tensor:
+    """Mean over the local items, or sum / normalizer (DDP: global count per rank)."""
+    return x.mean() if normalizer is None else x.sum() / normalizer
+
+
 def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor, cfg: LossConfig,
                         normalizer: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 5 per snippet, averaged over snippets with target >= 0 (target -1 = ignored).
@@ -96,8 +101,9 @@ def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor, cfg:
         per_snippet = cfg.lambda1 * focal + (1.0 - cfg.lambda1) * logistic
     else:
         per_snippet = focal if cfg.focal else logistic
-    loss = per_snippet.mean() if normalizer is None else per_snippet.sum() / normalizer
-    parts = {"focal": focal.mean().detach(), "logistic": logistic.mean().detach(), "cls": loss.detach()}
+    loss = _mean(per_snippet, normalizer)
+    parts = {"focal": _mean(focal, normalizer).detach(), "logistic": _mean(logistic, normalizer).detach(),
+             "cls": loss.detach()}
     return loss, parts
 
 
@@ -134,13 +140,13 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
             l2 = ((m - g) ** 2).sum(1) / c
             boundary = torch.where(fallback, l2, 1.0 - inter / (union + cfg.eps))
             per_column = per_column + boundary
-            parts["boundary"] = boundary.mean().detach()
-            parts["fallback_fraction"] = fallback.to(m.dtype).mean().detach()
+            parts["boundary"] = _mean(boundary, normalizer).detach()
+            parts["fallback_fraction"] = _mean(fallback.to(m.dtype), normalizer).detach()
         if cfg.dice:
             dice = 1.0 - (m * g).sum(1) / ((m * m + g * g).sum(1) + cfg.eps)
             per_column = per_column + cfg.lambda2 * dice
-            parts["dice"] = dice.mean().detach()
-        loss = loss + (per_column.mean() if normalizer is None else per_column.sum() / normalizer)
+            parts["dice"] = _mean(dice, normalizer).detach()
+        loss = loss + _mean(per_column, normalizer)
     if cfg.background_mask and bg is not None:
         take_bg = bg.to(torch.bool) & valid
         if bool(take_bg.any()):
