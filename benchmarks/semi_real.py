@@ -12,8 +12,10 @@ evaluation subset, evaluate with the official protocol, and print a Table-1 styl
   `validation` with and without the 198 blocked ids; `anet` preset (resize to T = 100, long-action
   decoding), tIoU 0.5:0.05:0.95.
 
-    python benchmarks/semi_real.py --benchmark both --out /tmp/gsmt_bench/runs          # CPU subset
-    python benchmarks/semi_real.py --benchmark both --videos 0 --device cuda --out DIR  # full size
+    # CPU subset (120 THUMOS14 / 3,000 ActivityNet videos), ~15 min per benchmark on 2 cores:
+    python benchmarks/semi_real.py --benchmark both --threads 1 --set train.epochs=8 --out /tmp/gsmt_bench/runs
+    # full size on a GPU:
+    python benchmarks/semi_real.py --benchmark both --videos 0 --device cuda --threads 8 --out DIR
 """
 
 from __future__ import annotations
