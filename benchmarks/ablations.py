@@ -466,7 +466,7 @@ def markdown(entries: list[dict], keys: list[str], tables: list[int], header: li
             if not rows:
                 continue
             table = TABLES[number]
-            lines += ["", f"#### {title}: Table {number}, {table.title.lower()}", "",
+            lines += ["", f"#### {title}: Table {number}. {table.title}", "",
                       "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
             for e in rows:
                 paper = e["paper"] or ("-", "-")
@@ -482,7 +482,7 @@ def markdown(entries: list[dict], keys: list[str], tables: list[int], header: li
                                                              for k in keys) + " |",
               "|---|---|---:|" + "---|" * len(keys)]
     seen = []
-    for e in entries:
+    for e in sorted(entries, key=lambda x: x["table"]):  # stable: rows keep the paper's order
         if e["baseline"] or (e["table"], e["row"]) in seen:
             continue
         seen.append((e["table"], e["row"]))
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({len(jobs)} trainings, {args.jobs} in parallel), difficulty {args.difficulty:g}, D = "
               f"{semi_real.FEATURE_DIM}, seeds {' '.join(map(str, args.seeds))}. "
               + "; ".join(f"{semi_real.BENCHMARKS[k].title}: {counts[k][0]} `{semi_real.BENCHMARKS[k].train_subset}` "
-                          f"videos for training (10% held out for model selection), {counts[k][1]} "
+                          f"videos for training (a `data.val_fraction` share held out for model selection), {counts[k][1]} "
                           f"`{semi_real.BENCHMARKS[k].eval_subset}` videos evaluated" for k in keys) + ". "
               + ("Settings beyond the presets: `" + " ".join(base[keys[0]]) + "`. " if base[keys[0]] else "")
               + "Numbers are mAP (%) on the evaluated videos, mean ± sd over seeds; paper numbers are its "

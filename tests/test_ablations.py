@@ -107,7 +107,7 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys, shared_data):
     # Ground-truth classes and masks together decode most instances whatever the (barely trained) model.
     assert min(entries[(6, "oracle_both")]["avg_mAP"]) > 50
     assert entries[(6, "oracle_both")]["verdict"] in ("higher", "no clear difference")
-    assert "#### ActivityNet-1.3: Table 4, transformer vs 1-d cnn snippet embedding" in first
+    assert "#### ActivityNet-1.3: Table 4. Transformer vs 1-D CNN snippet embedding" in first
     assert (out / "ablations.md").read_text().strip() in first
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")}
