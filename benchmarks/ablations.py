@@ -25,12 +25,11 @@ import contextlib
 import datetime
 import json
 import multiprocessing
-import shutil
 import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -386,7 +385,11 @@ def run_all(jobs: list[Job], *, workers: int, log=print) -> list[str]:
                     failed += [j.name for j in mine]
                     continue
                 for job in mine:
-                    pending[pool.submit(execute_logged, job)] = ("job", job)
+                    try:
+                        pending[pool.submit(execute_logged, job)] = ("job", job)
+                    except RuntimeError as exc:  # a worker died (e.g. killed for memory): the pool is broken
+                        failed.append(job.name)
+                        log(f"  not started {job.name}: {type(exc).__name__}: {exc}")
     return failed
 
 
