@@ -80,6 +80,7 @@ class DecodeConfig:
     nms_iou_threshold: float = 0.5  # linear decay only
     nms_per_class: bool = True
     max_keep: int = 100  # detections per video after Soft-NMS
+    drop_edge_cuts: bool = True  # window mode: leave actions cut by an inner window edge to the neighbour
     tiou: str = "auto"  # auto (from the data) | anet | thumos | epic | comma list
     batch_size: int = 32
 

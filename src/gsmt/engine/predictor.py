@@ -13,6 +13,7 @@ from gsmt.config import DecodeConfig
 from gsmt.data.dataset import TALDataset, collate
 from gsmt.model import GSMT
 from gsmt.postprocess import Detections, actionness_decode, decode, soft_nms
+from gsmt.postprocess.windows import drop_edge_cuts
 
 
 @torch.no_grad()
@@ -32,8 +33,11 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
                  if "mask_logits" in outputs else None)
         for i, video_id in enumerate(batch["video_id"]):
             durations[video_id] = float(batch["duration"][i])
-            per_video[video_id].append(decode_sample(probs[i], None if masks is None else masks[i],
-                                                     batch, i, decode_cfg))
+            dets = decode_sample(probs[i], None if masks is None else masks[i], batch, i, decode_cfg)
+            if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
+                dets = drop_edge_cuts(dets, batch["t_start"][i].numpy(), batch["t_end"][i].numpy(),
+                                      batch["valid"][i].numpy(), durations[video_id], dataset.window_stride)
+            per_video[video_id].append(dets)
     return {vid: suppress(Detections.concatenate(parts), decode_cfg) for vid, parts in per_video.items()}
 
 
