@@ -34,18 +34,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import semi_real  # noqa: E402
 from gsmt.config import DecodeConfig, load_config  # noqa: E402
 from gsmt.data.annotations import load_annotations  # noqa: E402
-from gsmt.data.dataset import collate  # noqa: E402
 from gsmt.data.features import FeatureStore  # noqa: E402
 from gsmt.data.synth import DEFAULT_DIFFICULTY  # noqa: E402
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from gsmt.engine.data import make_dataset  # noqa: E402
-from gsmt.engine.predictor import decode_sample, suppress, to_results  # noqa: E402
+from gsmt.engine.predictor import predict_dataset, to_results  # noqa: E402
 from gsmt.engine.trainer import train  # noqa: E402
 from gsmt.evaluation import evaluate_detection  # noqa: E402
 from gsmt.jobs import predict_results  # noqa: E402
@@ -196,21 +194,12 @@ def oracle_inputs(probs: np.ndarray, masks: np.ndarray | None, cls_target: np.nd
     return probs, masks
 
 
-@torch.no_grad()
 def predict_oracle(model, dataset, cfg: DecodeConfig, which: str, device: torch.device) -> dict[str, Detections]:
     """`predict_dataset` with ground truth substituted for one branch (or both) before decoding."""
-    model.eval()
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False, collate_fn=collate)
-    parts: dict[str, list[Detections]] = {}
-    for batch in loader:
-        outputs = model(batch["features"].to(device), batch["valid"].to(device))
-        probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
-        masks = torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy() if "mask_logits" in outputs else None
-        cls_target, mask_target = batch["cls_target"].numpy(), batch["mask_target"].numpy()
-        for i, video_id in enumerate(batch["video_id"]):
-            p, m = oracle_inputs(probs[i], None if masks is None else masks[i], cls_target[i], mask_target[i], which)
-            parts.setdefault(video_id, []).append(decode_sample(p, m, batch, i, cfg))
-    return {vid: suppress(Detections.concatenate(p), cfg) for vid, p in parts.items()}
+    def substitute(probs, masks, batch, i):
+        return oracle_inputs(probs, masks, batch["cls_target"][i].numpy(), batch["mask_target"][i].numpy(), which)
+
+    return predict_dataset(model, dataset, cfg, device=device, substitute=substitute)
 
 
 def _metrics(ann, results: dict, bench: semi_real.Benchmark) -> dict[str, dict]:

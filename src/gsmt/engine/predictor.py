@@ -19,8 +19,12 @@ from gsmt.postprocess.windows import drop_edge_cuts
 @torch.no_grad()
 def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, *,
                     device: torch.device | str = "cpu", batch_size: int | None = None,
-                    progress: bool = False) -> dict[str, Detections]:
-    """Detections in video seconds for every video of `dataset` (windows merged, Soft-NMS applied)."""
+                    progress: bool = False, substitute=None) -> dict[str, Detections]:
+    """Detections in video seconds for every video of `dataset` (windows merged, Soft-NMS applied).
+
+    `substitute(probs, masks, batch, i) -> (probs, masks)` may replace a sample's outputs before
+    decoding (the paper's oracle analysis, Table 6).
+    """
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size or decode_cfg.batch_size, shuffle=False,
                         collate_fn=collate)
@@ -33,7 +37,10 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
                  if "mask_logits" in outputs else None)
         for i, video_id in enumerate(batch["video_id"]):
             durations[video_id] = float(batch["duration"][i])
-            dets = decode_sample(probs[i], None if masks is None else masks[i], batch, i, decode_cfg)
+            p, m = probs[i], None if masks is None else masks[i]
+            if substitute is not None:
+                p, m = substitute(p, m, batch, i)
+            dets = decode_sample(p, m, batch, i, decode_cfg)
             if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
                 dets = drop_edge_cuts(dets, batch["t_start"][i].numpy(), batch["t_end"][i].numpy(),
                                       batch["valid"][i].numpy(), durations[video_id], dataset.window_stride)
