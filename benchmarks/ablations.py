@@ -508,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="/tmp/gsmt_bench/features", help="rendered features, reused between runs")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep each run's best.pt / last.pt")
     parser.add_argument("--out", required=True, help="results folder (resumable)")
+    parser.add_argument("--aggregate-only", action="store_true",
+                        help="train nothing: tabulate the runs already stored in --out (e.g. after a time limit)")
     args = parser.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -529,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
           f"seeds {' '.join(map(str, args.seeds))}, tables {' '.join(map(str, sorted(args.tables)))}, "
           f"device {args.device}, {args.jobs} in parallel", flush=True)
     start = time.perf_counter()
-    failed = run_all(jobs, workers=args.jobs, log=lambda text: print(text, flush=True))
+    failed = [] if args.aggregate_only else run_all(jobs, workers=args.jobs, log=lambda text: print(text, flush=True))
     wall = time.perf_counter() - start
 
     records = []
@@ -554,6 +556,11 @@ def main(argv: list[str] | None = None) -> int:
                 "holds when |mean Δ| > 2 sd and its sign is the paper's."]
     if failed:
         header += ["", f"Failed runs (see `logs/`): {', '.join(failed)}."]
+    missing = [f"{j.benchmark}/{j.variant}_s{j.seed}" for j in jobs
+               if not run_path(out, j.benchmark, j.variant, j.seed).is_file() and f"{j.benchmark}/{j.variant}_s{j.seed}" not in failed]
+    if missing:
+        header += ["", f"{len(missing)} of {len(jobs)} trainings did not run to the end (time limit) and are "
+                       f"left out: {', '.join(missing)}."]
     text = markdown(entries, keys, sorted(args.tables), header)
     (out / "ablations.md").write_text(text + "\n")
     (out / "ablations.json").write_text(json.dumps(
