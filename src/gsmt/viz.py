@@ -419,7 +419,8 @@ def curves_figure(records: list[dict], log_path: str | Path = "run log") -> Figu
     ax = axes[0]
     if len(train[0]):
         ax.plot(*train, "o-", color="tab:blue", markersize=3, linewidth=1.8, label="train loss")
-    for (key, e, v), color in zip(part_series, ["tab:cyan", "tab:purple", "tab:olive", "tab:brown", "tab:orange", "tab:pink", "tab:gray", "black"] * 2):
+    part_colors = ["tab:cyan", "tab:purple", "tab:olive", "tab:brown", "tab:orange", "tab:pink", "tab:gray", "black"]
+    for (key, e, v), color in zip(part_series, part_colors * 2):
         ax.plot(e, v, "--", color=color, linewidth=1.0, label=f"train {key}")
     if len(val[0]):
         ax.plot(*val, "s-", color="tab:red", markersize=3, linewidth=1.8, label="val loss")
