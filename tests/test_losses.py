@@ -101,6 +101,15 @@ def test_mask_loss_l2_fallback_when_bands_do_not_meet():
     assert float(loss) == pytest.approx(2.875 / 6, abs=1e-7)
 
 
+def test_mask_loss_l2_fallback_normalised_by_foreground():
+    # Same case as above, c = number of foreground positions of g = 3: 2.875 / 3
+    cfg = LossConfig(erosion_kernel=3, dice=False, l2_norm="foreground")
+    loss, _ = mask_loss(*_column_case([LN3, -LN3, -LN3, -LN3, -LN3, LN3], G), cfg)
+    assert float(loss) == pytest.approx(2.875 / 3, abs=1e-7)
+    with pytest.raises(GsmtError, match="loss.l2_norm"):
+        LossConfig(l2_norm="T")
+
+
 def test_mask_loss_fallback_is_chosen_on_hard_bands():
     # m = [.25,.4,.4,.4,.25,.25]: soft band B(m) = [0,.15,0,.15,0,0] meets B(g) (soft I = 0.3 > 0),
     # but m > .5 is all zero so the hard band is empty -> fallback.

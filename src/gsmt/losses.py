@@ -26,6 +26,9 @@ class LossConfig:
     erosion_kernel: int = 7
     background_mask: bool = False
     mask_weight: float = 1.0
+    # c of the L2 fallback: "length" = the mask length T (DESIGN.md), "foreground" = the number of
+    # foreground positions of the target (the paper's "ground-truth mask length" read literally).
+    l2_norm: str = "length"
     eps: float = 1e-8
 
     def __post_init__(self) -> None:
@@ -33,6 +36,8 @@ class LossConfig:
             raise GsmtError("loss.erosion_kernel", f"must be a positive odd integer, got {self.erosion_kernel}")
         if not 0.0 <= self.lambda1 <= 1.0:
             raise GsmtError("loss.lambda1", f"must lie in [0, 1], got {self.lambda1}")
+        if self.l2_norm not in ("length", "foreground"):
+            raise GsmtError("loss.l2_norm", f"must be length or foreground, got {self.l2_norm!r}")
 
 
 def _zero_like_graph(x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +141,7 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
             fallback = hard_overlap == 0
             inter = (bm * bg_band).sum(1)
             union = (bm + bg_band - bm * bg_band).sum(1)
-            c = ok.sum(1).clamp(min=1).to(m.dtype)
+            c = (g.sum(1) if cfg.l2_norm == "foreground" else ok.sum(1)).clamp(min=1).to(m.dtype)
             l2 = ((m - g) ** 2).sum(1) / c
             boundary = torch.where(fallback, l2, 1.0 - inter / (union + cfg.eps))
             per_column = per_column + boundary
