@@ -308,32 +308,37 @@ def _average_across_ranks(record: dict, ddp: _Dist) -> dict:
     return {**record, **{k: float(v) / ddp.world_size for k, v in zip(keys, values)}}
 
 
+@torch.no_grad()
+def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dict:
+    """Mean loss terms (`loss`, `loss_mask`, ...) on a dataset, foreground snippet accuracy
+    (`fg_acc`) and the rate of always answering the most frequent foreground class (`fg_majority`)."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=cfg.decode.batch_size, shuffle=False, collate_fn=collate)
+    total, n = {}, 0
+    fg_hits = fg_count = 0
+    fg_per_class = torch.zeros(num_classes, dtype=torch.float64)
+    for batch in loader:
+        batch = _to(batch, device)
+        outputs = {k: v.float() for k, v in model(batch["features"], batch["valid"]).items()}
+        _, logs = gsmt_loss(outputs, batch, cfg.loss)
+        for key, value in logs.items():
+            total[key] = total.get(key, 0.0) + value
+        n += 1
+        target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
+        fg = (target >= 0) & (target < num_classes)
+        fg_hits += int((outputs["cls_logits"].argmax(1) == target)[fg].sum())
+        fg_count += int(fg.sum())
+        fg_per_class += torch.bincount(target[fg].cpu(), minlength=num_classes).double()
+    out = _loss_record(total, max(1, n))
+    if fg_count:
+        out["fg_acc"] = fg_hits / fg_count
+        out["fg_majority"] = float(fg_per_class.max()) / fg_count
+    return out
+
+
 def _validate(model, val_set, cfg: Config, annotations: Annotations, device) -> dict:
     """Loss and detection mAP on the model-selection videos (held out from the training subset)."""
-    model.eval()
-    loader = DataLoader(val_set, batch_size=cfg.decode.batch_size, shuffle=False, collate_fn=collate)
-    total, n = {}, 0
-    K = annotations.num_classes
-    fg_hits = fg_count = 0
-    fg_per_class = torch.zeros(K, dtype=torch.float64)
-    with torch.no_grad():
-        for batch in loader:
-            batch = _to(batch, device)
-            outputs = {k: v.float() for k, v in model(batch["features"], batch["valid"]).items()}
-            _, logs = gsmt_loss(outputs, batch, cfg.loss)
-            for key, value in logs.items():
-                total[key] = total.get(key, 0.0) + value
-            n += 1
-            target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
-            fg = (target >= 0) & (target < K)
-            fg_hits += int((outputs["cls_logits"].argmax(1) == target)[fg].sum())
-            fg_count += int(fg.sum())
-            fg_per_class += torch.bincount(target[fg].cpu(), minlength=K).double()
-    out = {f"val_{k}": v for k, v in _loss_record(total, max(1, n)).items()}
-    if fg_count:
-        # Foreground snippet accuracy, beside the rate of always answering the most frequent class.
-        out["val_fg_acc"] = fg_hits / fg_count
-        out["val_fg_majority"] = float(fg_per_class.max()) / fg_count
+    out = {f"val_{k}": v for k, v in heldout_losses(model, val_set, cfg, annotations.num_classes, device).items()}
     detections = predict_dataset(model, val_set, cfg.decode, device=device)
     videos = list(val_set.videos)
     # Only classes present in these few videos are scored (the official rule); detections of the
