@@ -31,8 +31,11 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on normal exit it replaces `path`, on error it is removed.
+
+    `fsync=False` skips forcing the data to disk before the rename (still atomic for readers, not
+    durable across a power cut): for many files whose completion another file marks.
 
     The parent folder is created when missing. The temporary name ends with `path`'s suffix, so
     any writer that takes a path works (`torch.save`, `np.save`, `h5py.File`...); close it before
@@ -49,7 +52,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        _fsync(tmp)
+        if fsync:
+            _fsync(tmp)
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except OSError as exc:
