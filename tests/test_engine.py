@@ -64,9 +64,9 @@ def test_checkpoint_is_self_describing(tiny_run, tiny_data):
     assert (last["epoch"], last["step"], len(last["history"])) == (15, 15 * STEPS_PER_EPOCH, 15)
     history = epoch_records(tiny_run)
     assert last["history"] == history
-    # best.pt is the epoch of highest mAP on the held-out model-selection videos (first one on ties).
+    # best.pt is the epoch of highest mAP on the held-out model-selection videos (last one on ties).
     val_map = [r["val_mAP"] for r in history]
-    best_epoch = int(np.argmax(val_map)) + 1
+    best_epoch = len(val_map) - int(np.argmax(val_map[::-1]))
     assert state["best"] == last["best"] == {"epoch": best_epoch, "metric": "val_mAP", "value": max(val_map)}
     assert state["epoch"] == best_epoch and state["history"] == history[:best_epoch]
 

@@ -360,7 +360,8 @@ def _select(record: dict, best: dict | None, metric: str | None) -> dict:
         return {"epoch": record["epoch"], "metric": "last", "value": float(record["epoch"])}
     value = record[metric]
     higher_is_better = metric.endswith("mAP")
-    if best is None or (value > best["value"] if higher_is_better else value < best["value"]):
+    # Ties go to the later epoch: it has trained longer (e.g. while the held-out mAP is still 0).
+    if best is None or (value >= best["value"] if higher_is_better else value <= best["value"]):
         return {"epoch": record["epoch"], "metric": metric, "value": value}
     return best
 
