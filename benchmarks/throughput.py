@@ -12,7 +12,6 @@ import argparse
 import platform
 import resource
 import time
-from pathlib import Path
 
 import torch
 

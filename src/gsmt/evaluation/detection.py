@@ -253,7 +253,6 @@ def _match_bucket(p_seg: np.ndarray, p_grp: np.ndarray, p_rank: np.ndarray, g_se
     order = np.lexsort((p_grp, p_rank))
     _, starts, _ = group_starts(p_rank[order])
     bounds = np.append(starts, n)
-    t_idx = np.arange(nt)[None, :]
     for a, b in zip(bounds[:-1], bounds[1:]):  # one step per rank within group
         sel = order[a:b]
         grp = p_grp[sel]
