@@ -41,6 +41,8 @@ OPTIONS = [
     dict(pos_encoding="fixed"),
     dict(embedding="cnn"),
     dict(embedding="cnn", pos_encoding="fixed"),
+    dict(mask_head="pairwise"),
+    dict(mask_head="pairwise", pos_encoding="fixed"),
 ]
 
 
@@ -87,6 +89,49 @@ def test_mask_column_is_predicted_from_its_own_snippet():
     assert not torch.allclose(a[0, :, 40], b[0, :, 40])
 
 
+def test_pairwise_mask_orientation_by_hand():
+    # With the affinity switched off the logit of position i in the mask of snippet t is the
+    # offset bias of i - t. A bias that is positive for i - t in {0, 1, 2} (the action runs forward
+    # from t) must light rows t..t+2 of column t; the transpose would light t-2..t instead.
+    model = small(mask_head="pairwise")
+    head = model.mask_head
+    with torch.no_grad():
+        for conv in (head.query, head.key):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        offsets = torch.arange(-(T - 1), T)
+        head.offset_bias.copy_(torch.where((offsets >= 0) & (offsets <= 2), 5.0, -5.0))
+    features, valid = inputs()
+    logits = model(features, valid)["mask_logits"][0]
+    i, t = torch.meshgrid(torch.arange(T), torch.arange(T), indexing="ij")
+    expected = torch.where((i - t >= 0) & (i - t <= 2), 5.0, -5.0)
+    assert torch.equal(logits, expected)
+    assert not torch.equal(logits, expected.T)
+    # Distance slopes: 0.5 per snippet forward (i > t), 2 per snippet backward (i < t).
+    with torch.no_grad():
+        head.offset_bias.zero_()
+        head.slopes.copy_(torch.tensor([0.5, 2.0]))
+    logits = model(features, valid)["mask_logits"][0]
+    expected = torch.where(i >= t, -0.5 * (i - t), -2.0 * (t - i)).float()
+    assert torch.allclose(logits, expected)
+    assert logits[3, 1] == -1.0 and logits[1, 3] == -4.0
+
+
+def test_pairwise_mask_depends_on_both_snippets_only():
+    # CNN embedding (receptive field radius 20 with the head's convs): logit(i, t) of the pairwise
+    # head sees snippets near i and near t, so a change at snippet 40 of 64 leaves the block of
+    # rows and columns 0..19 untouched but changes both row 40 and column 40.
+    torch.manual_seed(0)
+    model = GSMT(D, K, 64, hidden_dim=C, embedding="cnn", mask_head="pairwise").eval()
+    features, valid = torch.rand(1, D, 64), torch.ones(1, 64, dtype=torch.bool)
+    changed = features.clone()
+    changed[0, :, 40] += 1.0
+    a, b = model(features, valid)["mask_logits"][0], model(changed, valid)["mask_logits"][0]
+    assert torch.equal(a[:20, :20], b[:20, :20])
+    assert not torch.allclose(a[40, :20], b[40, :20])
+    assert not torch.allclose(a[:20, 40], b[:20, 40])
+
+
 @pytest.mark.parametrize("n_heads", [1, 2, 3, 4, 5])
 def test_head_counts(n_heads):
     features, valid = inputs()
@@ -121,11 +166,16 @@ def test_parameter_count_paper_size():
     assert n == expected
     assert count_parameters(GSMT(2048, 200, 100, pos_encoding="learned")) == expected + 256 * 100
     assert count_parameters(GSMT(2048, 200, 100, pos_encoding="fixed")) == expected
+    # pairwise head: the C->T readout replaced by query and key (C->64 each), 2T-1 offset biases
+    # and two distance slopes
+    pairwise = expected - (256 * 100 + 100) + 2 * (256 * 64 + 64) + 199 + 2
+    assert count_parameters(GSMT(2048, 200, 100, mask_head="pairwise")) == pairwise
 
 
-def test_long_sequence_and_backward():
+@pytest.mark.parametrize("mask_head", ["conv", "pairwise"])
+def test_long_sequence_and_backward(mask_head):
     torch.manual_seed(0)
-    model = GSMT(8, 3, 256, hidden_dim=16, n_heads=2)
+    model = GSMT(8, 3, 256, hidden_dim=16, n_heads=2, mask_head=mask_head)
     features = torch.rand(2, 8, 256)
     valid = torch.ones(2, 256, dtype=torch.bool)
     valid[1, 200:] = False
@@ -145,6 +195,8 @@ def test_bad_configuration_and_input():
         GSMT(D, K, T, pos_encoding="rotary")
     with pytest.raises(GsmtError, match="embedding"):
         GSMT(D, K, T, embedding="lstm")
+    with pytest.raises(GsmtError, match="mask_head"):
+        GSMT(D, K, T, mask_head="mlp")
     with pytest.raises(GsmtError, match="feature dimension 7"):
         small()(torch.rand(1, 7, T), torch.ones(1, T, dtype=torch.bool))
     with pytest.raises(GsmtError, match="T=16"):

@@ -45,6 +45,7 @@ class ModelConfig:
     pos_encoding: str = "none"  # none | learned | fixed
     embedding: str = "transformer"  # transformer | cnn
     mask_branch: bool = True
+    mask_head: str = "conv"  # conv (paper: C -> T readout) | pairwise (snippet affinity + offset bias)
 
 
 @dataclass

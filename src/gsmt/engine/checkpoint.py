@@ -53,6 +53,7 @@ def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
         pos_encoding=m.pos_encoding,
         embedding=m.embedding,
         mask_branch=m.mask_branch,
+        mask_head=m.mask_head,
     )
 
 

@@ -7,10 +7,11 @@ from torch import nn
 
 from gsmt.errors import GsmtError
 from gsmt.model.embedding import CNNEmbedding, PositionalEncoding, TransformerEmbedding, zero_padded
-from gsmt.model.heads import ClassificationHead, MaskHead
+from gsmt.model.heads import ClassificationHead, MaskHead, PairwiseMaskHead
 
 POS_ENCODINGS = ("none", "learned", "fixed")
 EMBEDDINGS = ("transformer", "cnn")
+MASK_HEADS = ("conv", "pairwise")
 
 
 class GSMT(nn.Module):
@@ -21,12 +22,14 @@ class GSMT(nn.Module):
     def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
-                 embedding: str = "transformer", mask_branch: bool = True):
+                 embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv"):
         super().__init__()
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
         if embedding not in EMBEDDINGS:
             raise GsmtError("model.embedding", f"unknown value {embedding!r}, choose from {EMBEDDINGS}")
+        if mask_head not in MASK_HEADS:
+            raise GsmtError("model.mask_head", f"unknown value {mask_head!r}, choose from {MASK_HEADS}")
         for name, value in (("feature_dim", feature_dim), ("num_classes", num_classes), ("T", T),
                             ("hidden_dim", hidden_dim), ("n_heads", n_heads)):
             if int(value) < 1:
@@ -45,7 +48,8 @@ class GSMT(nn.Module):
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
         self.cls_head = ClassificationHead(hidden_dim, num_classes)
-        self.mask_head = MaskHead(hidden_dim, T) if mask_branch else None
+        head = MaskHead if mask_head == "conv" else PairwiseMaskHead
+        self.mask_head = head(hidden_dim, T) if mask_branch else None
 
     def forward(self, features: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         B, D, T = features.shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,3 +39,37 @@ class MaskHead(nn.Module):
         h = zero_padded(F.relu(self.conv1(zero_padded(x, valid))), valid)
         h = zero_padded(F.relu(self.conv2(h)), valid)
         return self.out(h)
+
+
+class PairwiseMaskHead(nn.Module):
+    """The same two convs, then logit(i, t) = <query_i, key_t> / sqrt(d) + bias(i - t): whether
+    position i belongs to the action of snippet t, as an affinity between the two snippets plus a
+    learned function of their offset. Unlike the C->T readout it is translation-equivariant, so a
+    column follows its action's extent instead of recalling absolute positions (BENCHMARKS.md)."""
+
+    def __init__(self, C: int, T: int, dim: int = 64):
+        super().__init__()
+        self.T, self.dim = T, dim
+        self.conv1 = nn.Conv1d(C, C, 3, padding=1)
+        self.conv2 = nn.Conv1d(C, C, 3, padding=1)
+        self.query = nn.Conv1d(C, dim, 1)
+        self.key = nn.Conv1d(C, dim, 1)
+        # bias(o) = offset_bias[o] - slope * |o| (one slope per direction, ALiBi-like). The table can
+        # express any offset profile but each entry learns alone; the two shared slopes learn the
+        # decay with distance within a few hundred steps, which is what keeps a column on its own
+        # instance rather than on every instance of its class.
+        self.offset_bias = nn.Parameter(torch.zeros(2 * T - 1))
+        self.slopes = nn.Parameter(torch.zeros(2))  # [forward (i > t), backward (i < t)]
+        index = torch.arange(T)
+        offset = index[:, None] - index[None, :]
+        self.register_buffer("offset_index", offset + T - 1, persistent=False)
+        self.register_buffer("distance", torch.stack([offset.clamp(min=0), (-offset).clamp(min=0)]).float(),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        h = zero_padded(F.relu(self.conv1(zero_padded(x, valid))), valid)
+        h = zero_padded(F.relu(self.conv2(h)), valid)
+        q, k = self.query(h), self.key(h)  # [B, d, T]
+        affinity = torch.einsum("bdi,bdt->bit", q, k) / math.sqrt(self.dim)
+        bias = self.offset_bias[self.offset_index] - torch.einsum("s,sit->it", self.slopes, self.distance)
+        return affinity + bias.to(affinity.dtype)
