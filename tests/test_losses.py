@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gsmt.errors import GsmtError
-from gsmt.losses import LossConfig, boundary_band, classification_loss, erode, gsmt_loss, mask_loss
+from gsmt.losses import LossConfig, boundary_band, classification_loss, erode, gsmt_loss, mask_iou, mask_loss
 
 LN3 = math.log(3.0)  # sigmoid(ln 3) = 0.75, sigmoid(-ln 3) = 0.25
 LN9 = math.log(9.0)  # sigmoid(ln 9) = 0.9
@@ -144,6 +144,26 @@ def test_mask_loss_uses_columns_not_rows():
     assert float(loss) == pytest.approx(7 / 13, abs=1e-7)
     swapped, _ = mask_loss(logits.transpose(1, 2), target.transpose(1, 2), fg, valid, cfg)
     assert float(swapped) == pytest.approx(4 / 7, abs=1e-7)
+
+
+def test_mask_iou_by_hand():
+    # T = 4, columns are masks. Column 1 (foreground): predicted rows {2, 3}, target rows {1, 2}
+    # -> IoU 1/3; with row 3 padded the prediction there is ignored -> 1/2. Column 2 (foreground):
+    # predicted {0}, target {1, 2} -> 0. Column 0 is background and column 3 is padding: not scored.
+    logits = torch.full((1, 4, 4), -5.0)
+    logits[0, 2, 1] = logits[0, 3, 1] = 5.0
+    logits[0, 0, 2] = 5.0
+    target = torch.zeros(1, 4, 4)
+    target[0, 1:3, 1] = target[0, 1:3, 2] = 1.0
+    fg = torch.tensor([[False, True, True, True]])
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    assert mask_iou(logits, target, fg & torch.tensor([[True, True, True, False]]), valid).tolist() == \
+        pytest.approx([1 / 3, 0.0])
+    valid[0, 3] = False
+    assert mask_iou(logits, target, fg, valid).tolist() == pytest.approx([1 / 2, 0.0])
+    # Rows and columns swapped: column 1 of the transpose is row 1 (predicted {}, target {1, 2}) -> 0,
+    # column 2 is row 2 (predicted {1}, target {1, 2}) -> 1/2.
+    assert mask_iou(logits.transpose(1, 2), target.transpose(1, 2), fg, valid).tolist() == pytest.approx([0.0, 0.5])
 
 
 def test_mask_loss_ignores_padded_positions():

@@ -165,6 +165,20 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
     return loss, parts
 
 
+def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor,
+             valid: torch.Tensor) -> torch.Tensor:
+    """IoU of each foreground column's mask thresholded at 0.5 with its target, over valid positions:
+    [N] for the N foreground columns. A diagnostic of mask quality that, unlike the mask loss (whose
+    L2 fallback makes an empty or constant mask cheap), rises only when masks fit their actions."""
+    valid = valid.to(torch.bool)
+    take = fg.to(torch.bool) & valid
+    ok = valid[:, None, :].expand(-1, valid.shape[1], -1)[take]
+    pred = (mask_logits.transpose(1, 2)[take] > 0) & ok
+    target = (mask_target.transpose(1, 2)[take] > 0.5) & ok
+    union = (pred | target).sum(1)
+    return (pred & target).sum(1) / union.clamp(min=1)
+
+
 def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig,
               normalizers: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Total L = L_c + mask_weight * L_m; logs hold every term as a float, plus `total`.

@@ -26,7 +26,7 @@ from gsmt.engine.data import (make_dataset, open_data, report_faults, require_fe
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import evaluate_detection
-from gsmt.losses import gsmt_loss
+from gsmt.losses import gsmt_loss, mask_iou
 from gsmt.model import count_parameters
 from gsmt.data.dataset import collate
 
@@ -311,11 +311,13 @@ def _average_across_ranks(record: dict, ddp: _Dist) -> dict:
 @torch.no_grad()
 def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dict:
     """Mean loss terms (`loss`, `loss_mask`, ...) on a dataset, foreground snippet accuracy
-    (`fg_acc`) and the rate of always answering the most frequent foreground class (`fg_majority`)."""
+    (`fg_acc`), the rate of always answering the most frequent foreground class (`fg_majority`) and
+    the mean IoU of the thresholded foreground mask columns with their targets (`mask_iou`)."""
     model.eval()
     loader = DataLoader(dataset, batch_size=cfg.decode.batch_size, shuffle=False, collate_fn=collate)
     total, n = {}, 0
     fg_hits = fg_count = 0
+    iou_sum, iou_count = 0.0, 0
     fg_per_class = torch.zeros(num_classes, dtype=torch.float64)
     for batch in loader:
         batch = _to(batch, device)
@@ -329,10 +331,15 @@ def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dic
         fg_hits += int((outputs["cls_logits"].argmax(1) == target)[fg].sum())
         fg_count += int(fg.sum())
         fg_per_class += torch.bincount(target[fg].cpu(), minlength=num_classes).double()
+        if "mask_logits" in outputs:
+            iou = mask_iou(outputs["mask_logits"], batch["mask_target"], fg, batch["valid"])
+            iou_sum, iou_count = iou_sum + float(iou.sum()), iou_count + iou.numel()
     out = _loss_record(total, max(1, n))
     if fg_count:
         out["fg_acc"] = fg_hits / fg_count
         out["fg_majority"] = float(fg_per_class.max()) / fg_count
+    if iou_count:
+        out["mask_iou"] = iou_sum / iou_count
     return out
 
 
@@ -368,7 +375,7 @@ def _select(record: dict, best: dict | None, metric: str | None) -> dict:
 
 def _epoch_line(record: dict, epochs: int) -> str:
     parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record.get('loss', float('nan')):.4f}"]
-    for key in ("val_loss", "val_loss_mask", "val_fg_acc", "val_mAP"):
+    for key in ("val_loss", "val_loss_mask", "val_mask_iou", "val_fg_acc", "val_mAP"):
         if key in record:
             parts.append(f"{key} {record[key]:.4f}")
     parts.append(f"{record['samples_per_s']:.1f} samples/s")
