@@ -57,8 +57,11 @@ def test_plan_of_the_full_set():
                           {"thumos": [], "anet": ["train.epochs=5"]}, difficulty=0.8, device="cuda", cache="c",
                           out="o")
     per_seed = {k: sorted(j.variant for j in jobs if j.benchmark == k and j.seed == 0) for k in ("thumos", "anet")}
-    # Table 4: 1, Table 5: 4, Table 7: 1, Table 9: 4, Table 13: 2, Table 14: 3, baseline: 1; ActivityNet adds Table 12: 3.
-    assert len(per_seed["thumos"]) == 16 and len(per_seed["anet"]) == 19 and len(jobs) == 3 * (16 + 19)
+    # Table 0: 1, Table 4: 1, Table 5: 4, Table 7: 1, Table 9: 4, Table 13: 2, Table 14: 3, baseline: 1;
+    # ActivityNet adds Table 12: 3.
+    assert len(per_seed["thumos"]) == 17 and len(per_seed["anet"]) == 20 and len(jobs) == 3 * (17 + 20)
+    # The presets use the pairwise mask head, so the paper's conv head is Table 0's variant.
+    assert "mask_head_conv" in per_seed["thumos"] and "mask_head_pairwise" not in per_seed["anet"]
     assert "T50" in per_seed["anet"] and "T50" not in per_seed["thumos"]
     assert "pos_fixed" not in per_seed["anet"] and "kernel7" not in per_seed["thumos"]
     base = [j for j in jobs if j.variant == "baseline"]
