@@ -12,6 +12,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from gsmt.config import load_config
+from gsmt.engine.checkpoint import build_model
 from gsmt.losses import LossConfig, gsmt_loss
 from gsmt.model import GSMT, count_parameters
 
@@ -68,14 +70,17 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch}\n")
-    print("| shape | D | T | K | params (M) | GFLOPs/sample (fwd) | train samples/s (fwd+bwd, CPU) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| preset | mask head | D | T | K | params (M) | GFLOPs/sample (fwd) | train samples/s (fwd+bwd, CPU) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, s in SHAPES.items():
-        model = GSMT(s["D"], s["K"], s["T"])
-        params = count_parameters(model)
-        flops = flops_per_sample(model, s["D"], s["T"])
-        rate = train_throughput(model, args.batch, args.steps, s["D"], s["T"], s["K"])
-        print(f"| {name} | {s['D']} | {s['T']} | {s['K']} | {params / 1e6:.2f} | {flops / 1e9:.3f} | {rate:.1f} |")
+        for head in ("pairwise", "conv"):  # the presets' head, then the paper's
+            cfg = load_config(name, [f"data.T={s['T']}", f"model.mask_head={head}"])
+            model = build_model(cfg, s["K"], s["D"])
+            params = count_parameters(model)
+            flops = flops_per_sample(model, s["D"], s["T"])
+            rate = train_throughput(model, args.batch, args.steps, s["D"], s["T"], s["K"])
+            print(f"| {name} | {head} | {s['D']} | {s['T']} | {s['K']} | {params / 1e6:.2f} | {flops / 1e9:.3f} | "
+                  f"{rate:.1f} |")
 
 
 if __name__ == "__main__":
