@@ -23,6 +23,13 @@ class ClassificationHead(nn.Module):
         return self.conv(zero_padded(x, valid))
 
 
+def _two_convs(conv1: nn.Conv1d, conv2: nn.Conv1d, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """conv, ReLU, conv, ReLU; padded snippets are re-zeroed after each k=3 conv so that a valid
+    snippet's features do not depend on whether its neighbour is padding or the sequence edge."""
+    h = zero_padded(F.relu(conv1(zero_padded(x, valid))), valid)
+    return zero_padded(F.relu(conv2(h)), valid)
+
+
 class MaskHead(nn.Module):
     """conv(k=3) C->C, ReLU, conv(k=3) C->C, ReLU, conv(k=1) C->T: output [B, T(i), T(t)], whose
     column t is the full-length mask logit predicted from snippet t (paper Eq. 4)."""
@@ -34,11 +41,7 @@ class MaskHead(nn.Module):
         self.out = nn.Conv1d(C, T, 1)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        # Padded snippets are re-zeroed after each k=3 conv so that a valid snippet's mask does
-        # not depend on whether its neighbour is padding or the sequence edge.
-        h = zero_padded(F.relu(self.conv1(zero_padded(x, valid))), valid)
-        h = zero_padded(F.relu(self.conv2(h)), valid)
-        return self.out(h)
+        return self.out(_two_convs(self.conv1, self.conv2, x, valid))
 
 
 class PairwiseMaskHead(nn.Module):
@@ -67,8 +70,7 @@ class PairwiseMaskHead(nn.Module):
                              persistent=False)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        h = zero_padded(F.relu(self.conv1(zero_padded(x, valid))), valid)
-        h = zero_padded(F.relu(self.conv2(h)), valid)
+        h = _two_convs(self.conv1, self.conv2, x, valid)
         q, k = self.query(h), self.key(h)  # [B, d, T]
         affinity = torch.einsum("bdi,bdt->bit", q, k) / math.sqrt(self.dim)
         bias = self.offset_bias[self.offset_index] - torch.einsum("s,sit->it", self.slopes, self.distance)
