@@ -38,10 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import semi_real  # noqa: E402
 from gsmt.config import DecodeConfig, load_config  # noqa: E402
-from gsmt.data.annotations import load_annotations  # noqa: E402
-from gsmt.data.features import FeatureStore  # noqa: E402
 from gsmt.data.synth import DEFAULT_DIFFICULTY  # noqa: E402
-from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from gsmt.engine.data import make_dataset  # noqa: E402
 from gsmt.engine.predictor import predict_dataset, to_results  # noqa: E402
 from gsmt.engine.trainer import train  # noqa: E402
@@ -227,11 +224,7 @@ def execute(job: Job) -> list[dict]:
     t0 = time.perf_counter()
     result = train(cfg, data_dir, run_dir, overwrite=True, progress=False)
     train_s = time.perf_counter() - t0
-    model, rcfg, meta = model_from_checkpoint(load_checkpoint(run_dir), run_dir)
-    model.to(device)
-    ann = load_annotations(data_dir / "annotations.json")
-    features = FeatureStore(data_dir / "features", layout="TD", feature_dim=meta["feature_dim"])
-    videos = ann.subset(bench.eval_subset)
+    model, rcfg, meta, ann, features, videos = semi_real.load_trained(bench, data_dir, run_dir, device)
     t1 = time.perf_counter()
     results = predict_results(model, rcfg, meta["classes"], videos, features, device=device)
     common = {"benchmark": job.benchmark, "seed": job.seed, "settings": settings_of(job),

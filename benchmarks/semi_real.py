@@ -189,6 +189,18 @@ def run_baseline(bench: Benchmark, data_dir: Path, seed: int, device: torch.devi
                  n_train=n_train, n_eval=eval_counts(data_dir, bench), notes=notes, phases=phases)
 
 
+def load_trained(bench: Benchmark, data_dir: Path, run_dir: Path, device: torch.device) -> tuple:
+    """(model on `device`, its config, meta, annotations, features, evaluated videos) of a trained run.
+
+    The model is the run's best.pt: chosen on the held-out share of the training subset
+    (data.val_fraction), never on the evaluated one."""
+    model, rcfg, meta = model_from_checkpoint(load_checkpoint(run_dir), run_dir)
+    model.to(device)
+    ann = load_annotations(data_dir / "annotations.json")
+    features = FeatureStore(data_dir / "features", layout="TD", feature_dim=meta["feature_dim"])
+    return model, rcfg, meta, ann, features, ann.subset(bench.eval_subset)
+
+
 def run_gsmt(bench: Benchmark, data_dir: Path, run_dir: Path, seed: int, device: torch.device, threads: int,
              overrides: list[str]) -> list[Row]:
     reset_peak_rss()
@@ -200,12 +212,7 @@ def run_gsmt(bench: Benchmark, data_dir: Path, run_dir: Path, seed: int, device:
     result = train(cfg, data_dir, run_dir, overwrite=True, progress=True)
     t1 = time.perf_counter()
     train_rss, train_gpu = peak_rss_mib(), peak_gpu_mib(device)
-    # best.pt: chosen on the held-out share of the training subset (data.val_fraction), never on the evaluated one.
-    model, rcfg, meta = model_from_checkpoint(load_checkpoint(run_dir), run_dir)
-    model.to(device)
-    ann = load_annotations(data_dir / "annotations.json")
-    features = FeatureStore(data_dir / "features", layout="TD", feature_dim=meta["feature_dim"])
-    videos = ann.subset(bench.eval_subset)
+    model, rcfg, meta, ann, features, videos = load_trained(bench, data_dir, run_dir, device)
     t2 = time.perf_counter()
     results = predict_results(model, rcfg, meta["classes"], videos, features, device=device)
     t3 = time.perf_counter()
