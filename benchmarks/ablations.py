@@ -284,7 +284,7 @@ def render_logged(bench_key: str, videos: int, seed: int, difficulty: float, cac
 def plan(keys: list[str], tables: list[int], seeds: list[int], sizes: dict[str, int], base: dict[str, list[str]],
          *, difficulty: float, device: str, cache: str, out: str, keep_checkpoints: bool = False) -> list[Job]:
     """Jobs for every (benchmark, variant, seed): the shared baseline (with the requested oracles) and each variant."""
-    jobs = []
+    runs: dict[str, list[tuple[str, list[str], list[str]]]] = {}  # benchmark -> (variant, overrides, oracles)
     for key in keys:
         bench = semi_real.BENCHMARKS[key]
         variants: dict[str, Row] = {}
@@ -299,11 +299,17 @@ def plan(keys: list[str], tables: list[int], seeds: list[int], sizes: dict[str, 
                     oracles.append(row.key)
                 elif row is not base_row:
                     variants[row.key] = row
-        common = dict(videos=sizes[key], difficulty=difficulty, device=device, cache=cache, out=out,
-                      keep_checkpoints=keep_checkpoints)
-        for seed in seeds:
-            jobs.append(Job(key, "baseline", seed, list(base[key]), oracles=oracles, **common))
-            jobs += [Job(key, row.key, seed, [*base[key], *row.overrides], **common) for row in variants.values()]
+        runs[key] = [("baseline", list(base[key]), oracles),
+                     *((row.key, [*base[key], *row.overrides], []) for row in variants.values())]
+    # Variant-major, benchmarks interleaved, tables in the order asked: a run cut short by a time limit
+    # leaves whole variants (all seeds) on both benchmarks rather than one seed of everything.
+    jobs = []
+    for rank in range(max((len(r) for r in runs.values()), default=0)):
+        for key in keys:
+            if rank < len(runs[key]):
+                variant, overrides, oracles = runs[key][rank]
+                jobs += [Job(key, variant, seed, overrides, sizes[key], difficulty, device, cache, out,
+                             oracles=oracles, keep_checkpoints=keep_checkpoints) for seed in seeds]
     return jobs
 
 
@@ -354,6 +360,8 @@ def run_all(jobs: list[Job], *, workers: int, log=print) -> list[str]:
         for args in renders:
             pending[pool.submit(render_logged, *args, str(out))] = ("render", args)
         waiting = list(todo)
+        order = {id(j): i for i, j in enumerate(todo)}
+        ready: list[int] = []  # indices into todo whose features are rendered
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -371,12 +379,15 @@ def run_all(jobs: list[Job], *, workers: int, log=print) -> list[str]:
                     log(f"  render FAILED {b} seed {seed}: {type(exc).__name__}: {exc}")
                     failed += [j.name for j in mine]
                     continue
-                for job in mine:
-                    try:
-                        pending[pool.submit(execute_logged, job)] = ("job", job)
-                    except RuntimeError as exc:  # a worker died (e.g. killed for memory): the pool is broken
-                        failed.append(job.name)
-                        log(f"  not started {job.name}: {type(exc).__name__}: {exc}")
+                ready = sorted(ready + [order[id(j)] for j in mine])
+            # at most `workers` jobs in flight, taken in plan order (a FIFO queue would run them by render)
+            while ready and sum(kind == "job" for kind, _ in pending.values()) < workers:
+                job = todo[ready.pop(0)]
+                try:
+                    pending[pool.submit(execute_logged, job)] = ("job", job)
+                except RuntimeError as exc:  # a worker died (e.g. killed for memory): the pool is broken
+                    failed.append(job.name)
+                    log(f"  not started {job.name}: {type(exc).__name__}: {exc}")
     return failed
 
 
@@ -522,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:] if argv is None else argv)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    jobs = plan(keys, sorted(args.tables), args.seeds, sizes, base, difficulty=args.difficulty, device=args.device,
+    jobs = plan(keys, args.tables, args.seeds, sizes, base, difficulty=args.difficulty, device=args.device,
                 cache=args.cache, out=str(out), keep_checkpoints=args.keep_checkpoints)
     size_text = ", ".join(f"{k}: {sizes[k] or 'all'} videos" for k in keys)
     print(f"ablations: {len(jobs)} trainings ({size_text}), "

@@ -70,6 +70,16 @@ def test_plan_of_the_full_set():
     assert len(base) == 6 and all(j.oracles == ["oracle_class", "oracle_mask", "oracle_both"] for j in base)
     cnn = next(j for j in jobs if j.benchmark == "anet" and j.variant == "embedding_cnn" and j.seed == 2)
     assert cnn.overrides == ["train.epochs=5", "model.embedding=cnn"] and cnn.videos == 2000 and not cnn.oracles
+    # Variant-major, benchmarks interleaved, tables in the order asked (Table 12 last here).
+    head = [(j.benchmark, j.variant, j.seed) for j in jobs[:9]]
+    assert head == [("thumos", "baseline", 0), ("thumos", "baseline", 1), ("thumos", "baseline", 2),
+                    ("anet", "baseline", 0), ("anet", "baseline", 1), ("anet", "baseline", 2),
+                    ("thumos", "mask_head_conv", 0), ("thumos", "mask_head_conv", 1), ("thumos", "mask_head_conv", 2)]
+    ordered = ablations.plan(["anet"], [4, 12], [0, 1], {"anet": 40}, {"anet": []}, difficulty=0.8, device="cpu",
+                             cache="c", out="o")
+    assert [(j.variant, j.seed) for j in ordered][-2:] == [("T200", 0), ("T200", 1)]
+    assert [(j.variant, j.seed) for j in ordered][:4] == [("baseline", 0), ("baseline", 1), ("embedding_cnn", 0),
+                                                          ("embedding_cnn", 1)]
 
 
 def _record(variant, seed, avg, at5):
