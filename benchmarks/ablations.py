@@ -81,8 +81,8 @@ TABLES: dict[int, Table] = {t.number: t for t in (
         Row("embedding_cnn", "1-D CNN", ("model.embedding=cnn",), (46.8, 26.4))),
         note="MS-TCN (paper 53.1 / 33.8) is not implemented."),
     Table(5, "Loss objectives", (
-        # Explicit settings: a preset that drops a term (`anet`: no LR) makes that row its baseline
-        # and "GSMT (full)" a variant; "w/o focal" is the paper's LR-only loss on every preset.
+        # Explicit settings: base settings that drop a term (e.g. --set loss.logistic=false) make
+        # that row the baseline and "GSMT (full)" a variant; "w/o focal" is always LR alone.
         Row("loss_full", "GSMT (full)", ("loss.focal=true", "loss.logistic=true", "loss.dice=true",
                                          "loss.boundary=true"), FULL),
         Row("no_focal", "w/o focal loss", ("loss.focal=false", "loss.logistic=true"), (53.8, 34.2)),
