@@ -147,6 +147,18 @@ def test_train_counts_data_faults_and_goes_on(trained):
     assert np.isfinite([r["loss"] for r in log if "loss" in r]).all()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_empty_video_read_in_dataloader_workers_is_counted_once(capsys, trained, tmp_path, workers):
+    # All training videos in the training set (no model-selection share), read in this process or in
+    # worker processes, whose own fault counts never reach the summary.
+    data = Path(shutil.copytree(trained["data"], tmp_path / "data"))
+    code, out, err = cli(capsys, "train", "demo", "--data", data, "--out", tmp_path / "run", *TRAIN_ARGS,
+                         "--set", "data.val_fraction=0", "--set", f"train.num_workers={workers}")
+    assert code == 0, err
+    lines = [line for line in (out + err).splitlines() if "videos shorter than one snippet skipped" in line]
+    assert len(lines) == 1 and "1 videos shorter than one snippet skipped" in lines[0], out + err
+
+
 # ------------------------------------------------------------------ fatal: features
 
 

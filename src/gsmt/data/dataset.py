@@ -22,6 +22,7 @@ from gsmt.data.windows import Grid, cut_window, resize_features, resize_spans, w
 from gsmt.errors import Faults, GsmtError
 
 MODES = ("resize", "window")
+EMPTY_VIDEO_FAULT = "videos shorter than one snippet skipped"
 
 
 def _video_grid(video: Video, grid: Grid | None) -> Grid:
@@ -86,7 +87,7 @@ class TALDataset(Dataset):
         self.faults = Faults()
         self.videos: list[Video] = []
         self.grids: list[Grid | None] = []
-        self._empty: set[str] = set()
+        self.empty_videos: set[str] = set()  # found without snippet rows on reading (in this process)
         self._cache: tuple[str, np.ndarray] | None = None
 
         sample_video: list[np.ndarray] = []
@@ -159,10 +160,10 @@ class TALDataset(Dataset):
         k, start = self.index[i]
         video = self.videos[k]
         feats = self._load(video.id)
-        if feats.shape[0] == 0 and video.id not in self._empty:
+        if feats.shape[0] == 0 and video.id not in self.empty_videos:
             # Found only on reading; the item stays in the index but is all padding.
-            self._empty.add(video.id)
-            self.faults.add("videos shorter than one snippet skipped")
+            self.empty_videos.add(video.id)
+            self.faults.add(EMPTY_VIDEO_FAULT)
         x, valid, t_start, t_end, span = self._sample(video, k, start, feats)
         item: dict[str, Any] = {
             "video_id": video.id,
@@ -171,6 +172,8 @@ class TALDataset(Dataset):
             "t_start": torch.from_numpy(np.asarray(t_start, dtype=np.float64)),
             "t_end": torch.from_numpy(np.asarray(t_end, dtype=np.float64)),
             "duration": float(video.duration),
+            # A DataLoader worker's fault counts stay in the worker: the flag reaches the main process.
+            "no_snippets": feats.shape[0] == 0,
         }
         if self.with_targets:
             targets = make_targets(video.segments, video.labels, t_start, t_end, valid, self.num_classes,
@@ -181,12 +184,14 @@ class TALDataset(Dataset):
 
 
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stack tensors along a new batch axis; `duration` becomes float64[B]; strings stay lists."""
+    """Stack tensors along a new batch axis; `duration` becomes float64[B], flags bool[B]; strings stay lists."""
     batch: dict[str, Any] = {}
     for key in items[0]:
         values = [item[key] for item in items]
         if isinstance(values[0], torch.Tensor):
             batch[key] = torch.stack(values)
+        elif isinstance(values[0], bool):
+            batch[key] = torch.tensor(values, dtype=torch.bool)
         elif isinstance(values[0], (int, float)):
             batch[key] = torch.tensor(values, dtype=torch.float64)
         else:

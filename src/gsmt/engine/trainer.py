@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from gsmt.config import Config, save_config
 from gsmt.data.annotations import Annotations
+from gsmt.data.dataset import EMPTY_VIDEO_FAULT, collate
 from gsmt.engine.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
 from gsmt.engine.data import (make_dataset, open_data, report_faults, require_features, resolve_config,
                               split_for_selection, subset_videos)
@@ -28,7 +29,6 @@ from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import evaluate_detection
 from gsmt.losses import gsmt_loss, mask_iou
 from gsmt.model import count_parameters
-from gsmt.data.dataset import collate
 
 
 @dataclass
@@ -207,6 +207,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     steps_per_epoch = len(loader)
     use_bf16 = device.type == "cuda" and cfg.train.bf16
 
+    read_empty: set[str] = set()  # videos without snippet rows, as the batches report them
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
         net.train()
@@ -215,6 +216,8 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not (progress and ddp.main), leave=False)
         for batch in bar:
+            if bool(batch["no_snippets"].any()):
+                read_empty.update(v for v, e in zip(batch["video_id"], batch["no_snippets"].tolist()) if e)
             batch = _to(batch, device)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.train.lr * _lr_factor(cfg, step, steps_per_epoch)
@@ -271,11 +274,13 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
             dist.barrier()
     logger.close()
     if ddp.main:
-        # Counted as samples are read (in this process only when num_workers is 0).
+        # Counted as samples are read: in this process, or (num_workers > 0) in the workers, whose
+        # counts are lost; the batches' flags name the videos the workers found empty.
         data_faults = Faults()
         for dataset in (train_set, val_set):
             if dataset is not None:
                 data_faults.merge(dataset.faults)
+        data_faults.add(EMPTY_VIDEO_FAULT, len(read_empty - train_set.empty_videos))
         report_faults(data_faults, source.root)
     return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params, model)
 
