@@ -99,8 +99,9 @@ def test_window_targets_match_make_targets(tmp_path):
     ds = TALDataset([v], FeatureStore(tmp_path), 2, mode="window", T=4, window_stride=2)
     item = ds[2]  # snippets 4..7, spans [2.25, 4.25]
     ref = make_targets(v.segments, v.labels, item["t_start"].numpy(), item["t_end"].numpy(),
-                       np.ones(4, bool), 2, span=(2.25, 4.25), ambiguous=v.ambiguous)
-    # [2.2, 2.3] clipped to [2.25, 2.3] goes to snippet 4 (centre 2.5); [0, 1.2] lies outside
+                       np.ones(4, bool), 2, span=(2.25, 4.25), ambiguous=v.ambiguous, inner_edges=(True, True))
+    # [2.2, 2.3] (cut by the inner edge at 2.25, no centre anywhere) goes to snippet 4, whose span
+    # [2.25, 2.75) holds its midpoint 2.25, as on the full grid; [0, 1.2] lies outside
     assert item["cls_target"].tolist() == ref.cls.tolist() == [1, -1, -1, 0]
     np.testing.assert_array_equal(item["mask_target"].numpy(), ref.mask)
 

@@ -179,3 +179,24 @@ def test_matches_loop_reference(data, n_valid, lo, width):
     np.testing.assert_array_equal(t.fg, fg)
     assert (np.diag(t.mask)[fg] == 1).all()
     assert not t.mask[:, ~fg].any() and not t.mask[~valid].any()
+
+
+def test_remnant_cut_by_an_inner_window_edge_is_not_a_short_instance():
+    # A long action [−4, 0.2] reaches this window from the previous one: its remnant [0, 0.2] holds
+    # no centre. It is the neighbour's; the old fallback made snippet 0 a one-snippet instance.
+    t = targets([[-4.0, 0.2]], [1], inner_edges=(True, False))
+    assert t.cls.tolist() == [3, 3, 3, 3, 3] and not t.mask.any()
+    # The same on the right edge; and at the video's own edges (no inner edge) it is kept as before.
+    t = targets([[4.8, 9.0]], [1], inner_edges=(False, True))
+    assert t.cls.tolist() == [3, 3, 3, 3, 3]
+    assert targets([[-4.0, 0.2]], [1]).cls.tolist() == [1, 3, 3, 3, 3]
+
+
+def test_short_instance_straddling_an_inner_edge_goes_where_the_full_grid_puts_it():
+    # [−0.1, 0.3]: no centre anywhere; its midpoint 0.1 lies in snippet 0's span [0, 1) -> snippet 0.
+    t = targets([[-0.1, 0.3]], [2], inner_edges=(True, True))
+    assert t.cls.tolist() == [2, 3, 3, 3, 3]
+    np.testing.assert_array_equal(t.mask[:, 0], cols(0))
+    # [−0.4, 0.0]: midpoint −0.2 lies in the previous window's snippet: not this window's.
+    t = targets([[-0.4, 0.05]], [2], inner_edges=(True, True))
+    assert t.cls.tolist() == [3, 3, 3, 3, 3]

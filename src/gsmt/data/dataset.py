@@ -62,8 +62,8 @@ class TALDataset(Dataset):
     """Samples of T snippets with their video-time spans and (optionally) class and mask targets.
 
     Items: `video_id` str, `features` float32[D, T], `valid` bool[T], `cls_target` int64[T],
-    `mask_target` float32[T, T], `t_start`/`t_end` float64[T] seconds, `duration` float
-    (tensors are torch). Training in window mode keeps the windows holding an instance plus a
+    `mask_target` float32[T, T], `t_start`/`t_end` float64[T] seconds, `duration` float,
+    `overlap_prev`/`overlap_next` int (snippets shared with the neighbouring windows; tensors are torch). Training in window mode keeps the windows holding an instance plus a
     seeded share `background_window_ratio` of the background-only ones.
     """
 
@@ -89,6 +89,7 @@ class TALDataset(Dataset):
         self.grids: list[Grid | None] = []
         self.empty_videos: set[str] = set()  # found without snippet rows on reading (in this process)
         self._cache: tuple[str, np.ndarray] | None = None
+        self._starts: list[np.ndarray] = []  # every window start of each video, before training's filter
 
         sample_video: list[np.ndarray] = []
         sample_start: list[np.ndarray] = []
@@ -108,12 +109,14 @@ class TALDataset(Dataset):
                 self.videos.append(video)
                 self.grids.append(grid)
                 starts, has = np.zeros(1, dtype=np.int64), np.ones(1, dtype=bool)
+                self._starts.append(starts)
             else:
                 g = _video_grid(video, grid)
                 n = g.num_snippets(video.duration)
                 self.videos.append(video)
                 self.grids.append(g)
                 starts = window_starts(n, self.T, self.window_stride)
+                self._starts.append(starts)
                 has = _windows_with_instances(video, g, n, starts, self.T)
             sample_video.append(np.full(len(starts), k, dtype=np.int64))
             sample_start.append(starts)
@@ -156,6 +159,14 @@ class TALDataset(Dataset):
         hi = video.duration if start + T >= n_real else min(video.duration, float(t_end[-1]))
         return x, valid, t_start, t_end, (lo, hi)
 
+    def overlaps(self, k: int, start: int) -> tuple[int, int]:
+        """Snippets this window shares with the previous and with the next window of its video (0: none)."""
+        starts = self._starts[k]
+        pos = int(np.searchsorted(starts, start))
+        prev = int(starts[pos - 1] + self.T - start) if pos > 0 else 0
+        nxt = int(start + self.T - starts[pos + 1]) if pos + 1 < len(starts) else 0
+        return max(prev, 0), max(nxt, 0)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         k, start = self.index[i]
         video = self.videos[k]
@@ -165,6 +176,7 @@ class TALDataset(Dataset):
             self.empty_videos.add(video.id)
             self.faults.add(EMPTY_VIDEO_FAULT)
         x, valid, t_start, t_end, span = self._sample(video, k, start, feats)
+        overlap_prev, overlap_next = self.overlaps(k, start)
         item: dict[str, Any] = {
             "video_id": video.id,
             "features": torch.from_numpy(np.ascontiguousarray(x.T, dtype=np.float32)),
@@ -172,12 +184,16 @@ class TALDataset(Dataset):
             "t_start": torch.from_numpy(np.asarray(t_start, dtype=np.float64)),
             "t_end": torch.from_numpy(np.asarray(t_end, dtype=np.float64)),
             "duration": float(video.duration),
+            # Window mode: snippets shared with the neighbouring windows (their edges are inner edges).
+            "overlap_prev": overlap_prev,
+            "overlap_next": overlap_next,
             # A DataLoader worker's fault counts stay in the worker: the flag reaches the main process.
             "no_snippets": feats.shape[0] == 0,
         }
         if self.with_targets:
             targets = make_targets(video.segments, video.labels, t_start, t_end, valid, self.num_classes,
-                                   span=span, ambiguous=video.ambiguous)
+                                   span=span, ambiguous=video.ambiguous,
+                                   inner_edges=(overlap_prev > 0, overlap_next > 0))
             item["cls_target"] = torch.from_numpy(targets.cls)
             item["mask_target"] = torch.from_numpy(targets.mask)
         return item

@@ -37,19 +37,23 @@ def make_targets(
     span: tuple[float, float],
     ambiguous: np.ndarray | None = None,
     faults: Faults | None = None,
+    inner_edges: tuple[bool, bool] = (False, False),
 ) -> Targets:
     """Class and mask targets for snippets spanning `[t_start[t], t_end[t]]` seconds.
 
     Instances are clipped to `span = (lo, hi)`; those without a positive-length overlap with it are
     ignored. Zero/negative-length instances inside the span are skipped and counted in `faults`.
     Snippet t (valid) belongs to instance [s, e] when `s <= c_t <= e`, `c_t` its centre; an instance
-    holding no valid centre goes to the valid snippet nearest its midpoint (lower index on a tie).
+    holding no valid centre goes to the valid snippet nearest its midpoint (lower index on a tie),
+    unless it was cut by an inner window edge (`inner_edges`: the span's start / end is an edge
+    shared with a neighbouring window): such a remnant is the neighbour's, which holds it whole.
     Several instances: the shortest wins, then the lower class id, then the earlier listed.
     """
     segs = _as_segments(segments)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     valid = np.asarray(valid, dtype=bool)
-    centers = (np.asarray(t_start, dtype=np.float64) + np.asarray(t_end, dtype=np.float64)) / 2.0
+    t_start, t_end = np.asarray(t_start, dtype=np.float64), np.asarray(t_end, dtype=np.float64)
+    centers = (t_start + t_end) / 2.0
     T = centers.shape[0]
     lo, hi = float(span[0]), float(span[1])
 
@@ -61,15 +65,25 @@ def make_targets(
         faults.add("zero-length segments skipped", int(np.count_nonzero(degenerate & in_span)))
     cs, ce = np.maximum(s, lo), np.minimum(e, hi)
     keep = ~degenerate & (ce > cs)
-    cs, ce, lab = cs[keep], ce[keep], labels[keep]
+    cut = (bool(inner_edges[0]) & (s < lo)) | (bool(inner_edges[1]) & (e > hi))
+    cs, ce, lab, cut, mid_uncut = cs[keep], ce[keep], labels[keep], cut[keep], ((s + e) / 2.0)[keep]
 
     # inside[n, t]: valid snippet t's centre lies in instance n.
     inside = (cs[:, None] <= centers[None, :]) & (centers[None, :] <= ce[:, None]) & valid[None, :]
     empty = ~inside.any(axis=1)
     if empty.any() and valid.any():
-        mid = (cs[empty] + ce[empty]) / 2.0
+        short = empty & ~cut
+        mid = (cs[short] + ce[short]) / 2.0
         dist = np.where(valid[None, :], np.abs(centers[None, :] - mid[:, None]), np.inf)
-        inside[np.flatnonzero(empty), np.argmin(dist, axis=1)] = True
+        inside[np.flatnonzero(short), np.argmin(dist, axis=1)] = True
+        # A remnant cut by an inner window edge is taken only by the snippet whose span holds the
+        # whole instance's midpoint (the snippet it has on the full grid, so windows agree); a long
+        # action's remnant is the neighbour window's, never a one-snippet instance at this edge.
+        edge = np.flatnonzero(empty & cut)
+        holds = ((t_start[None, :] <= mid_uncut[edge, None]) & (mid_uncut[edge, None] < t_end[None, :])
+                 & valid[None, :])
+        rows, cols_ = np.nonzero(holds)
+        inside[edge[rows], cols_] = True
 
     # Rank instances by (length, class id, order): the lowest rank inside a snippet owns it.
     n = len(cs)

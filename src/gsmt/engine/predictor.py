@@ -43,7 +43,7 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
             dets = decode_sample(p, m, batch, i, decode_cfg)
             if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
                 dets = drop_edge_cuts(dets, batch["t_start"][i].numpy(), batch["t_end"][i].numpy(),
-                                      batch["valid"][i].numpy(), durations[video_id], dataset.window_stride)
+                                      int(batch["overlap_prev"][i]), int(batch["overlap_next"][i]))
             per_video[video_id].append(dets)
     return {vid: suppress(Detections.concatenate(parts), decode_cfg) for vid, parts in per_video.items()}
 
