@@ -29,14 +29,16 @@ sys.path.insert(0, str(ROOT / "tests"))  # the reference implementation lives wi
 from official_reference import reference_detection  # noqa: E402
 
 from gsmt.data.annotations import Annotations, Video  # noqa: E402
+from gsmt.data.compressed import read_text  # noqa: E402
+from gsmt.data.packaged import timelines_path  # noqa: E402
 from gsmt.evaluation import TIOU_PRESETS, evaluate_detection  # noqa: E402
 
-GT_PATH = ROOT.parent / "shared" / "data" / "activitynet13" / "anet13_gt_trainval.json"
+GT_PATH = timelines_path("activitynet13")  # the packaged real ActivityNet-1.3 annotations (.json.gz)
 
 
 def load_ground_truth(path: Path) -> tuple[dict, Annotations]:
     """The raw `database` (for the reference) and Annotations of the same validation videos."""
-    database = json.loads(path.read_text())["database"]
+    database = json.loads(read_text(path))["database"]
     database = {k: v for k, v in database.items() if v["subset"] == "validation"}
     try:
         from gsmt.data.annotations import load_annotations

@@ -5,13 +5,12 @@
 #   3. the ablations (ABL_ARGS) until the deadline, under CUDA MPS when it starts (many small processes
 #      then share the GPU instead of taking turns), else time-sliced; the harness is resumable.
 # Writes markdown, logs and the raw results (results.tgz, for --aggregate-only elsewhere) under $OUT.
-# Needs the annotation files in .gpudata/ (a copy of ../shared/data/{thumos14,activitynet13}).
+# The real THUMOS14 / ActivityNet-1.3 timelines ship with the package (src/gsmt/timelines/).
 # Knobs (environment): DEVICE, SR_VIDEOS (0 = all), LIMIT1 (s, phase 1), TOTAL (s, all phases), JOBS,
 # ABL_ARGS, TP_VIDEOS, MPS (1 = try it).
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 DEVICE=${DEVICE:-cuda}; SR_VIDEOS=${SR_VIDEOS:-0}; LIMIT1=${LIMIT1:-330}; TOTAL=${TOTAL:-520}
-[ -e ../shared/data ] || { mkdir -p ../shared && ln -sfn "$PWD/.gpudata" ../shared/data; }
 export PYTHONPATH=src PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc;
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)"; } > "$OUT/machine.txt" 2>&1

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # GPU speed check (one device call): inference throughput of trained `anet` / `thumos` checkpoints
 # (.gpuckpt/{anet,thumos}.pt) on semi-real subsets rendered there, on the GPU and on the 16 CPU
-# cores, and `anet` training throughput on the GPU. Needs .gpudata/ (annotations) carried too.
+# cores, and `anet` training throughput on the GPU. The real timelines ship with the package.
 set -u
 OUT=${OUT:-/tmp/gpu_out}; DEVICE=${DEVICE:-cuda}; mkdir -p "$OUT"
-mkdir -p ../shared && ln -sfn "$PWD/.gpudata" ../shared/data
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 python3 - <<'PY'
 import sys; sys.path.insert(0, "benchmarks")

@@ -38,14 +38,13 @@ import baseline
 from gsmt.config import load_config
 from gsmt.data.annotations import load_annotations
 from gsmt.data.features import FeatureStore
+from gsmt.data.packaged import load_blocked
 from gsmt.data.synth import DEFAULT_DIFFICULTY, generate
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.trainer import pick_device, train
 from gsmt.evaluation import DetectionMetrics, evaluate_detection, parse_tiou
 from gsmt.jobs import predict_results
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 FEATURE_DIM = 256
 
 
@@ -53,7 +52,7 @@ FEATURE_DIM = 256
 class Benchmark:
     key: str
     title: str
-    timelines: Path
+    timelines: str  # packaged real timelines (gsmt.data.packaged), by name
     synth_preset: str
     config: str  # gsmt config preset
     feature_stride: int
@@ -63,15 +62,15 @@ class Benchmark:
     default_videos: int  # CPU subset size (training + evaluation videos, stratified)
     nms_sigma: float
     max_keep: int
-    blocked: Path | None = None
+    blocked: str | None = None  # packaged blocked-id list, by name
 
 
 BENCHMARKS = {
-    "thumos": Benchmark("thumos", "THUMOS14", DATA / "thumos14" / "thumos14_gt.json", "thumos-like", "thumos",
+    "thumos": Benchmark("thumos", "THUMOS14", "thumos14", "thumos-like", "thumos",
                         4, "validation", "test", "thumos", 120, 0.4, 200),
-    "anet": Benchmark("anet", "ActivityNet-1.3", DATA / "activitynet13" / "anet13_gt_trainval.json", "anet-like",
+    "anet": Benchmark("anet", "ActivityNet-1.3", "activitynet13", "anet-like",
                       "anet", 16, "training", "validation", "anet", 3000, 0.6, 100,
-                      DATA / "activitynet13" / "val_blocked_198.json"),
+                      "activitynet13"),
 }
 
 
@@ -153,7 +152,7 @@ def blocked_settings(bench: Benchmark) -> dict[str, list[str]]:
     """Evaluation settings: all videos of the subset, and (ActivityNet) without the blocked ids."""
     settings = {bench.eval_subset: []}
     if bench.blocked is not None:
-        ids = [str(v) for v in json.loads(bench.blocked.read_text())]
+        ids = load_blocked(bench.blocked)
         settings[f"{bench.eval_subset} minus {len(ids)} blocked"] = ids
     return settings
 

@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TIMELINES = ROOT.parent / "shared" / "data" / "thumos14" / "thumos14_gt.json"
+TIMELINES = "thumos14"  # the packaged real THUMOS14 timelines, by name
 MACHINE = "2-core x86_64 CPU, 24 GiB"
 
 
@@ -32,10 +31,10 @@ def main() -> int:
     args = parser.parse_args()
 
     out = Path(tempfile.mkdtemp(prefix="gsmt_synth_speed_"))
-    shown = (f"gsmt synth --preset thumos-like --timelines ../shared/data/thumos14/thumos14_gt.json "
+    shown = (f"gsmt synth --preset thumos-like --timelines {TIMELINES} "
              f"--feature-dim {args.feature_dim} --fps 30 --feature-stride {args.feature_stride} "
              f"--feature-window 16 --out DIR")
-    cmd = [sys.executable, "-m", "gsmt.cli", "synth", "--preset", "thumos-like", "--timelines", str(TIMELINES),
+    cmd = [sys.executable, "-m", "gsmt.cli", "synth", "--preset", "thumos-like", "--timelines", TIMELINES,
            "--feature-dim", str(args.feature_dim), "--fps", "30", "--feature-stride", str(args.feature_stride),
            "--feature-window", "16", "--out", str(out / "data")]
     try:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-# The real data sits beside the repository (`../shared/data`), never inside it.
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Real data lives in the repository: the THUMOS14 / ActivityNet-1.3 annotations ship with the
+# package (`gsmt.data.packaged.timelines_path("thumos14")`), small fixtures sit in tests/data/.
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """Path to the real annotation files (`../shared/data` relative to the repo root)."""
-    assert SHARED_DATA.is_dir(), f"missing {SHARED_DATA}: clone the repo with shared/ beside it"
-    return SHARED_DATA
+def test_data() -> Path:
+    """tests/data: the mmaction2 fixtures (provenance and licence in its README.md)."""
+    return TEST_DATA
 
 
 # ------------------------------------------------------------------ tiny synthetic data and one trained run

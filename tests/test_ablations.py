@@ -106,7 +106,7 @@ def test_aggregate_pairs_seeds_and_writes_the_paper_table():
     assert missing[1]["verdict"] == "missing"
 
 
-def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys, shared_data):
+def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
     argv = ["--tiny", "--benchmark", "anet", "--tables", "4", "6", "--seeds", "0", "1", "--jobs", "1",
             "--cache", str(cache), "--out", str(out)]

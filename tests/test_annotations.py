@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -16,6 +17,7 @@ from gsmt.data.annotations import (
     load_annotations,
     save_activitynet_json,
 )
+from gsmt.data.packaged import timelines_path
 from gsmt.errors import GsmtError
 from gsmt.io import atomic_path, atomic_write_bytes, atomic_write_text
 
@@ -40,13 +42,13 @@ def _write_json(path, obj):
 
 
 @pytest.fixture(scope="module")
-def thumos(shared_data) -> Annotations:
-    return load_annotations(shared_data / "thumos14" / "thumos14_gt.json")
+def thumos() -> Annotations:
+    return load_annotations(timelines_path("thumos14"))
 
 
 @pytest.fixture(scope="module")
-def anet(shared_data) -> Annotations:
-    return load_annotations(shared_data / "activitynet13" / "anet13_gt_trainval.json")
+def anet() -> Annotations:
+    return load_annotations(timelines_path("activitynet13"))
 
 
 def test_thumos14_counts(thumos):
@@ -95,8 +97,8 @@ def test_activitynet13_segments_kept_raw(anet):
     assert anet.classes[first.labels[0]] == "Fun sliding down"
 
 
-def test_mmaction2_fixture_strips_prefix(shared_data):
-    path = shared_data / "fixtures" / "mmaction2" / "eval_localization_gt.json"
+def test_mmaction2_fixture_strips_prefix(test_data):
+    path = test_data / "mmaction2" / "eval_localization_gt.json.gz"
     ann = load_annotations(path)
     assert [v.id for v in ann.videos] == ["bYUmtLBL7W4", "hDPLy21Yyuk"]
     assert ann.classes == ["Cleaning shoes", "Wakeboarding"]
@@ -255,6 +257,69 @@ def test_plain_csv(tmp_path):
     assert not ann.faults
 
 
+def _gzip(src, dst):
+    dst.write_bytes(gzip.compress(src.read_bytes(), mtime=0))
+    return dst
+
+
+def _same(a: Annotations, b: Annotations) -> None:
+    assert (a.videos, a.classes, a.meta, a.faults.counts) == (b.videos, b.classes, b.meta, b.faults.counts)
+
+
+def test_gzip_json_and_csv_read_like_the_plain_files(tmp_path, thumos):
+    plain_json = tmp_path / "gt.json"
+    save_activitynet_json(thumos, plain_json, videos=thumos.videos[:30])
+    plain_csv = tmp_path / "gt.csv"
+    plain_csv.write_text("video,start,end,label,subset,duration\n"
+                         "a,1.5,3,Jump,training,20\nb,0,2,Run,validation,10\nb,2,3,Ambiguous,validation,10\n"
+                         "c,,,,validation,7\nc,8,9,Run,validation,7\n")  # one segment past the end
+    for plain in (plain_json, plain_csv):
+        want = load_annotations(plain)
+        assert want.videos and (plain is plain_json or want.faults)
+        _same(load_annotations(_gzip(plain, tmp_path / (plain.name + ".gz"))), want)
+        # Detected by the gzip magic bytes too, whatever the name says.
+        _same(load_annotations(_gzip(plain, tmp_path / ("magic_" + plain.name))), want)
+    # A gzip video_info CSV (here for a THUMOS14 txt folder) reads like the plain one.
+    info = tmp_path / "info.csv"
+    info.write_text("video,duration,fps\nv1,12.5,30\n")
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    (folder / "Diving_test.txt").write_text("v1 1.0 2.0\n")
+    _same(load_annotations(folder, video_info=_gzip(info, tmp_path / "info.csv.gz")),
+          load_annotations(folder, video_info=info))
+
+
+def test_packaged_timelines_are_the_gzip_files():
+    path = timelines_path("thumos14")
+    assert path.name == "thumos14.json.gz" and path.read_bytes()[:2] == b"\x1f\x8b"
+    assert len(json.loads(gzip.decompress(path.read_bytes()))["database"]) == 413
+
+
+def test_corrupt_gzip_is_one_error_naming_the_file(tmp_path):
+    good = gzip.compress(b'{"database": {}}', mtime=0)
+    cases = {
+        "truncated.json.gz": good[:-12],
+        "flipped.json.gz": good[:12] + bytes([good[12] ^ 0xFF]) + good[13:],
+        "plain_text.json.gz": b'{"database": {}}',  # a .gz name without gzip content
+        "bad_crc.csv": good[:-8] + b"\0\0\0\0" + good[-4:],  # magic bytes, wrong checksum
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(GsmtError, match="gzip") as exc:
+            load_annotations(path)
+        assert exc.value.where == str(path) and "\n" not in str(exc.value)
+    gz_bin = tmp_path / "bin.json.gz"
+    gz_bin.write_bytes(gzip.compress(b"\xff\xfe\x00\x01", mtime=0))
+    with pytest.raises(GsmtError, match="not UTF-8") as exc:
+        load_annotations(gz_bin)
+    assert exc.value.where == str(gz_bin)
+    other = tmp_path / "gt.xml.gz"
+    other.write_bytes(gzip.compress(b"<x/>", mtime=0))
+    with pytest.raises(GsmtError, match="unknown annotation format"):
+        load_annotations(other)
+
+
 def test_plain_csv_duration_from_video_info_or_max_end(tmp_path):
     path = tmp_path / "gt.csv"
     path.write_text("video,start,end,label\na,1,3,Jump\na,4,6.5,Jump\nb,2,3,Run\n")
@@ -278,7 +343,7 @@ def test_fault_counting(tmp_path):
     path = _write_json(tmp_path / "f.json", {"database": {"v": {"subset": "test", "duration": 10, "annotations": [
         {"label": "A", "segment": [1, 2]},      # fine
         {"label": "A", "segment": [3, 3]},      # zero-length: kept
-        {"label": "A", "segment": [5, 4]},      # end < start: dropped
+        {"label": "A", "segment": [5, 4]},      # end < start: kept, as the official evaluator does
         {"label": "B", "segment": [8, 12]},     # past the end: kept raw
         {"label": "B", "segment": [11, 13]},    # starts after the end: kept raw
         {"label": "B", "segment": [-1, 2]},     # starts before 0
@@ -286,12 +351,12 @@ def test_fault_counting(tmp_path):
     ]}}})
     ann = load_annotations(path)
     v = ann.videos[0]
-    np.testing.assert_array_equal(v.segments, [[1, 2], [3, 3], [8, 12], [11, 13], [-1, 2]])
-    assert v.labels.tolist() == [0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(v.segments, [[1, 2], [3, 3], [5, 4], [8, 12], [11, 13], [-1, 2]])
+    assert v.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ann.faults.summary("f.json") == (
         "f.json: 1 non-finite segments (dropped), 2 segments ending after the video's end, "
         "1 segments starting after the video's end, 1 segments starting before 0, "
-        "1 segments with end < start (dropped), 1 zero-length segments (kept)"
+        "1 segments with end < start (kept, as the official evaluator does), 1 zero-length segments (kept)"
     )
 
 

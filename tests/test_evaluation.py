@@ -3,6 +3,7 @@ loop-by-loop reference of the official ActivityNet code on random inputs."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from pathlib import Path
@@ -28,8 +29,7 @@ from official_reference import (
     reference_topkx_recall,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FIXTURE = DATA / "fixtures" / "mmaction2"
+FIXTURE = Path(__file__).resolve().parent / "data" / "mmaction2"  # provenance: tests/data/README.md
 
 
 def annotations(database: dict) -> Annotations:
@@ -278,13 +278,37 @@ def test_recall_at_kx_class_agnostic_by_hand():
 
 
 def test_mmaction2_fixture_average_map():
-    database = json.loads((FIXTURE / "eval_localization_gt.json").read_text())
-    results = load_predictions(FIXTURE / "eval_localization_result.json")
+    database = json.loads(gzip.decompress((FIXTURE / "eval_localization_gt.json.gz").read_bytes()))
+    results = load_predictions(FIXTURE / "eval_localization_result.json.gz")  # read through gzip
     m = evaluate_detection(annotations(database), results, subset="validation", tiou="anet")
     assert abs(m.average_mAP - 0.6177579365079365) <= 1e-9
     stripped = {k[2:]: v for k, v in database.items()}
     ref, _ = reference_detection(stripped, results, "validation", TIOU_PRESETS["anet"])
     assert np.abs(m.mAP - ref.mean(axis=1)).max() <= 1e-12
+
+
+def test_eval_command_on_gzip_files_and_packaged_blocked_list(tmp_path, capsys):
+    from gsmt.cli import main
+
+    gt, res = FIXTURE / "eval_localization_gt.json.gz", FIXTURE / "eval_localization_result.json.gz"
+    runs = {}
+    for name, blocked in (("none", []), ("packaged", ["--blocked", "activitynet13"]),
+                          ("file", ["--blocked", str(tmp_path / "b.json.gz")])):
+        (tmp_path / "b.json.gz").write_bytes(gzip.compress(b'["v_hDPLy21Yyuk"]', mtime=0))
+        assert main(["eval", "--gt", str(gt), "--pred", str(res), "--json", str(tmp_path / f"{name}.json")]
+                    + blocked) == 0
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())["average_mAP"]
+    capsys.readouterr()
+    # Neither fixture video is among the 198; blocking one of them changes the result.
+    assert abs(runs["none"] - 0.6177579365079365) <= 1e-9 and runs["packaged"] == runs["none"]
+    assert runs["file"] != runs["none"]
+    missing = tmp_path / "blocked.json"
+    assert main(["eval", "--gt", str(gt), "--pred", str(res), "--blocked", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err and "activitynet13" in err
+    (tmp_path / "dict.json").write_text('{"a": 1}')
+    assert main(["eval", "--gt", str(gt), "--pred", str(res), "--blocked", str(tmp_path / "dict.json")]) == 2
+    assert "expected a JSON list of video ids" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ random equality

@@ -1,4 +1,5 @@
 import csv
+import gzip
 import multiprocessing
 import pickle
 from pathlib import Path
@@ -11,8 +12,8 @@ import torch
 from gsmt.data.features import FeatureStore, read_features
 from gsmt.errors import GsmtError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BSN_CSV = DATA / "fixtures" / "mmaction2" / "bsn_feature_v_test1.csv"
+# mmaction2's BSN feature CSV, gzip-compressed in the repository (tests/data/README.md).
+BSN_CSV_GZ = Path(__file__).resolve().parent / "data" / "mmaction2" / "bsn_feature_v_test1.csv.gz"
 
 
 def feats(T=6, D=4, dtype=np.float32, seed=0):
@@ -82,10 +83,12 @@ def test_pt_refuses_pickled_objects(tmp_path):
     assert err.value.where == str(tmp_path / "evil.pt")
 
 
-def test_bsn_csv_fixture():
-    out = read_features(BSN_CSV)
+def test_bsn_csv_fixture(tmp_path):
+    bsn_csv = tmp_path / "v_test1.csv"
+    bsn_csv.write_bytes(gzip.decompress(BSN_CSV_GZ.read_bytes()))
+    out = read_features(bsn_csv)
     assert out.shape == (5, 400) and out.dtype == np.float32
-    with open(BSN_CSV) as f:
+    with open(bsn_csv) as f:
         rows = list(csv.reader(f))
     assert rows[0][0] == "f0"
     np.testing.assert_allclose(out[2, 7], float(rows[3][7]), rtol=1e-6)

@@ -11,6 +11,7 @@ import pytest
 
 from gsmt.cli import main
 from gsmt.data.annotations import Video, load_annotations
+from gsmt.data.packaged import TIMELINES, load_blocked, timelines_path
 from gsmt.data.synth import (
     DEFAULT_DIFFICULTY,
     PRESETS,
@@ -26,11 +27,11 @@ from gsmt.data.synth import (
 from gsmt.data.windows import Grid
 from gsmt.errors import GsmtError
 
-# Computed from the real files in ../shared/data (all subsets); test_reference_numbers re-derives them.
+# Computed from the packaged real timelines (all subsets); test_reference_numbers re-derives them.
 REAL = {
-    "thumos-like": {"file": "thumos14/thumos14_gt.json", "mean_instances": 15.411622276029055,
+    "thumos-like": {"timelines": "thumos14", "mean_instances": 15.411622276029055,
                     "median_length": 3.0, "coverage": 0.29154476632453175, "median_duration": 155.0603401},
-    "anet-like": {"file": "activitynet13/anet13_gt_trainval.json", "mean_instances": 1.542742474916388,
+    "anet-like": {"timelines": "activitynet13", "mean_instances": 1.542742474916388,
                   "median_length": 26.447373905648135, "coverage": 0.6540122331530654, "median_duration": 114.7},
 }
 
@@ -54,8 +55,8 @@ def test_coverage_hand_computed():
 
 
 @pytest.mark.parametrize("preset", sorted(REAL))
-def test_reference_numbers(preset, shared_data):
-    stats = timeline_stats(load_annotations(shared_data / REAL[preset]["file"]).videos)
+def test_reference_numbers(preset):
+    stats = timeline_stats(load_annotations(timelines_path(REAL[preset]["timelines"])).videos)
     for key in ("mean_instances", "median_length", "coverage", "median_duration"):
         assert stats[key] == pytest.approx(REAL[preset][key], rel=1e-12)
 
@@ -219,22 +220,22 @@ def test_written_dataset(tmp_path, preset):
         assert (f >= 0).all()
 
 
-def test_real_thumos_timelines_all_videos(tmp_path, shared_data):
-    src = shared_data / "thumos14" / "thumos14_gt.json"
+def test_real_thumos_timelines_all_videos(tmp_path):
+    src = timelines_path("thumos14")
     out = tmp_path / "t"
-    summary = generate(out, preset="thumos-like", timelines=src, feature_dim=8, feature_stride=32)
+    summary = generate(out, preset="thumos-like", timelines="thumos14", feature_dim=8, feature_stride=32)
     real, written = load_annotations(src), load_annotations(out / "annotations.json")
     assert len(written.videos) == 413 and summary.videos_per_subset == {"validation": 200, "test": 213}
     assert written.classes == real.classes
     for r, w in zip(real.videos, written.videos, strict=True):
         assert (w.fps, w.feature_stride, w.feature_window) == (30.0, 32, 16)
         assert w == replace(r, fps=30.0, feature_stride=32, feature_window=16)
-    assert written.meta["timelines"] == "thumos14_gt.json"
+    assert written.meta["timelines"] == "thumos14"
     assert len(list((out / "features").glob("*.npy"))) == 413
 
 
-def test_timelines_sample_is_stratified_and_deterministic(tmp_path, shared_data):
-    src = shared_data / "thumos14" / "thumos14_gt.json"
+def test_timelines_sample_is_stratified_and_deterministic(tmp_path):
+    src = timelines_path("thumos14")  # by path here; by name elsewhere
     real = load_annotations(src).by_id()
     picks = []
     for name in ("a", "b"):
@@ -251,6 +252,44 @@ def test_timelines_sample_is_stratified_and_deterministic(tmp_path, shared_data)
     assert [v.id for v in load_annotations(tmp_path / "c" / "annotations.json").videos] != [v.id for v in picks[0]]
 
 
+@pytest.mark.parametrize("name, subsets", [("thumos14", {"validation": 2, "test": 2}),
+                                           ("activitynet13", {"training": 3, "validation": 1})])
+def test_cli_renders_packaged_timelines_by_name(tmp_path, capsys, name, subsets):
+    out = tmp_path / name
+    args = ["synth", "--preset", "thumos-like", "--timelines", name, "--videos", "4", "--feature-dim", "4",
+            "--out", str(out)]
+    assert main(args) == 0
+    written = load_annotations(out / "annotations.json")
+    real = load_annotations(timelines_path(name)).by_id()
+    assert {s: sum(v.subset == s for v in written.videos) for s in subsets} == subsets
+    assert all(np.array_equal(v.segments, real[v.id].segments) for v in written.videos)
+    assert written.meta["timelines"] == name
+    assert len(list((out / "features").glob("*.npy"))) == 4
+
+
+def test_timelines_missing_path_lists_the_packaged_names(tmp_path, capsys):
+    missing = tmp_path / "thumos14_gt.json"
+    out = tmp_path / "o"
+    assert main(["synth", "--preset", "thumos-like", "--timelines", str(missing), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err
+    assert all(name in err for name in TIMELINES)
+    assert not out.exists()  # nothing written before the inputs are known good
+    # A corrupt gzip file is one line naming it, too.
+    bad = tmp_path / "t.json.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert main(["synth", "--preset", "thumos-like", "--timelines", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"gsmt: error: {bad}: corrupt gzip file")
+
+
+def test_packaged_blocked_list():
+    ids = load_blocked("activitynet13")
+    assert len(ids) == len(set(ids)) == 198
+    validation = {v.id for v in load_annotations(timelines_path("activitynet13")).subset("validation")}
+    assert set(ids) <= validation and len(validation) - len(ids) == 4728
+
+
 def test_refuses_non_empty_out_without_overwrite(tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
@@ -261,6 +300,12 @@ def test_refuses_non_empty_out_without_overwrite(tmp_path, capsys):
     assert err.count("\n") == 1 and "not empty" in err and str(out) in err
     (out / "features").mkdir()
     (out / "features" / "stale.npy").write_bytes(b"old")
+    # Features without annotations that gsmt synth wrote may be a user's data: never deleted.
+    assert main(args + ["--overwrite"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (out / "features" / "stale.npy").read_bytes() == b"old"
+    # Left by a previous `gsmt synth` (its annotations.json records the render): replaced.
+    (out / "annotations.json").write_text('{"gsmt": {"preset": "anet-like", "render": {}}, "database": {}}')
     assert main(args + ["--overwrite"]) == 0
     names = sorted(p.name for p in (out / "features").iterdir())
     assert names == ["anet_like_00000.npy", "anet_like_00001.npy", "anet_like_00002.npy"]
@@ -285,9 +330,8 @@ def test_bad_arguments(tmp_path, kwargs, where):
     assert info.value.where == where
 
 
-def test_classes_flag_conflicts_with_timelines(tmp_path, shared_data):
+def test_classes_flag_conflicts_with_timelines(tmp_path):
     with pytest.raises(GsmtError, match="--timelines"):
-        generate(tmp_path / "x", preset="thumos-like", timelines=shared_data / "thumos14" / "thumos14_gt.json",
-                 num_classes=5)
+        generate(tmp_path / "x", preset="thumos-like", timelines="thumos14", num_classes=5)
     generate(tmp_path / "k", preset="anet-like", videos=4, feature_dim=4, num_classes=200)
     assert len(load_annotations(tmp_path / "k" / "annotations.json").classes) == 200

@@ -4,6 +4,8 @@ Readers for the field's formats (ActivityNet JSON, ActionFormer JSON, THUMOS14 t
 and the ActivityNet JSON writer live in this module too.
 
 Conventions shared by every reader:
+- Any file may be gzip-compressed (`x.json.gz`, `x.csv.gz`, or gzip bytes under any name): it is
+  decompressed transparently (`gsmt.data.compressed`) and its format read from the name without `.gz`.
 - Video ids are checked with `check_video_id` before anything uses them. When every id of a file
   carries the `v_` prefix (BSN/BMN, mmaction2), it is stripped (`id_prefix=None` keeps it).
 - Subset names are lower-cased (ActionFormer writes `Validation`), then renamed by `subset_map`;
@@ -13,13 +15,18 @@ Conventions shared by every reader:
   otherwise class names sorted by code point (`sorted()`), which for THUMOS14 is also the official
   id order 7..97. An ActivityNet `taxonomy` is not used: its node ids include parent categories.
   `Ambiguous` is never a class: those segments go to `Video.ambiguous`.
-- Segments stay as in the file; faults (past the end, zero length...) are counted, end < start and
-  non-finite segments are dropped (counted).
+- Every file is read bounded and strict (`gsmt.data.readers`): UTF-8 only, a video id listed twice
+  in one JSON object is refused with the id named, runaway nesting is an error. Durations must be
+  finite seconds in (0, 1e6], fps in (0, 1000], feature_stride / feature_window whole frames >= 1;
+  the top-level `gsmt` object's fields are checked where read (`check_meta`).
+- Segments stay as in the file; faults (past the end, zero length, end < start...) are counted.
+  A segment with end < start is kept, as the official ActivityNet evaluator keeps it (a positive
+  that no prediction overlaps; training targets skip it); non-finite segments, and segments with a
+  time beyond 1e6 s (1e308 overflows in a difference), are dropped (counted).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Mapping
@@ -28,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gsmt.data.compressed import logical_suffix
+from gsmt.data.readers import MAX_FPS, MAX_FRAMES, MAX_SECONDS, parse_csv, parse_json, read_text
 from gsmt.errors import Faults, GsmtError
 from gsmt.io import atomic_write_text
 
@@ -48,7 +57,8 @@ class Video:
     """One video's ground truth. Segments are in seconds, exactly as in the source file.
 
     Segments are NOT clipped here (the official evaluator uses them raw); training targets clip
-    them to [0, duration]. Segments with end < start are dropped at load time (counted).
+    them to [0, duration]. Segments with end < start are kept too (counted): the official evaluator
+    counts them among the positives; training targets skip them.
     """
 
     id: str
@@ -182,13 +192,14 @@ def load_annotations(
         raise GsmtError(path, "no such file or folder")
     subset_map = dict(subset_map or {})
     if fmt == "auto":
+        # Gzip is transparent: `x.json.gz` is JSON, `x.csv.gz` is CSV.
         if path.is_dir():
             fmt = "thumos"
-        elif path.suffix.lower() == ".csv":
+        elif logical_suffix(path) == ".csv":
             fmt = "csv"
-        elif path.suffix.lower() != ".json":
-            raise GsmtError(path, "unknown annotation format: expected a .json, a .csv "
-                                  "or a folder of THUMOS14 txt files")
+        elif logical_suffix(path) != ".json":
+            raise GsmtError(path, "unknown annotation format: expected a .json, a .csv (either may be "
+                                  "gzip-compressed, .json.gz / .csv.gz) or a folder of THUMOS14 txt files")
 
     if fmt == "thumos":
         raw = _read_thumos(path, video_info, subset_map)
@@ -206,24 +217,13 @@ def load_annotations(
 
 
 def _read_text(path: Path) -> str:
-    if path.is_dir():
-        raise GsmtError(path, "is a folder, expected a file")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise GsmtError(path, "no such file") from exc
-    except UnicodeDecodeError as exc:
-        raise GsmtError(path, "not UTF-8 text") from exc
-    except OSError as exc:
-        raise GsmtError(path, f"cannot read: {exc.strerror or exc}") from exc
+    """UTF-8 text of a file, decompressed when it is gzip (magic bytes or a `.gz` name)."""
+    return read_text(path)
 
 
 def _read_json(path: Path):
-    text = _read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GsmtError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    # Bounded read, UTF-8 only, a video id listed twice in one object refused (gsmt.data.readers).
+    return parse_json(_read_text(path), path)
 
 
 def _detect_json(obj, path: Path) -> str:
@@ -249,30 +249,36 @@ def _detect_json(obj, path: Path) -> str:
 def _number(value, source, what: str) -> float:
     """`value` as a float, or a GsmtError naming `what` (non-finite values are left to `_finish`)."""
     try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise GsmtError(source, f"{what}: not a number ({value!r})") from None
+        x = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        raise GsmtError(source, f"{what}: not a number ({value!r:.60})") from None
+    if isinstance(value, bool):
+        raise GsmtError(source, f"{what}: not a number ({value!r})")
     return x
 
 
 def _duration(value, source, video_id: str) -> float:
     try:
-        x = float(value)
-    except (TypeError, ValueError):
+        x = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
         x = math.nan
-    if not (math.isfinite(x) and x > 0):
-        raise GsmtError(source, f"video '{video_id}' has no valid duration ({value!r})")
+    if not (math.isfinite(x) and 0 < x <= MAX_SECONDS):
+        raise GsmtError(source, f"video '{video_id}' has no valid duration ({value!r:.60}; expected "
+                                f"seconds in (0, {MAX_SECONDS:g}])")
     return x
 
 
 def _optional(value, source, what: str, kind=float):
+    """An optional grid value: fps in (0, MAX_FPS], frames (kind=int) a whole number in [1, MAX_FRAMES]."""
     if value is None or value == "":
         return None
     x = _number(value, source, what)
     if kind is int:
-        if x != round(x):
-            raise GsmtError(source, f"{what}: expected a whole number of frames ({value!r})")
+        if not (math.isfinite(x) and x == round(x) and 1 <= x <= MAX_FRAMES):
+            raise GsmtError(source, f"{what}: expected a whole number of frames in [1, {MAX_FRAMES}] ({value!r:.60})")
         return int(round(x))
+    if not (math.isfinite(x) and 0 < x <= MAX_FPS):
+        raise GsmtError(source, f"{what}: expected a number in (0, {MAX_FPS:g}] ({value!r:.60})")
     return x
 
 
@@ -295,8 +301,8 @@ def _read_video_info(video_info, source: Path) -> tuple[dict[str, dict], str]:
     info_path = Path(video_info)
     if not info_path.exists():
         raise GsmtError(info_path, "no such file")
-    reader = csv.DictReader(_read_text(info_path).splitlines())
-    fields = set(reader.fieldnames or [])
+    header, reader = parse_csv(_read_text(info_path), info_path)
+    fields = set(header)
     if "video" not in fields or not fields & {"duration", "seconds"}:
         raise GsmtError(info_path, "expected a CSV with a header holding 'video' and 'duration' (or 'seconds')")
     dur_key = "duration" if "duration" in fields else "seconds"
@@ -323,6 +329,39 @@ def _segment(value, source, video_id: str) -> tuple[float, float]:
             _number(value[1], source, f"video '{video_id}' segment end"))
 
 
+# The `gsmt` fields that settings are taken from (`gsmt.engine.data.resolve_config`), and their values.
+_META_CHOICES = {"temporal_mode": ("auto", "resize", "window"), "decode_mode": ("auto", "long", "short"),
+                 "feature_layout": ("auto", "TD", "DT")}
+
+
+def check_meta(meta, path: Path) -> dict:
+    """The top-level `gsmt` object of an annotation file, checked field by field: a bad value is an
+    error naming this file (settings are taken from it: grid, temporal mode, subsets, tIoU set).
+    The tIoU set's values are checked where it is used (`gsmt.engine.data.meta_tiou`)."""
+    if not isinstance(meta, dict):
+        raise GsmtError(path, "'gsmt' must be an object")
+    for key, choices in _META_CHOICES.items():
+        if key in meta and meta[key] not in choices:
+            raise GsmtError(path, f"field 'gsmt.{key}' must be one of {', '.join(choices)}, got {meta[key]!r:.60}")
+    for key in ("train_subset", "eval_subset"):
+        if key in meta and not (isinstance(meta[key], str) and meta[key]):
+            raise GsmtError(path, f"field 'gsmt.{key}' must be a subset name, got {meta[key]!r:.60}")
+    tiou = meta.get("tiou")
+    if tiou is not None and not (isinstance(tiou, str) or (
+            isinstance(tiou, list) and tiou and all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                                                    for t in tiou))):
+        raise GsmtError(path, f"field 'gsmt.tiou' must be a preset name, a comma list or a list of "
+                              f"numbers, got {tiou!r:.60}")
+    grid = meta.get("grid")
+    if grid is not None:
+        if not isinstance(grid, dict):
+            raise GsmtError(path, f"field 'gsmt.grid' must be an object, got {grid!r:.60}")
+        _optional(grid.get("fps"), path, "field 'gsmt.grid.fps'")
+        for key in ("feature_stride", "feature_window"):
+            _optional(grid.get(key), path, f"field 'gsmt.grid.{key}'", int)
+    return meta
+
+
 def _read_activitynet(obj, path: Path, video_info, *, use_label_id: bool) -> _Raw:
     if not isinstance(obj, dict):
         raise GsmtError(path, "expected a JSON object of videos")
@@ -338,9 +377,7 @@ def _read_activitynet(obj, path: Path, video_info, *, use_label_id: bool) -> _Ra
     raw = _Raw()
     meta = obj.get("gsmt")
     if meta is not None:
-        if not isinstance(meta, dict):
-            raise GsmtError(path, "'gsmt' must be an object")
-        raw.meta = meta
+        raw.meta = check_meta(meta, path)
     classes = obj.get("classes")
     if classes is not None:
         if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes) \
@@ -394,8 +431,9 @@ def _read_bsn(obj, path: Path, video_info) -> _Raw:
     """BSN/BMN `anet_anno_action.json` + `video_info_new.csv` (found beside the JSON when not given)."""
     if not isinstance(obj, dict) or not obj:
         raise GsmtError(path, "no videos in the file")
-    if video_info is None and (path.parent / "video_info_new.csv").exists():
-        video_info = path.parent / "video_info_new.csv"
+    for name in ("video_info_new.csv", "video_info_new.csv.gz"):
+        if video_info is None and (path.parent / name).exists():
+            video_info = path.parent / name
     info, _ = _read_video_info(video_info, path)
     raw = _Raw()
     for vid, entry in obj.items():
@@ -468,8 +506,8 @@ def _read_thumos(folder: Path, video_info, subset_map: dict) -> _Raw:
 def _read_csv(path: Path, video_info) -> _Raw:
     """Plain CSV `video,start,end,label[,subset][,duration][,fps]`; a row with empty start and end
     lists a video without instances."""
-    reader = csv.DictReader(_read_text(path).splitlines())
-    fields = set(reader.fieldnames or [])
+    header, reader = parse_csv(_read_text(path), path)
+    fields = set(header)
     missing = [c for c in ("video", "start", "end", "label") if c not in fields]
     if missing:
         raise GsmtError(path, f"CSV header must hold video,start,end,label (missing: {', '.join(missing)})")
@@ -505,7 +543,7 @@ def _read_csv(path: Path, video_info) -> _Raw:
             if not (max_end.get(v, 0) > 0):
                 raise GsmtError(path, f"video '{raw.ids[v]}' has no duration "
                                       "(add a 'duration' column or pass video_info)")
-            raw.durations[v] = max_end[v]
+            raw.durations[v] = _duration(max_end[v], path, raw.ids[v])
             raw.faults.add("videos without a duration (max segment end used)")
     return raw
 
@@ -523,15 +561,22 @@ def _finish(raw: _Raw, path: Path, subset_map: dict, id_prefix: str | None) -> A
     dur = np.asarray(raw.durations, dtype=np.float64)[vid]
 
     finite = np.isfinite(seg).all(axis=1)
-    reversed_ = finite & (seg[:, 1] < seg[:, 0])
+    # Beyond every valid duration, and large enough (1e308) to overflow in a difference: dropped.
+    huge = finite & (np.abs(seg) > MAX_SECONDS).any(axis=1)
     faults.add("non-finite segments (dropped)", int((~finite).sum()))
-    faults.add("segments with end < start (dropped)", int(reversed_.sum()))
-    keep = finite & ~reversed_
+    faults.add(f"segments with a time beyond {MAX_SECONDS:g} s (dropped)", int(huge.sum()))
+    finite &= ~huge
+    reversed_ = finite & (seg[:, 1] < seg[:, 0])
+    # Kept as the official evaluator keeps them: positives that no prediction overlaps (tIoU 0, or
+    # its 0/0 quirk); training targets skip them.
+    faults.add("segments with end < start (kept, as the official evaluator does)", int(reversed_.sum()))
+    ok = finite & ~reversed_  # the other faults are counted on well-formed segments
     s, e = seg[:, 0], seg[:, 1]
-    faults.add("zero-length segments (kept)", int((keep & (e == s)).sum()))
-    faults.add("segments starting before 0", int((keep & (s < 0)).sum()))
-    faults.add("segments ending after the video's end", int((keep & (e > dur)).sum()))
-    faults.add("segments starting after the video's end", int((keep & (s > dur)).sum()))
+    faults.add("zero-length segments (kept)", int((ok & (e == s)).sum()))
+    faults.add("segments starting before 0", int((ok & (s < 0)).sum()))
+    faults.add("segments ending after the video's end", int((ok & (e > dur)).sum()))
+    faults.add("segments starting after the video's end", int((ok & (s > dur)).sum()))
+    keep = finite
     vid, seg, labels = vid[keep], seg[keep], labels[keep]
 
     amb = labels == AMBIGUOUS
@@ -561,7 +606,10 @@ def _finish(raw: _Raw, path: Path, subset_map: dict, id_prefix: str | None) -> A
     if id_prefix and all(v.startswith(id_prefix) and len(v) > len(id_prefix) for v in video_ids):
         video_ids = [check_video_id(v[len(id_prefix):], path) for v in video_ids]
     if len(set(video_ids)) != len(video_ids):
-        raise GsmtError(path, "duplicate video ids")
+        seen: set[str] = set()
+        twice = next(v for v in video_ids if v in seen or seen.add(v))
+        how = f"listed twice, or with and without the '{id_prefix}' prefix" if id_prefix else "listed twice"
+        raise GsmtError(path, f"duplicate video id '{twice}' ({how})")
     videos = []
     for i in range(n):
         subset = raw.subsets[i].lower()
