@@ -95,12 +95,17 @@ def test_run_directory_is_never_overwritten_silently(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.jsonl").write_text("{}\n")
+    # Not recognisably a run (no config.yaml of gsmt, no checkpoint): never removed.
+    with pytest.raises(GsmtError, match="not a gsmt run directory"):
+        prepare_run_dir(run, resume=False, overwrite=True)
+    (run / "config.yaml").write_text("# Resolved gsmt config of this run (...)\nname: demo\n")
     with pytest.raises(GsmtError, match="--overwrite or --resume"):
         prepare_run_dir(run, resume=False, overwrite=False)
     prepare_run_dir(run, resume=True, overwrite=False)
     assert (run / "log.jsonl").read_text() == "{}\n"
+    (run / "notes.txt").write_text("mine")
     prepare_run_dir(run, resume=False, overwrite=True)
-    assert run.is_dir() and not any(run.iterdir())
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # the run's own files only
     prepare_run_dir(tmp_path / "new" / "run", resume=False, overwrite=False)
     assert (tmp_path / "new" / "run").is_dir()
 

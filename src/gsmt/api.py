@@ -3,10 +3,15 @@
     from gsmt import Localizer
     loc = Localizer.from_checkpoint("runs/demo")
     detections = loc.predict("features/video_1.npy", fps=30, feature_stride=4, feature_window=16)
+
+Every bad argument is a `GsmtError` naming it (`duration`, `fps`, a video's features...): a
+duration must be a finite number of seconds in (0, 1e6], fps a finite number in (0, 1000],
+feature_stride / feature_window whole numbers of frames >= 1, features a 2-D array of numbers.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +21,38 @@ import torch
 from gsmt.config import Config
 from gsmt.data.annotations import Video
 from gsmt.data.dataset import TALDataset, collate
-from gsmt.data.features import read_features
+from gsmt.data.features import LAYOUTS, _is_ambiguous, _read_array, _resolve_layout, to_snippet_matrix
+from gsmt.data.readers import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.data.windows import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.predictor import predict_dataset
 from gsmt.errors import GsmtError
 from gsmt.model import GSMT
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_fps(value) -> float:
+    try:
+        x = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if not (math.isfinite(x) and 0 < x <= MAX_FPS):
+        raise GsmtError("fps", f"must be a finite number of frames per second in (0, {MAX_FPS:g}], got {value!r:.60}")
+    return x
+
+
+def _check_frames(value, name: str) -> int:
+    try:
+        x = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if not (math.isfinite(x) and x == int(x) and 1 <= x <= MAX_FRAMES):
+        raise GsmtError(name, f"must be a whole number of frames in [1, {MAX_FRAMES}], got {value!r:.60}")
+    return int(x)
 
 
 @dataclass(frozen=True)
@@ -45,6 +76,9 @@ class MemoryFeatures:
 
     def missing(self, ids) -> list[str]:
         return [i for i in ids if i not in self.arrays]
+
+    def num_snippets(self, video_id: str) -> int | None:
+        return len(self.arrays[video_id]) if video_id in self.arrays else None
 
 
 class Localizer:
@@ -70,32 +104,73 @@ class Localizer:
 
     def _grid(self, fps, feature_stride, feature_window) -> Grid | None:
         saved = self.meta.get("grid") or {}
-        fps = fps or saved.get("fps")
-        stride = feature_stride or saved.get("feature_stride")
-        window = feature_window or saved.get("feature_window")
+        fps = _check_fps(fps) if fps is not None else saved.get("fps")
+        stride = _check_frames(feature_stride, "feature_stride") if feature_stride is not None \
+            else saved.get("feature_stride")
+        window = _check_frames(feature_window, "feature_window") if feature_window is not None \
+            else saved.get("feature_window")
         return Grid(float(fps), int(stride), int(window)) if fps and stride and window else None
 
-    def _as_array(self, features, name: str) -> np.ndarray:
+    def _raw_array(self, features, name: str) -> tuple[np.ndarray, str | Path]:
+        """A video's features as given (a file's array, or an array-like of numbers), 2-D, not yet laid out."""
         if isinstance(features, (str, Path)):
-            return read_features(features, feature_dim=self.feature_dim)
-        array = np.asarray(features, dtype=np.float32)
+            array, where = _read_array(Path(features)), features
+        else:
+            where = name
+            try:
+                array = np.asarray(features)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise GsmtError(name, f"features must be a 2-D array of numbers ({_first_line(exc)})") from None
+            if array.dtype.kind not in "fiu":
+                raise GsmtError(name, f"features must be a 2-D array of numbers, got dtype {array.dtype}")
+            if array.dtype.kind != "f" or array.dtype.type not in (np.float16, np.float32, np.float64):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    array = array.astype(np.float32)
         if array.ndim != 2 or self.feature_dim not in array.shape:
-            raise GsmtError(name, f"features of shape {array.shape} do not fit the model's "
-                                  f"feature dimension {self.feature_dim}")
-        if array.shape[1] != self.feature_dim:
-            array = array.T
-        if not np.isfinite(array).all():
-            raise GsmtError(name, "features contain NaN/Inf")
-        return np.ascontiguousarray(array)
+            raise GsmtError(where, f"features of shape {array.shape} do not fit the model's "
+                                   f"feature dimension {self.feature_dim}")
+        return array, where
 
-    def _dataset(self, items: list, fps, feature_stride, feature_window, durations) -> TALDataset:
+    def _as_arrays(self, items: list, layout: str) -> list[np.ndarray]:
+        """`[T, D]` float32 arrays by the one layout rule of gsmt.data.features; a square array takes
+        the layout of the call's unambiguous ones (or `layout`), as a dataset's square files do."""
+        if layout not in LAYOUTS:
+            raise GsmtError("layout", f"unknown feature layout {layout!r} (use one of {', '.join(LAYOUTS)})")
+        raw = [self._raw_array(f, f"video_{i}") for i, f in enumerate(items)]
+        decided = layout
+        if layout == "auto":
+            clear = [a for a, _ in raw if not _is_ambiguous(a.shape, self.feature_dim)]
+            if clear:
+                decided = _resolve_layout(clear[0].shape, "features", "auto", self.feature_dim, None)
+        out = []
+        for array, where in raw:
+            if decided == "auto" and _is_ambiguous(array.shape, self.feature_dim):
+                raise GsmtError(where, f"cannot resolve layout, pass layout (square {array.shape[0]}x"
+                                       f"{array.shape[1]} array and no other video of this call has unequal "
+                                       "axes): give layout='TD' or layout='DT'")
+            use = decided if _is_ambiguous(array.shape, self.feature_dim) else layout
+            out.append(to_snippet_matrix(array, where, layout=use, feature_dim=self.feature_dim))
+        return out
+
+    def _dataset(self, items: list, fps, feature_stride, feature_window, durations,
+                 layout: str = "auto") -> TALDataset:
         grid = self._grid(fps, feature_stride, feature_window)
+        if durations is not None:
+            if isinstance(durations, (str, bytes)) or not hasattr(durations, "__len__"):
+                raise GsmtError("durations", f"expected a list of durations, got {type(durations).__name__}")
+            if len(durations) != len(items):
+                raise GsmtError("durations", f"{len(durations)} durations for {len(items)} videos")
+        if not items:
+            raise GsmtError("features", "no video given")
+        feats = self._as_arrays(items, layout)
         arrays, videos = {}, []
         for i, features in enumerate(items):
             vid = Path(features).stem if isinstance(features, (str, Path)) else f"video_{i}"
             vid = vid if vid not in arrays else f"{vid}_{i}"
-            arrays[vid] = self._as_array(features, vid)
+            arrays[vid] = feats[i]
             duration = durations[i] if durations is not None else None
+            if duration is not None:
+                duration = check_seconds(duration, vid, "duration")
             if duration is None:
                 if grid is None:
                     raise GsmtError(vid, "give duration= or the grid (fps, feature_stride, feature_window)")
@@ -113,9 +188,16 @@ class Localizer:
 
     def predict_many(self, features: list, *, fps: float | None = None, feature_stride: int | None = None,
                      feature_window: int | None = None, durations: list[float] | None = None,
-                     batch_size: int = 32) -> list[list[Detection]]:
-        """Detections for several videos (arrays `[T, D]` or feature files), batched."""
-        dataset = self._dataset(list(features), fps, feature_stride, feature_window, durations)
+                     batch_size: int = 32, layout: str = "auto") -> list[list[Detection]]:
+        """Detections for several videos (arrays `[T, D]` or feature files), batched.
+
+        `layout` (`auto`, `TD`, `DT`): how the arrays lie; `auto` resolves each by the model's
+        feature dimension, and a square one (a video of D snippets) by the call's other videos."""
+        if isinstance(features, (str, Path, np.ndarray, torch.Tensor)):
+            raise GsmtError("features", "predict_many takes a list of videos; use predict for one")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise GsmtError("batch_size", f"must be a whole number >= 1, got {batch_size!r:.60}")
+        dataset = self._dataset(list(features), fps, feature_stride, feature_window, durations, layout)
         found = predict_dataset(self.model, dataset, self.cfg.decode, device=self.device, batch_size=batch_size)
         out = []
         for video in dataset.videos:
@@ -129,18 +211,19 @@ class Localizer:
         return out
 
     def predict(self, features, *, fps: float | None = None, feature_stride: int | None = None,
-                feature_window: int | None = None, duration: float | None = None) -> list[Detection]:
+                feature_window: int | None = None, duration: float | None = None,
+                layout: str = "auto") -> list[Detection]:
         """Detections (start, end, label, score), best first, for one video."""
         return self.predict_many([features], fps=fps, feature_stride=feature_stride,
                                  feature_window=feature_window,
-                                 durations=None if duration is None else [duration])[0]
+                                 durations=None if duration is None else [duration], layout=layout)[0]
 
     @torch.no_grad()
     def raw_outputs(self, features, *, fps=None, feature_stride=None, feature_window=None,
-                    duration=None) -> dict:
+                    duration=None, layout: str = "auto") -> dict:
         """Class probabilities and the global mask of the first sample of one video (for pictures)."""
         dataset = self._dataset([features], fps, feature_stride, feature_window,
-                                None if duration is None else [duration])
+                                None if duration is None else [duration], layout)
         batch = collate([dataset[0]])
         out = self.model(batch["features"].to(self.device), batch["valid"].to(self.device))
         result = {

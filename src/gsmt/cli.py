@@ -4,18 +4,45 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
 from gsmt import __version__
 from gsmt.errors import GsmtError
+from gsmt.schema import DEMO_MIN_VIDEOS, SEED_MAX, device_option, option
+
+
+def one_line(text: str) -> str:
+    """An error message as one line: a path or a value holding a line break cannot split it."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _tiou_set(text: str) -> str:
+    """argparse `type=` of a tIoU set (`anet`, `thumos`, `epic`, `0.3,0.5`): checked before any file is read."""
+    from gsmt.evaluation.detection import parse_tiou  # NumPy only
+
+    try:
+        parse_tiou(text)
+    except GsmtError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line, `gsmt: error: --opt: problem (see
+    gsmt CMD --help)`, exit code 2, like every other error of gsmt (no usage block)."""
+
+    def error(self, message: str):
+        message = re.sub(r"^argument ([^:]+?): ", lambda m: m.group(1).split("/")[-1] + ": ", message)
+        self.exit(2, one_line(f"gsmt: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gsmt", description=__doc__)
+    parser = _Parser(prog="gsmt", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gsmt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_synth, _add_train, _add_predict, _add_eval, _add_visualize):
+    for add in (_add_demo, _add_synth, _add_train, _add_predict, _add_eval, _add_analyze, _add_visualize):
         add(sub)
     return parser
 
@@ -37,19 +64,25 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, help="run directory (config, log, checkpoints)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run directory's last checkpoint (same config and data; only "
+                        "train.epochs, device, threads, workers may change)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run directory (never a folder that is not one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args) -> int:
-    from gsmt.config import load_config
+    from gsmt.config import PRESETS, load_config
     from gsmt.engine.trainer import train
+    from gsmt.io import check_output_location
 
+    check_output_location(args.out, "folder")
     cfg = load_config(args.config, args.overrides)
+    config_file = None if args.config in PRESETS else args.config  # an input, like the data
     result = train(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite,
-                   progress=not args.quiet)
+                   progress=not args.quiet, inputs={"CONFIG": config_file})
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     print(f"trained {result.epochs} epochs{best}; run directory: {result.run_dir}")
     return 0
@@ -63,13 +96,13 @@ def _add_predict(sub) -> None:
     src.add_argument("--data", help="data folder with annotations.json and features/")
     src.add_argument("--features", help="folder of feature files (one per video), no annotations needed")
     p.add_argument("--subset", help="subset to predict (default: the evaluation subset)")
-    p.add_argument("--fps", type=float, help="--features: frames per second of the videos")
-    p.add_argument("--feature-stride", type=int, help="--features: frames between snippets")
-    p.add_argument("--feature-window", type=int, help="--features: frames per snippet")
+    p.add_argument("--fps", type=option(float, gt=0), help="--features: frames per second of the videos")
+    p.add_argument("--feature-stride", type=option(int, ge=1), help="--features: frames between snippets")
+    p.add_argument("--feature-window", type=option(int, ge=1), help="--features: frames per snippet")
     p.add_argument("--durations", help="--features: CSV video,duration (seconds)")
     p.add_argument("--out", required=True, help="predictions JSON to write")
-    p.add_argument("--batch-size", type=int, help="samples per forward pass")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--batch-size", type=option(int, ge=1), help="samples per forward pass")
+    p.add_argument("--device", default="auto", type=device_option, help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--fuse", help="JSON {video_id: {label: probability}} of a video-level classifier")
     p.add_argument("--fuse-mode", default="multiply", choices=["multiply", "topk"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="decode.KEY=VALUE",
@@ -91,8 +124,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--gt", required=True, help="ground truth (ActivityNet JSON or another annotation format)")
     p.add_argument("--pred", required=True, help="predictions (ActivityNet submission JSON)")
     p.add_argument("--subset", help="GT subset (default: the subset of the predicted videos)")
-    p.add_argument("--tiou", default=None, help="anet | thumos | epic | a comma list (default: from the data)")
-    p.add_argument("--blocked", help="JSON list of video ids to leave out")
+    p.add_argument("--tiou", default=None, type=_tiou_set,
+                   help="anet | thumos | epic | a comma list (default: from the data)")
+    p.add_argument("--blocked", metavar="NAME|FILE",
+                   help="JSON list of video ids to leave out, or 'activitynet13' for the packaged list of "
+                        "the 198 ActivityNet-1.3 validation videos the BSN/BMN features lack")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.set_defaults(func=_run_eval)
 
@@ -106,6 +142,33 @@ def _run_eval(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- analyze
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="error analysis: false-positive types, mAP by action length and coverage")
+    p.add_argument("--gt", required=True, help="ground truth (ActivityNet JSON or another annotation format)")
+    p.add_argument("--pred", required=True, help="predictions (ActivityNet submission JSON)")
+    p.add_argument("--subset", help="GT subset (default: the subset of the predicted videos)")
+    p.add_argument("--tiou", type=option(float, gt=0, le=1), default=0.5,
+                   help="tIoU threshold of the error types (default 0.5)")
+    p.add_argument("--tiou-set", default=None, type=_tiou_set,
+                   help="thresholds of the bins' average mAP: anet | thumos | epic | a comma list "
+                        "(default: as gsmt eval, from the data)")
+    p.add_argument("--blocked", metavar="NAME|FILE",
+                   help="JSON list of video ids to leave out, or 'activitynet13' (as gsmt eval)")
+    p.add_argument("--out", required=True, help="folder for analysis.json and the pictures")
+    p.set_defaults(func=_run_analyze)
+
+
+def _run_analyze(args) -> int:
+    from gsmt.jobs import run_analyze
+
+    analysis, pictures = run_analyze(args.gt, args.pred, args.out, subset=args.subset, tiou=args.tiou,
+                                     tiou_set=args.tiou_set, blocked=args.blocked)
+    print(analysis.format_table())
+    print(f"wrote {Path(args.out) / 'analysis.json'}, " + ", ".join(p.name for p in pictures.values()))
+    return 0
+
+
 # ---------------------------------------------------------------- visualize
 def _add_visualize(sub) -> None:
     p = sub.add_parser("visualize", help="pictures: timeline, global mask heatmap, training curves")
@@ -116,7 +179,7 @@ def _add_visualize(sub) -> None:
     p.add_argument("--checkpoint", help="run directory or checkpoint (mask heatmap)")
     p.add_argument("--features", help="feature file of one video (mask heatmap)")
     p.add_argument("--log", help="run directory or its log.jsonl (training curves)")
-    p.add_argument("--top", type=int, default=10, help="predictions shown on the timeline")
+    p.add_argument("--top", type=option(int, ge=1), default=10, help="predictions shown on the timeline")
     p.set_defaults(func=_run_visualize)
 
 
@@ -133,9 +196,9 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="synthetic data -> train -> predict -> evaluate -> table and pictures")
     p.add_argument("--preset", default="thumos-like", choices=["thumos-like", "anet-like"])
     p.add_argument("--out", default="demo_out", help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--videos", type=int, help="synthetic videos (default: the demo's size)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a previous demo output folder")
+    p.add_argument("--videos", type=option(int, ge=DEMO_MIN_VIDEOS), help="synthetic videos (default: the demo's size)")
+    p.add_argument("--seed", type=option(int, ge=0, le=SEED_MAX), default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training config value")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -165,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except GsmtError as exc:
-        print(f"gsmt: error: {exc}", file=sys.stderr)
+        print(one_line(f"gsmt: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gsmt: interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -11,79 +12,100 @@ from typing import Any
 
 import yaml
 
+from gsmt.data.dataset import MODES as TEMPORAL_MODES
+from gsmt.data.readers import NoAliasLoader, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
+from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS
+from gsmt.postprocess.decode import MODES as DECODE_MODES
+from gsmt.postprocess.decode import SCORES
+from gsmt.postprocess.nms import METHODS as NMS_METHODS
+from gsmt.schema import DEVICE, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
 
 PRESETS = ("demo", "anet", "thumos")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "constant")
+SELECT_METRICS = ("val_mAP", "val_loss")
+MAX_WORKERS = 1024  # DataLoader workers and CPU threads: a larger count is a typo
 
 
+# Every field declares its type (the annotation) and its range (`bounded`, gsmt.schema); `validate`
+# checks them all, naming the key, before any work (issue 13, item 9).
 @dataclass
 class DataConfig:
-    annotations: str = "annotations.json"  # relative to the data folder unless absolute
-    features: str = "features"  # folder of per-video files, or one .h5 file
-    feature_layout: str = "auto"  # auto | TD | DT
-    temporal_mode: str = "auto"  # auto (from the dataset's `gsmt` meta) | resize | window
-    T: int = 100  # snippets per sample
-    window_stride: int | None = None  # window mode: snippets between window starts (default T // 2)
-    background_window_ratio: float = 0.0  # share of background-only windows kept for training
-    train_subset: str = "auto"  # auto: from the dataset's meta, else "training"
-    eval_subset: str = "auto"  # the reported subset: never used for model selection
-    val_fraction: float = 0.1  # seeded share of training videos held out for model selection
-    fps: float | None = None  # grid for videos that do not carry one
-    feature_stride: int | None = None
-    feature_window: int | None = None
+    annotations: str = bounded("annotations.json", nonempty=True)  # relative to the data folder unless absolute
+    features: str = bounded("features", nonempty=True)  # folder of per-video files, or one .h5 file
+    feature_layout: str = bounded("auto", choices=("auto", "TD", "DT"))
+    temporal_mode: str = bounded("auto", choices=("auto", *TEMPORAL_MODES))  # auto: the dataset's `gsmt` meta
+    T: int = bounded(100, ge=1)  # snippets per sample
+    window_stride: int | None = bounded(None, ge=1)  # window mode: snippets between window starts (default T // 2)
+    background_window_ratio: float = bounded(0.0, ge=0, le=1)  # share of background-only windows kept for training
+    train_subset: str = bounded("auto", nonempty=True)  # auto: from the dataset's meta, else "training"
+    eval_subset: str = bounded("auto", nonempty=True)  # the reported subset: never used for model selection
+    val_fraction: float = bounded(0.1, ge=0, lt=1)  # seeded share of training videos held out for model selection
+    fps: float | None = bounded(None, gt=0)  # grid for videos that do not carry one
+    feature_stride: int | None = bounded(None, ge=1)
+    feature_window: int | None = bounded(None, ge=1)
 
 
 @dataclass
 class ModelConfig:
-    hidden_dim: int = 256
-    num_layers: int = 2
-    n_heads: int = 4
-    head_dim: int | None = None  # default hidden_dim // n_heads
-    mlp_ratio: float = 4.0
-    dropout: float = 0.1
-    pos_encoding: str = "none"  # none | learned | fixed
-    embedding: str = "transformer"  # transformer | cnn
+    hidden_dim: int = bounded(256, ge=1)
+    num_layers: int = bounded(2, ge=0)
+    n_heads: int = bounded(4, ge=1)
+    head_dim: int | None = bounded(None, ge=1)  # default hidden_dim // n_heads
+    mlp_ratio: float = bounded(4.0, gt=0)
+    dropout: float = bounded(0.1, ge=0, lt=1)
+    pos_encoding: str = bounded("none", choices=POS_ENCODINGS)
+    embedding: str = bounded("transformer", choices=EMBEDDINGS)
     mask_branch: bool = True
-    mask_head: str = "conv"  # conv (paper: C -> T readout) | pairwise (snippet affinity + offset bias)
+    # conv (paper: C -> T readout) | pairwise (snippet affinity + offset bias)
+    mask_head: str = bounded("conv", choices=MASK_HEADS)
+    boundary_gate: bool = False  # gate each mask column by P(no instance boundary between t and i)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 16
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9  # sgd only
-    warmup_epochs: float = 1.0
-    schedule: str = "cosine"  # cosine | constant
-    grad_clip: float = 1.0  # max gradient norm, 0 = off
-    ema: float = 0.0  # EMA decay of the weights used for validation and saving, 0 = off
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    epochs: int = bounded(15, ge=1)
+    batch_size: int = bounded(16, ge=1)
+    optimizer: str = bounded("adamw", choices=OPTIMIZERS)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(1e-4, ge=0)
+    momentum: float = bounded(0.9, ge=0, le=1)  # sgd only
+    warmup_epochs: float = bounded(1.0, ge=0)
+    schedule: str = bounded("cosine", choices=SCHEDULES)
+    grad_clip: float = bounded(1.0, ge=0)  # max gradient norm, 0 = off
+    ema: float = bounded(0.0, ge=0, lt=1)  # EMA decay of the weights used for validation and saving, 0 = off
+    seed: int = bounded(0, ge=0, le=SEED_MAX)
+    device: str = bounded("auto", pattern=DEVICE.pattern, pattern_text=DEVICE.pattern_text)
     bf16: bool = True  # bf16 autocast on CUDA
-    num_workers: int = 0
-    select_metric: str = "val_mAP"  # val_mAP | val_loss: what picks best.pt
-    threads: int = 0  # torch CPU threads, 0 = torch's default
+    num_workers: int = bounded(0, ge=0, le=MAX_WORKERS)
+    select_metric: str = bounded("val_mAP", choices=SELECT_METRICS)  # what picks best.pt
+    threads: int = bounded(0, ge=0, le=MAX_WORKERS)  # torch CPU threads, 0 = torch's default
+    # stop (error) after this many consecutive steps with a NaN/Inf loss
+    max_nonfinite_steps: int = bounded(20, ge=1)
 
 
 @dataclass
 class DecodeConfig:
-    mode: str = "auto"  # auto (from the data) | long | short
-    topk_classes: int = 1
-    thresholds: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
-    m1: int = 50
-    m2: int = 200
-    theta_c: float = 0.1
-    nms_method: str = "gaussian"  # gaussian | linear
-    nms_sigma: float = 0.6
-    nms_iou_threshold: float = 0.5  # linear decay only
+    mode: str = bounded("auto", choices=("auto", *DECODE_MODES))  # auto: from the data
+    topk_classes: int = bounded(1, ge=1)
+    thresholds: list[float] = bounded(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+                                      nonempty=True, item=Bounds(gt=0, lt=1))
+    m1: int = bounded(50, ge=1)
+    m2: int = bounded(200, ge=1)
+    theta_c: float = bounded(0.1, ge=0, le=1)
+    # source (paper: P[c, t] of the source snippet) | run (mean P[c] over the segment)
+    score: str = bounded("source", choices=SCORES)
+    nms_method: str = bounded("gaussian", choices=NMS_METHODS)
+    nms_sigma: float = bounded(0.6, gt=0)
+    nms_iou_threshold: float = bounded(0.5, ge=0, le=1)  # linear decay only
     nms_per_class: bool = True
-    max_keep: int = 100  # detections per video after Soft-NMS
+    max_keep: int = bounded(100, ge=1)  # detections per video after Soft-NMS
     drop_edge_cuts: bool = True  # window mode: leave actions cut by an inner window edge to the neighbour
-    tiou: str = "auto"  # auto (from the data) | anet | thumos | epic | comma list
-    batch_size: int = 32
+    # auto (from the data) | anet | thumos | epic | comma list (checked by `validate`)
+    tiou: str = bounded("auto", nonempty=True)
+    batch_size: int = bounded(32, ge=1)
 
 
 @dataclass
@@ -120,11 +142,13 @@ def _coerce(value, hint, key: str, where: str):
                 continue
             if kind is float:
                 return number
-            if number == int(number):
+            if math.isfinite(number) and number == int(number):
                 return int(number)
             continue
         if isinstance(value, kind):
             return value
+        if kind is str and isinstance(value, (int, float)):  # `--set decode.tiou=0.5`, a subset named 2020
+            return str(value)
     name = getattr(hint, "__name__", None) or str(hint)
     raise GsmtError(where, f"config key '{key}' must be {name}, got {value!r}")
 
@@ -134,6 +158,7 @@ def _build(cls, values: dict, where: str, prefix: str = ""):
     if not isinstance(values, dict):
         raise GsmtError(where, f"section '{prefix.rstrip('.') or 'config'}' must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
@@ -141,10 +166,45 @@ def _build(cls, values: dict, where: str, prefix: str = ""):
             raise GsmtError(where, f"unknown config key '{prefix}{key}' (known: {known})")
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
-            kwargs[key] = _build(type(default), value or {}, where, f"{prefix}{key}.")
+            kwargs[key] = _build(type(default), {} if value is None else value, where, f"{prefix}{key}.")
         else:
-            kwargs[key] = _coerce(value, typing.get_type_hints(cls)[key], f"{prefix}{key}", where)
+            value = _coerce(value, hints[key], f"{prefix}{key}", where)
+            kind, optional = kind_of(hints[key])
+            bounds = field_bounds(fields[key])
+            if not (value is None and optional) and not satisfies(value, kind, bounds):
+                raise _out_of_bounds(where)(f"{prefix}{key}", describe(kind, bounds), value)
+            kwargs[key] = value
     return cls(**kwargs)
+
+
+def _out_of_bounds(where: str):
+    def report(key: str, requirement: str, value) -> GsmtError:
+        return GsmtError(where, f"config key '{key}' must be {requirement}, got {value!r}")
+    return report
+
+
+def validate(cfg: Config, where: str = "config") -> Config:
+    """Check every value of every section against its declared type and bounds (gsmt.schema), and
+    the few rules that tie keys together; raise one `GsmtError` naming the first bad key.
+
+    Called wherever a config is made (load_config, a checkpoint's config, --set overrides) and by
+    `train` before any work, so a library caller that builds a `Config` by hand is checked too."""
+    if not isinstance(cfg, Config):
+        raise GsmtError(where, f"not a gsmt Config: {type(cfg).__name__}")
+    check_dataclass(cfg, _out_of_bounds(where))
+    d = cfg.data
+    if d.temporal_mode == "window" and d.window_stride is not None and d.window_stride > d.T:
+        raise GsmtError(where, f"config key 'data.window_stride' must be <= data.T ({d.T}) in window mode "
+                               f"(windows further apart than their length skip snippets), got {d.window_stride}")
+    if cfg.decode.tiou != "auto":
+        from gsmt.evaluation.detection import parse_tiou  # NumPy only
+
+        try:
+            parse_tiou(cfg.decode.tiou)
+        except GsmtError:
+            raise GsmtError(where, "config key 'decode.tiou' must be auto, anet, thumos, epic or a comma list "
+                                   f"of tIoU thresholds in [0, 1], got {cfg.decode.tiou!r}") from None
+    return cfg
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -162,12 +222,10 @@ def preset_path(name: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        values = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise GsmtError(path, "config file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise GsmtError(path, f"not a readable YAML file ({type(exc).__name__})") from None
+    # Bounded read, UTF-8 only, no YAML aliases (an alias bomb is refused before it is built).
+    if not Path(path).exists():
+        raise GsmtError(path, "config file not found")
+    values = read_yaml_file(path)
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -181,9 +239,11 @@ def parse_override(text: str) -> dict:
         raise GsmtError("--set", f"'{text}' is not key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=NoAliasLoader) if raw.strip() else None  # noqa: S506 (safe)
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise GsmtError("--set", f"'{text[:60]}': nested too deeply") from None
     out: dict[str, Any] = value
     for part in reversed(key.strip().split(".")):
         out = {part: out}
@@ -202,11 +262,11 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     for text in overrides:
         values = _merge(values, parse_override(text))
     where = f"{path}" + (" with --set" if overrides else "")
-    return _build(Config, values, where)
+    return validate(_build(Config, values, where), where)
 
 
 def config_from_dict(values: dict, where: str = "checkpoint") -> Config:
-    return _build(Config, values, where)
+    return validate(_build(Config, values, where), where)
 
 
 def save_config(cfg: Config, path: Path) -> None:
@@ -225,4 +285,4 @@ def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...],
         if sections is not None and not set(update) <= set(sections):
             raise GsmtError("--set", f"'{text}': only {', '.join(s + '.*' for s in sections)} can be set here")
         values = _merge(values, update)
-    return _build(Config, values, "--set") if overrides else cfg
+    return validate(_build(Config, values, "--set"), "--set") if overrides else cfg

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -12,39 +12,56 @@ import numpy as np
 from gsmt.config import apply_overrides
 from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations
 from gsmt.data.features import FeatureStore
-from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.data import make_dataset, open_data, report_faults, require_features, subset_videos
+from gsmt.data.packaged import load_blocked
+from gsmt.data.readers import check_seconds, read_csv_rows
+from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from gsmt.engine.rundir import RUN_FILES
+from gsmt.engine.data import (make_dataset, meta_tiou, open_data, report_faults, require_features,
+                              subset_videos)
 from gsmt.engine.predictor import predict_dataset, submission, to_results
 from gsmt.engine.trainer import pick_device
 from gsmt.errors import GsmtError
 from gsmt.evaluation import DetectionMetrics, evaluate_detection, load_predictions
-from gsmt.io import atomic_write_text
+from gsmt.io import atomic_write_text, check_output_location, refuse_overwriting_inputs
 from gsmt.postprocess.fusion import fuse_results, load_video_scores
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
 
 
 def _read_durations(path: str | Path) -> dict[str, float]:
+    """`--durations`: CSV `video,duration` (gzip allowed, UTF-8); every duration a finite number of
+    seconds in (0, 1e6]; a video listed twice is refused."""
     path = Path(path)
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise GsmtError(path, f"cannot read durations ({exc.strerror or type(exc).__name__})") from None
-    try:
-        return {row["video"]: float(row["duration"]) for row in rows}
-    except (KeyError, TypeError, ValueError):
-        raise GsmtError(path, "expected a CSV with columns video,duration") from None
+    if not path.exists():
+        raise GsmtError(path, "cannot read durations: file not found")
+    out: dict[str, float] = {}
+    for n, row in enumerate(read_csv_rows(path, ("video", "duration"), "video,duration in seconds"), 2):
+        vid = row["video"]
+        if not vid:
+            raise GsmtError(path, f"line {n}: empty video id")
+        if vid in out:
+            raise GsmtError(path, f"line {n}: video '{vid}' is listed twice")
+        out[vid] = check_seconds(row["duration"], path, f"line {n}: video '{vid}' duration")
+    return out
 
 
-def _feature_folder_videos(folder: Path, grid: dict, durations: dict[str, float] | None) -> list[Video]:
-    """Videos for a bare folder of feature files: ids from file names, durations from a CSV or the grid."""
+def _feature_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise GsmtError(folder, "feature folder not found")
     files = sorted(p for p in folder.iterdir() if p.suffix in FEATURE_SUFFIXES)
     if not files:
         raise GsmtError(folder, f"no feature files ({', '.join(FEATURE_SUFFIXES)})")
-    store = FeatureStore(folder)
+    return files
+
+
+def _feature_folder_videos(folder: Path, grid: dict, durations: dict[str, float] | None,
+                           store: FeatureStore) -> list[Video]:
+    """Videos for a bare folder of feature files: ids from file names, durations from a CSV or the grid.
+
+    `store` must know the model's feature dimension: the number of snippets is read from the
+    `[T, D]` array its `load` returns (layout resolved), never from a raw shape.
+    """
+    files = _feature_files(folder)
     videos = []
     for path in files:
         vid = check_video_id(path.stem, folder)
@@ -76,36 +93,67 @@ def predict_results(model, cfg, classes: list[str], videos: list[Video], feature
     return results
 
 
+def checkpoint_inputs(checkpoint: str | Path) -> list[Path]:
+    """The files a `--checkpoint` argument stands for: the checkpoint read and, for a run
+    directory, the run's own files (an output there would replace a part of the run)."""
+    path = Path(checkpoint)
+    files = [resolve_checkpoint(path)]
+    if path.is_dir():
+        files += [path / name for name in RUN_FILES]
+    return files
+
+
+def _store_files(store: FeatureStore, videos: list[Video]) -> list[Path]:
+    if store.is_h5:
+        return [store.root]
+    return [p for p in (store.path(v.id) for v in videos) if p is not None]
+
+
 def run_predict(args) -> str:
     """`gsmt predict`: detections for a subset of a data folder, or for a bare folder of features."""
+    check_output_location(args.out, "file")
+    refuse_overwriting_inputs(args.out, {"--checkpoint": checkpoint_inputs(args.checkpoint),
+                                         "--fuse": args.fuse, "--durations": args.durations})
+    # Every input file is read before the model runs: a bad one fails in a second, not after it.
+    scores = load_video_scores(args.fuse) if args.fuse else None
     state = load_checkpoint(args.checkpoint)
     model, cfg, meta = model_from_checkpoint(state, args.checkpoint)
     cfg = apply_overrides(cfg, args.overrides, sections=("decode",))
-    device = pick_device(args.device)
-    model.to(device)
     classes = meta["classes"]
+    if cfg.decode.topk_classes > len(classes):
+        raise GsmtError("--set", f"decode.topk_classes must be <= the model's {len(classes)} classes, "
+                                 f"got {cfg.decode.topk_classes}")
+    device = pick_device(args.device, where="--device")
+    model.to(device)
     if args.data:
         source = open_data(args.data, cfg, feature_dim=meta["feature_dim"])
         report_faults(source.annotations.faults, source.annotations.source)
         subset = args.subset or cfg.data.eval_subset
-        videos = subset_videos(source.annotations, subset, args.data)
+        videos = subset_videos(source.annotations, subset, source.annotations.source or args.data)
         features = source.features
+        refuse_overwriting_inputs(args.out, {"--data annotations": source.annotations.source or None,
+                                             "--data features": _store_files(features, videos)})
     else:
-        grid = {"fps": args.fps or meta["grid"].get("fps"),
-                "feature_stride": args.feature_stride or meta["grid"].get("feature_stride"),
-                "feature_window": args.feature_window or meta["grid"].get("feature_window")}
+        # A given value always wins (the parser refuses 0 and negatives); only a missing one
+        # falls back to the grid recorded in the checkpoint.
+        grid = {key: given if given is not None else meta["grid"].get(key)
+                for key, given in (("fps", args.fps), ("feature_stride", args.feature_stride),
+                                   ("feature_window", args.feature_window))}
         cfg.data.fps, cfg.data.feature_stride, cfg.data.feature_window = (
             grid["fps"], grid["feature_stride"], grid["feature_window"])
+        refuse_overwriting_inputs(args.out, {"--features": _feature_files(Path(args.features))})
         durations = _read_durations(args.durations) if args.durations else None
-        videos = _feature_folder_videos(Path(args.features), grid, durations)
+        # The model's feature dimension resolves each file's layout ([T, D] or [D, T]) before its
+        # length gives the video's duration.
         features = FeatureStore(args.features, feature_dim=meta["feature_dim"])
+        videos = _feature_folder_videos(Path(args.features), grid, durations, features)
     # A progress bar belongs on a terminal; in a log or a pipe it is noise around the real messages.
     results = predict_results(model, cfg, classes, videos, features, device=device,
                               batch_size=args.batch_size, progress=sys.stderr.isatty(),
                               where=args.data or args.features)
     external = {"used": False}
     if args.fuse:
-        fused, lacking = fuse_results(results, load_video_scores(args.fuse), mode=args.fuse_mode,
+        fused, lacking = fuse_results(results, scores, mode=args.fuse_mode,
                                       max_keep=cfg.decode.max_keep)
         results = fused
         external = {"used": True, "details": f"video-level classifier scores from {Path(args.fuse).name}, "
@@ -115,11 +163,14 @@ def run_predict(args) -> str:
     return f"wrote {n} detections for {len(results)} videos to {args.out}"
 
 
-def _pick_subset(gt: Annotations, predictions: dict, subset: str | None, where: str) -> str | None:
-    """Without --subset: the one subset holding all predicted videos."""
+def _pick_subset(gt: Annotations, predictions: dict, subset: str | None, where: str,
+                 gt_where: str | None = None) -> str | None:
+    """Without --subset: the one subset holding all predicted videos. A --subset that the ground
+    truth lacks is the ground truth's error (`gt_where`); the others name the predictions."""
     if subset is not None:
         if subset not in gt.subsets:
-            raise GsmtError(where, f"no subset '{subset}' (subsets: {', '.join(gt.subsets)})")
+            raise GsmtError(gt_where or gt.source or where,
+                            f"no subset '{subset}' (subsets: {', '.join(gt.subsets)})")
         return subset
     by_id = gt.by_id()
     found = set()
@@ -136,21 +187,34 @@ def _pick_subset(gt: Annotations, predictions: dict, subset: str | None, where: 
     raise GsmtError(where, f"predicted videos span several subsets ({', '.join(sorted(found))}); pass --subset")
 
 
+@contextlib.contextmanager
+def _blame_files(gt_path, pred_path):
+    """The evaluator names its inputs by role ("ground truth", "predictions"); the command names the files."""
+    try:
+        yield
+    except GsmtError as exc:
+        files = {"ground truth": gt_path, "predictions": pred_path}
+        if exc.where in files:
+            raise GsmtError(files[exc.where], exc.problem) from None
+        raise
+
+
 def run_eval(gt_path: str | Path, pred_path: str | Path, *, subset: str | None = None, tiou: str | None = None,
              blocked: str | Path | None = None, json_out: str | Path | None = None) -> DetectionMetrics:
     """`gsmt eval`: mAP at each tIoU, recall, per-class AP; optionally written as JSON."""
+    check_output_location(json_out, "file", flag="--json")
+    refuse_overwriting_inputs(json_out, {"--gt": gt_path, "--pred": pred_path, "--blocked": blocked},
+                              flag="--json")
     gt = load_annotations(gt_path)
     report_faults(gt.faults, gt_path)
+    tiou = tiou or meta_tiou(gt) or "anet"  # a bad `gsmt.tiou` field names the ground truth
     predictions = load_predictions(pred_path)
-    subset = _pick_subset(gt, predictions, subset, str(pred_path))
-    blocked_ids: list[str] = []
-    if blocked:
-        try:
-            blocked_ids = [str(v) for v in json.loads(Path(blocked).read_text())]
-        except (OSError, json.JSONDecodeError, TypeError):
-            raise GsmtError(blocked, "expected a JSON list of video ids") from None
-    tiou = tiou or gt.meta.get("tiou") or "anet"
-    metrics = evaluate_detection(gt, predictions, subset=subset, tiou=tiou, blocked=blocked_ids)
+    # A JSON list file (gzip allowed) or a packaged list by name (`activitynet13`: the 198 ids).
+    # Every input is read before any is compared with another: a bad file is named as such.
+    blocked_ids: list[str] = load_blocked(blocked) if blocked else []
+    subset = _pick_subset(gt, predictions, subset, str(pred_path), str(gt_path))
+    with _blame_files(gt_path, pred_path):
+        metrics = evaluate_detection(gt, predictions, subset=subset, tiou=tiou, blocked=blocked_ids)
     if json_out:
         atomic_write_text(json_out, json.dumps(metrics.to_json(), indent=2))
     return metrics
@@ -161,6 +225,14 @@ def visualize(args) -> Path:
     or training curves (--log)."""
     from gsmt import viz
 
+    check_output_location(args.out, "file")
+    log_file = None
+    if args.log:
+        log_file = Path(args.log) / "log.jsonl" if Path(args.log).is_dir() else Path(args.log)
+    refuse_overwriting_inputs(args.out, {
+        "--gt": args.gt, "--pred": args.pred, "--features": args.features, "--log": log_file,
+        "--checkpoint": checkpoint_inputs(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists()
+        else None})
     if args.log:
         log = Path(args.log)
         return viz.plot_curves(args.out, log / "log.jsonl" if log.is_dir() else log)
@@ -216,3 +288,31 @@ def mask_picture(out, checkpoint, features, *, gt_path=None, video_id=None) -> P
     actionness = raw["probs"][:-1].max(axis=0)
     return viz.plot_masks(out, pred_mask=raw["masks"], gt_mask=gt_mask, valid=raw["valid"],
                           title=f"global mask M of {raw['video'].id}", actionness=actionness)
+
+
+def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, subset: str | None = None,
+                tiou: float = 0.5, tiou_set: str | None = None, blocked: str | Path | None = None):
+    """`gsmt analyze`: error types, mAP by ground-truth bin and missed ground truth, as
+    `OUT/analysis.json` and pictures. Returns the `Analysis` and the picture paths."""
+    from gsmt import viz
+    from gsmt.evaluation.analysis import analyze_detection
+
+    out = Path(out)
+    inputs = {"--gt": gt_path, "--pred": pred_path, "--blocked": blocked}
+    for target in (out, out / "analysis.json", *(out / name for name in viz.ANALYSIS_PICTURES.values())):
+        refuse_overwriting_inputs(target, inputs)
+    check_output_location(out, "folder")  # after: "is also an input" says more than "not a folder"
+    if out.exists() and not out.is_dir():
+        raise GsmtError(out, "--out must be a folder; this is a file")
+    gt = load_annotations(gt_path)
+    report_faults(gt.faults, gt_path)
+    tiou_set = tiou_set or meta_tiou(gt) or "anet"
+    predictions = load_predictions(pred_path)
+    blocked_ids: list[str] = load_blocked(blocked) if blocked else []
+    subset = _pick_subset(gt, predictions, subset, str(pred_path), str(gt_path))
+    with _blame_files(gt_path, pred_path):
+        analysis = analyze_detection(gt, predictions, subset=subset, tiou=tiou, tiou_set=tiou_set,
+                                     blocked=blocked_ids)
+    document = analysis.to_json()
+    atomic_write_text(out / "analysis.json", json.dumps(document, indent=2))
+    return analysis, viz.plot_analysis(out, document)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gsmt.errors import GsmtError
+from gsmt.schema import bounded
 
 
 @dataclass
@@ -17,19 +18,22 @@ class LossConfig:
 
     focal: bool = True
     logistic: bool = True
-    lambda1: float = 0.4
-    gamma: float = 2.0
-    alpha: float = 10.0
+    lambda1: float = bounded(0.4, ge=0, le=1)
+    gamma: float = bounded(2.0, ge=0)
+    alpha: float = bounded(10.0, ge=0)
     boundary: bool = True
     dice: bool = True
-    lambda2: float = 0.4
-    erosion_kernel: int = 7
+    lambda2: float = bounded(0.4, ge=0)
+    erosion_kernel: int = bounded(7, ge=1, odd=True)
     background_mask: bool = False
-    mask_weight: float = 1.0
+    mask_weight: float = bounded(1.0, ge=0)
     # c of the L2 fallback: "length" = the mask length T (DESIGN.md), "foreground" = the number of
     # foreground positions of the target (the paper's "ground-truth mask length" read literally).
-    l2_norm: str = "length"
-    eps: float = 1e-8
+    l2_norm: str = bounded("length", choices=("length", "foreground"))
+    # Weight of the boundary head's own supervision (models with `boundary_gate`): a class-balanced
+    # BCE on "an instance boundary lies between snippets j and j+1".
+    boundary_head_weight: float = bounded(1.0, ge=0)
+    eps: float = bounded(1e-8, gt=0)
 
     def __post_init__(self) -> None:
         if self.erosion_kernel < 1 or self.erosion_kernel % 2 == 0:
@@ -179,6 +183,28 @@ def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Ten
     return (pred & target).sum(1) / union.clamp(min=1)
 
 
+def boundary_targets(cls_target: torch.Tensor, mask_target: torch.Tensor, valid: torch.Tensor,
+                     num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(breaks, usable), both bool [B, T-1]: snippets j and j+1 belong to different instances (or one
+    is background), and whether both are valid and not ignored."""
+    usable = valid[:, 1:] & valid[:, :-1] & (cls_target[:, 1:] >= 0) & (cls_target[:, :-1] >= 0)
+    fg = (cls_target >= 0) & (cls_target < num_classes)
+    other_instance = (mask_target[:, :, 1:] != mask_target[:, :, :-1]).any(dim=1)
+    breaks = (cls_target[:, 1:] != cls_target[:, :-1]) | (fg[:, 1:] & fg[:, :-1] & other_instance)
+    return breaks & usable, usable
+
+
+def boundary_head_loss(boundary_logits: torch.Tensor, breaks: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
+    """Class-balanced BCE: the mean over boundaries and the mean over non-boundaries, averaged."""
+    bce = F.binary_cross_entropy_with_logits(boundary_logits.float(), breaks.float(), reduction="none")
+    pos, neg = breaks & usable, ~breaks & usable
+    loss = _zero_like_graph(boundary_logits)
+    for part in (pos, neg):
+        if bool(part.any()):
+            loss = loss + 0.5 * bce[part].mean()
+    return loss
+
+
 def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig,
               normalizers: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Total L = L_c + mask_weight * L_m; logs hold every term as a float, plus `total`.
@@ -200,6 +226,11 @@ def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], 
                                    fg, valid, cfg, bg=bg, normalizer=normalizers.get("mask"))
         total = total + cfg.mask_weight * lm
         parts.update(mask_parts)
+    if "boundary_logits" in outputs:
+        breaks, usable = boundary_targets(cls_target, batch["mask_target"].to(cls_logits.device), valid, K)
+        lb = boundary_head_loss(outputs["boundary_logits"], breaks, usable)
+        total = total + cfg.boundary_head_weight * lb
+        parts["boundary_head"] = lb.detach()
     logs = {name: float(value) for name, value in parts.items()}
     logs["total"] = float(total.detach())
     return total, logs

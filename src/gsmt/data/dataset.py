@@ -5,6 +5,12 @@ feature file at construction would be slow on large datasets. The index therefor
 the grid predicts from the duration, `floor((duration * fps - window) / stride) + 1` (at least 1),
 while items trust the loaded file: windows past its real end are zero-padded (`valid` False) and
 snippets beyond the predicted count are not indexed. Resize mode reads nothing at construction.
+
+When the store knows a video's real snippet count without reading its data (`num_snippets`: an
+.npy header, an .h5 shape), an annotated duration far longer than the features (more than one
+window and half the real count beyond it: 3,600 s of annotation over 36 s of features) is a
+counted fault, `LONG_DURATION_FAULT`, and only the windows over real features are indexed (no
+hundred windows of padding, no tenfold slowdown).
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ from gsmt.errors import Faults, GsmtError
 
 MODES = ("resize", "window")
 EMPTY_VIDEO_FAULT = "videos shorter than one snippet skipped"
+LONG_DURATION_FAULT = ("videos annotated far longer than their features (only the windows over "
+                       "features are used)")
+
+
+def _far_longer(predicted: int, real: int, T: int) -> bool:
+    """Whether a duration's predicted snippet count is far past the file's real count."""
+    return predicted - real > max(T, real // 2)
 
 
 def _video_grid(video: Video, grid: Grid | None) -> Grid:
@@ -103,7 +116,9 @@ class TALDataset(Dataset):
                 raise GsmtError(video.id, f"label ids must lie in 0..{self.num_classes - 1}, got {labels.min()}..{labels.max()}")
             segs = np.asarray(video.segments, dtype=np.float64).reshape(-1, 2)
             degenerate = (segs[:, 1] <= segs[:, 0]) & (segs[:, 0] <= video.duration) & (segs[:, 1] >= 0)
-            self.faults.add("zero-length segments skipped", int(np.count_nonzero(degenerate)))
+            reversed_ = segs[:, 1] < segs[:, 0]  # kept for evaluation (official rule), no training target
+            self.faults.add("zero-length segments skipped", int(np.count_nonzero(degenerate & ~reversed_)))
+            self.faults.add("segments with end < start skipped", int(np.count_nonzero(reversed_)))
             k = len(self.videos)
             if mode == "resize":
                 self.videos.append(video)
@@ -113,6 +128,10 @@ class TALDataset(Dataset):
             else:
                 g = _video_grid(video, grid)
                 n = g.num_snippets(video.duration)
+                real = getattr(features, "num_snippets", lambda _: None)(video.id)
+                if real is not None and real > 0 and _far_longer(n, real, self.T):
+                    self.faults.add(LONG_DURATION_FAULT)
+                    n = real
                 self.videos.append(video)
                 self.grids.append(g)
                 starts = window_starts(n, self.T, self.window_stride)

@@ -15,6 +15,7 @@ from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
 from gsmt.data.windows import Grid
 from gsmt.errors import Faults, GsmtError
+from gsmt.evaluation import parse_tiou
 
 log = logging.getLogger("gsmt.data")
 
@@ -49,14 +50,38 @@ def open_data(data_dir: str | Path, cfg: Config, feature_dim: int | None = None)
     return DataSource(annotations, features, root)
 
 
+def meta_tiou(annotations: Annotations):
+    """The tIoU set an annotation file's `gsmt` meta records (None when it records none); a value
+    `parse_tiou` refuses is an error naming the annotation file, not the `--tiou` option."""
+    value = (annotations.meta or {}).get("tiou")
+    if value is None or value == "auto":
+        return None
+    try:
+        parse_tiou(value)
+    except GsmtError as exc:
+        raise GsmtError(annotations.source or "annotations", f"field 'gsmt.tiou': {exc.problem}") from None
+    except (TypeError, ValueError):
+        raise GsmtError(annotations.source or "annotations", f"field 'gsmt.tiou': not a tIoU set ({value!r:.60})") from None
+    return value
+
+
 def resolve_config(cfg: Config, annotations: Annotations) -> Config:
-    """Fill every `auto` setting from the dataset's recorded meta (what `gsmt synth` writes)."""
+    """Fill every `auto` setting from the dataset's recorded meta (what `gsmt synth` writes).
+
+    The meta's values were checked on reading (`gsmt.data.annotations.check_meta`); a bad one is
+    an error naming the annotation file."""
     meta = annotations.meta or {}
     data, decode = cfg.data, cfg.decode
-    mode = data.temporal_mode if data.temporal_mode != "auto" else meta.get("temporal_mode", "resize")
+    from_meta = data.temporal_mode == "auto"
+    mode = data.temporal_mode if not from_meta else meta.get("temporal_mode", "resize")
+    if mode == "auto":
+        mode = "resize"
     if mode not in MODE_DEFAULTS:
-        raise GsmtError("config", f"unknown temporal_mode '{mode}' (resize | window)")
-    implied = {**MODE_DEFAULTS[mode], **{k: v for k, v in meta.items() if k in MODE_DEFAULTS[mode]}}
+        where = (annotations.source or "annotations") if from_meta else "config"
+        raise GsmtError(where, f"unknown temporal_mode '{mode}' (resize | window)")
+    meta_tiou(annotations)
+    implied = {**MODE_DEFAULTS[mode], **{k: v for k, v in meta.items()
+                                          if k in MODE_DEFAULTS[mode] and v not in (None, "auto")}}
     grid = meta.get("grid") or {}
     data = dataclasses.replace(
         data,

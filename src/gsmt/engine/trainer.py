@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +17,18 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from gsmt.config import Config, save_config
+from gsmt.config import Config, save_config, validate
 from gsmt.data.annotations import Annotations
 from gsmt.data.dataset import EMPTY_VIDEO_FAULT, collate
-from gsmt.engine.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
+from gsmt.engine.checkpoint import (build_model, check_training_state, load_checkpoint, model_meta,
+                                    save_checkpoint)
 from gsmt.engine.data import (make_dataset, open_data, report_faults, require_features, resolve_config,
                               split_for_selection, subset_videos)
 from gsmt.engine.predictor import predict_dataset, to_results
+from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
 from gsmt.errors import Faults, GsmtError
+from gsmt.io import check_output_location
+from gsmt.schema import DEVICE, satisfies
 from gsmt.evaluation import evaluate_detection
 from gsmt.losses import gsmt_loss, mask_iou
 from gsmt.model import count_parameters
@@ -60,22 +63,65 @@ def _init_distributed(device: torch.device) -> _Dist:
     return _Dist(dist.get_rank(), dist.get_world_size())
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, where: str = "train.device") -> torch.device:
+    """A torch device by name (auto | cpu | cuda | cuda:N | mps); one that is absent is a GsmtError."""
+    if not satisfies(name, str, DEVICE):
+        raise GsmtError(where, f"must be {DEVICE.pattern_text}, got {name!r}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GsmtError("train.device", "CUDA was asked for but is not available")
+        raise GsmtError(where, "CUDA was asked for but is not available")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise GsmtError(where, f"no {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise GsmtError(where, "MPS was asked for but is not available")
     if name == "cuda" and "LOCAL_RANK" in os.environ:
         name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return torch.device(name)
 
 
-def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise GsmtError(out, "run directory exists and is not empty (use --overwrite or --resume)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool, inputs: dict | None = None) -> None:
+    """Check a run directory as `train` does (gsmt.engine.rundir), create it, clear it with
+    `overwrite`; the lock is released on return (`train` holds it for the whole run)."""
+    claim_run_dir(out, inputs=inputs or {}, resume=resume, overwrite=overwrite).release()
+
+
+def _on_main(ddp: _Dist, fn):
+    """Run `fn` on rank 0 only; its GsmtError is raised on every rank (no rank waits forever)."""
+    result, error = None, None
+    if ddp.main:
+        try:
+            result = fn()
+        except GsmtError as exc:
+            error = (exc.where, exc.problem)
+    if ddp.world_size > 1:
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise GsmtError(*error)
+    return result
+
+
+def _all_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
+
+
+def _grad_norm(model: torch.nn.Module, clip: float) -> float:
+    """Total gradient norm (clipped to `clip` when > 0): a NaN/Inf norm means the step is unusable."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return 0.0
+    if clip > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, clip))
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+
+
+def _diverged(run_dir: Path, where: str, saved_epoch: int | None) -> GsmtError:
+    kept = (f"the last checkpoint with a finite loss is kept ({run_dir / 'last.pt'}, epoch {saved_epoch})"
+            if saved_epoch else "no checkpoint was saved")
+    return GsmtError(run_dir, f"training diverged: {where}; {kept}. Lower train.lr (or lengthen "
+                              "train.warmup_epochs)")
 
 
 def _lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
@@ -134,12 +180,21 @@ class _Logger:
 
 
 def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: bool = False,
-          overwrite: bool = False, progress: bool = True, stop_after_steps: int | None = None) -> TrainResult:
+          overwrite: bool = False, progress: bool = True, stop_after_steps: int | None = None,
+          inputs: dict | None = None) -> TrainResult:
     """Train GSMT on a data folder; checkpoints, config and logs go to `run_dir`.
 
     `stop_after_steps` ends the run early after that many optimiser steps (tests of resume).
+    `inputs` names further input files ({"CONFIG": path}) that must not lie in `run_dir`.
+    The run directory is checked, locked and (resume) compared with the request before any file
+    is written (gsmt.engine.rundir); rank 0 alone takes the lock and writes.
+    A loss that stays NaN/Inf (`train.max_nonfinite_steps` steps in a row, or a whole epoch) stops
+    the run with a GsmtError; such steps are skipped, and weights that last gave a non-finite loss
+    are never saved.
     """
     run_dir = Path(run_dir)
+    validate(cfg)  # a Config built or changed in Python is checked like a loaded one
+    check_output_location(run_dir, "folder")
     device = pick_device(cfg.train.device)
     ddp = _init_distributed(device)
     if cfg.train.threads:
@@ -148,7 +203,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     annotations = source.annotations
     if ddp.main:
         report_faults(annotations.faults, annotations.source)
-    cfg = resolve_config(cfg, annotations)
+    cfg = validate(resolve_config(cfg, annotations), f"config resolved with {source.root}")
     if cfg.train.batch_size % ddp.world_size:
         raise GsmtError("train.batch_size", f"{cfg.train.batch_size} is not divisible by {ddp.world_size} processes")
 
@@ -156,14 +211,36 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     require_features(train_videos, source.features, source.root)
     fit_videos, select_videos = split_for_selection(train_videos, cfg.data.val_fraction, cfg.train.seed)
     K = annotations.num_classes
+    if cfg.decode.topk_classes > K:
+        raise GsmtError(source.root, f"config key 'decode.topk_classes' must be <= the dataset's {K} classes, "
+                                     f"got {cfg.decode.topk_classes}")
     train_set = make_dataset(fit_videos, source.features, cfg, K, train=True)
     val_set = make_dataset(select_videos, source.features, cfg, K, train=False) if select_videos else None
     if len(train_set) == 0:
         raise GsmtError(source.root, "no usable training samples")
     feature_dim = source.features.feature_dim or int(train_set[0]["features"].shape[0])
+    data_record = data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes)
 
+    run_inputs = {"--data annotations": annotations.source or None, "--data features": source.features.root,
+                  **(inputs or {})}
+    lock = _on_main(ddp, lambda: claim_run_dir(run_dir, inputs=run_inputs, resume=resume, overwrite=overwrite))
+    try:
+        return _train_locked(cfg, ddp, device, source, annotations, run_dir, train_videos, fit_videos,
+                             select_videos, train_set, val_set, feature_dim, data_record,
+                             resume=resume, progress=progress, stop_after_steps=stop_after_steps)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotations: Annotations, run_dir: Path,
+                  train_videos, fit_videos, select_videos, train_set, val_set, feature_dim: int,
+                  data_record: dict, *, resume: bool, progress: bool,
+                  stop_after_steps: int | None) -> TrainResult:
+    K = annotations.num_classes
+    # Resume compares the request with the run's record before a single file is written.
+    _on_main(ddp, lambda: check_resume(run_dir, cfg, data_record) if resume else None)
     if ddp.main:
-        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         save_config(cfg, run_dir / "config.yaml")
     if ddp.world_size > 1:
         dist.barrier()
@@ -179,12 +256,18 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     start_epoch, step, best = 0, 0, None
 
     if resume and (run_dir / "last.pt").exists():
-        state = load_checkpoint(run_dir / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"])
+        last = run_dir / "last.pt"
+        state = load_checkpoint(last)
+        check_training_state(state, last)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+            torch.set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise GsmtError(last, f"cannot resume: the training state does not fit this run ({first})") from None
         start_epoch, step = state["epoch"], state["step"]
         history, best = state["history"], state.get("best")
     logger = _Logger(run_dir, ddp.main)
@@ -208,11 +291,15 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     use_bf16 = device.type == "cuda" and cfg.train.bf16
 
     read_empty: set[str] = set()  # videos without snippet rows, as the batches report them
+    max_streak = max(1, cfg.train.max_nonfinite_steps)
+    streak = 0  # consecutive steps with a NaN/Inf loss (or gradient), across epochs
+    saved_epoch = start_epoch or None  # the epoch of last.pt
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
         net.train()
         sums: dict[str, float] = {}
         seen, t0 = 0, time.perf_counter()
+        finite_steps = nonfinite = 0  # optimiser steps of this epoch taken / skipped (NaN/Inf)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not (progress and ddp.main), leave=False)
         for batch in bar:
@@ -226,27 +313,61 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
             outputs = {k: v.float() for k, v in outputs.items()}
             loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, K))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
+            # Every rank takes the same decision (DDP's backward is collective).
+            finite = _agree(bool(torch.isfinite(loss.detach()).all()), ddp, device)
+            if finite:
+                loss.backward()
+                # Gradients are all-reduced by now: the norm is the same on every rank.
+                finite = math.isfinite(_grad_norm(model, cfg.train.grad_clip))
+            if finite:
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                streak = 0
+                finite_steps += 1
+                for key, value in logs.items():
+                    sums[key] = sums.get(key, 0.0) + value
+            else:  # skipped: the weights stay those of the last finite step
+                optimizer.zero_grad(set_to_none=True)
+                streak += 1
+                nonfinite += 1
+                if streak >= max_streak:
+                    logger.log({"event": "diverged", "epoch": epoch + 1, "step": step + 1, "nonfinite_steps": streak})
+                    logger.close()
+                    raise _diverged(run_dir, f"the loss was NaN/Inf in {streak} consecutive steps (up to step "
+                                             f"{step + 1}, epoch {epoch + 1}; train.max_nonfinite_steps="
+                                             f"{max_streak})", saved_epoch)
             step += 1
             n = int(batch["features"].shape[0]) * ddp.world_size
             seen += n
-            for key, value in logs.items():
-                sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{logs['total']:.3f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
             if stop_after_steps is not None and step >= stop_after_steps:
                 logger.close()
                 return TrainResult(run_dir, epoch, history, None, n_params, model)
-        n_batches = max(1, len(loader))
+        if finite_steps == 0:
+            logger.log({"event": "diverged", "epoch": epoch + 1, "step": step, "nonfinite_steps": nonfinite})
+            logger.close()
+            raise _diverged(run_dir, f"no step of epoch {epoch + 1} had a finite loss ({nonfinite} steps)",
+                            saved_epoch)
+        n_batches = finite_steps
         record = {"epoch": epoch + 1, "split": "train", "step": step,
                   "lr": optimizer.param_groups[0]["lr"],
                   "samples_per_s": seen / max(1e-9, time.perf_counter() - t0),
                   **_loss_record(sums, n_batches)}
+        if nonfinite:
+            record["nonfinite_steps"] = nonfinite
         record = _average_across_ranks(record, ddp)
+        if streak or not _all_finite(model) or (ema is not None and not _all_finite(ema.module)):
+            # The weights at hand last gave a NaN/Inf loss: no checkpoint of them, last.pt and
+            # best.pt stay those of the last epoch that ended on a finite step.
+            if ddp.main:
+                record["checkpoint"] = "skipped: non-finite loss at the end of the epoch"
+                history.append(record)
+                logger.log(record)
+                print(_epoch_line(record, cfg.train.epochs) + "  (not saved: non-finite loss)", flush=True)
+            if ddp.world_size > 1:
+                dist.barrier()
+            continue
         eval_model = ema.module if ema is not None else model
         if ddp.main and val_set is not None:
             record.update(_validate(eval_model, val_set, cfg, annotations, device))
@@ -265,14 +386,18 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
                 "step": step,
                 "history": history,
                 "best": best,
+                "data": data_record,
             }
             save_checkpoint(run_dir / "last.pt", state)
             if best is not None and best["epoch"] == epoch + 1:
                 save_checkpoint(run_dir / "best.pt", state)
             print(_epoch_line(record, cfg.train.epochs), flush=True)
+        saved_epoch = epoch + 1
         if ddp.world_size > 1:
             dist.barrier()
     logger.close()
+    if streak:
+        raise _diverged(run_dir, f"the loss was NaN/Inf in the last {streak} steps of the run", saved_epoch)
     if ddp.main:
         # Counted as samples are read: in this process, or (num_workers > 0) in the workers, whose
         # counts are lost; the batches' flags name the videos the workers found empty.
@@ -283,6 +408,15 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
         data_faults.add(EMPTY_VIDEO_FAULT, len(read_empty - train_set.empty_videos))
         report_faults(data_faults, source.root)
     return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params, model)
+
+
+def _agree(ok: bool, ddp: _Dist, device: torch.device) -> bool:
+    """True only when `ok` holds on every rank."""
+    if ddp.world_size == 1:
+        return ok
+    flag = torch.tensor([0.0 if ok else 1.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() == 0.0)
 
 
 def _loss_record(sums: dict[str, float], n: int) -> dict[str, float]:
@@ -373,7 +507,11 @@ def _select(record: dict, best: dict | None, metric: str | None) -> dict:
     value = record[metric]
     higher_is_better = metric.endswith("mAP")
     # Ties go to the later epoch: it has trained longer (e.g. while the held-out mAP is still 0).
-    if best is None or (value >= best["value"] if higher_is_better else value <= best["value"]):
+    # A NaN/Inf value is never better than a finite one (NaN compares false both ways).
+    if best is not None and not math.isfinite(value):
+        return best if math.isfinite(best["value"]) else {"epoch": record["epoch"], "metric": metric, "value": value}
+    if best is None or not math.isfinite(best["value"]) or (
+            value >= best["value"] if higher_is_better else value <= best["value"]):
         return {"epoch": record["epoch"], "metric": metric, "value": value}
     return best
 

@@ -12,12 +12,13 @@ the same numbers with array operations (DESIGN.md section 8):
   length as the official per-prediction call, so ties and NaN (0/0) visit in the same order.
 
 THUMOS `ambiguous` segments live in `Video.ambiguous`, not in `Video.segments`: they are not
-ground truth here, as in the official protocol. Zero-length ground truth is kept.
+ground truth here, as in the official protocol. Zero-length ground truth is kept, and so is ground
+truth with end < start (the official code counts it among the positives; the loader counts it as a
+fault): with one such segment and one perfectly found one, AP is 0.5.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.data.annotations import Annotations, Video
+from gsmt.data.readers import read_json
 from gsmt.errors import GsmtError
 
 log = logging.getLogger("gsmt.evaluation")
@@ -86,16 +88,11 @@ def _check_results(results: object, where: str) -> dict[str, list[dict]]:
 
 
 def load_predictions(path: str | Path) -> dict[str, list[dict]]:
-    """Read an ActivityNet submission JSON `{"results": {video_id: [{label, score, segment}]}}`."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise GsmtError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GsmtError(path, f"cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise GsmtError(path, f"not valid JSON: {e}") from None
+    """Read an ActivityNet submission JSON `{"results": {video_id: [{label, score, segment}]}}`
+    (gzip-compressed too: magic bytes or a `.gz` name)."""
+    if not Path(path).exists():
+        raise GsmtError(path, "file not found")
+    data = read_json(path)  # bounded, UTF-8, a video id listed twice refused
     if not isinstance(data, dict) or "results" not in data:
         raise GsmtError(path, "not an ActivityNet submission: no top-level 'results' key")
     return _check_results(data["results"], str(path))
@@ -161,8 +158,15 @@ def match_video_ids(ids: Sequence[str], known: Sequence[str]) -> np.ndarray:
 
 
 def _blocked_set(blocked: Iterable[str]) -> set[str]:
+    if isinstance(blocked, (str, bytes, Path)):
+        # A string is iterable: "v_abc" would block the videos 'v', '_', 'a', ... Refuse it.
+        raise GsmtError("blocked", f"expected a list of video ids, got a {type(blocked).__name__} "
+                                   f"({str(blocked)[:60]!r}); read a file or a packaged list with "
+                                   "gsmt.data.packaged.load_blocked")
     out = set()
     for b in blocked:
+        if not isinstance(b, str):
+            raise GsmtError("blocked", f"video ids must be strings, got {b!r:.60}")
         out.add(b)
         out.add(_alternate_id(b))
     return out

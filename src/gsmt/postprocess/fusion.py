@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from gsmt.data.readers import read_json
 from gsmt.errors import GsmtError
 
 
 def load_video_scores(path: str | Path) -> dict[str, dict[str, float]]:
     """Read `{video_id: {label: probability}}` JSON (never pickle: the file is user-supplied)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GsmtError(path, "classifier score file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GsmtError(path, f"not a JSON file ({type(exc).__name__})") from None
+    if not path.exists():
+        raise GsmtError(path, "classifier score file not found")
+    data = read_json(path)  # bounded, UTF-8, a video id listed twice refused (gsmt.data.readers)
     if isinstance(data, dict) and isinstance(data.get("results"), dict):
         data = data["results"]
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
@@ -26,7 +23,7 @@ def load_video_scores(path: str | Path) -> dict[str, dict[str, float]]:
     for vid, scores in data.items():
         try:
             out[str(vid)] = {str(k): float(p) for k, p in scores.items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise GsmtError(path, f"video '{vid}': probabilities must be numbers") from None
         if any(not math.isfinite(p) or p < 0 for p in out[str(vid)].values()):
             raise GsmtError(path, f"video '{vid}': probabilities must be finite and >= 0")

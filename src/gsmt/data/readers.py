@@ -1,0 +1,166 @@
+"""Reading the files a user hands to gsmt: one bounded, strict reader per text format.
+
+Every JSON, YAML and CSV input of gsmt goes through this module (annotations, predictions, blocked
+lists, classifier scores, durations, configs), so each hostile file ends in one `GsmtError` naming
+it, before anything is built from it:
+
+- bounded reads (`gsmt.data.compressed`): devices such as `/dev/zero` are refused, files, pipes
+  and gzip streams are read up to `max_input_bytes()`;
+- UTF-8 only (a byte-order mark is dropped); other bytes are an error naming their offset;
+- JSON: a key listed twice in one object is refused (Python's `json` would keep the last one
+  silently: two entries for one video id), nesting deeper than Python can parse is an error;
+- YAML: aliases (`*name`, `<<: *name`) are refused while the document is composed, before any
+  object is built, so an alias bomb costs nothing; nesting is bounded the same way;
+- CSV: a header row is required; rows are dicts.
+
+Also the one rule for a length of time read from a file or an argument: `check_seconds`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from gsmt.data.compressed import read_bytes
+from gsmt.errors import GsmtError
+
+# A video longer than this (about 11.6 days) is taken for a typo or a hostile number: 1e308 s
+# passes `isfinite` and overflows as soon as it is multiplied by a frame rate.
+MAX_SECONDS = 1e6
+MAX_FPS = 1000.0  # frames per second of a video (high-speed footage: a few hundred)
+MAX_FRAMES = 10**7  # feature_stride / feature_window in frames
+
+
+def decode_utf8(data: bytes, where: str | Path) -> str:
+    """`data` as UTF-8 text (a byte-order mark dropped); a GsmtError naming the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start:exc.start + 1].hex()
+        raise GsmtError(where, f"not UTF-8 text (byte 0x{bad} at offset {exc.start})") from None
+
+
+def read_text(path: str | Path) -> str:
+    """A file as UTF-8 text: bounded read, gzip decompressed transparently."""
+    return decode_utf8(read_bytes(path), path)
+
+
+# ------------------------------------------------------------------ JSON
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def parse_json(text: str, where: str | Path):
+    """Parse JSON text; a duplicate key, bad syntax or runaway nesting is a GsmtError naming `where`."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise GsmtError(where, f"duplicate key {exc.key[:200]!r}: one JSON object lists it twice "
+                               "(only one entry may stand; refusing to keep the last silently)") from None
+    except json.JSONDecodeError as exc:
+        raise GsmtError(where, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise GsmtError(where, "not valid JSON for gsmt: nested too deeply") from None
+
+
+def read_json(path: str | Path):
+    """A JSON file (gzip allowed): bounded, UTF-8, no duplicate keys, bounded nesting."""
+    return parse_json(read_text(path), path)
+
+
+# ------------------------------------------------------------------ YAML
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses aliases while composing, before any object is built."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"alias *{event.anchor} refused: gsmt configs may not use YAML aliases",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def parse_yaml(text: str, where: str | Path):
+    """Parse YAML text with `NoAliasLoader`; any failure is one GsmtError naming `where`."""
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise GsmtError(where, f"not a readable YAML file ({_yaml_problem(exc)})") from None
+    except RecursionError:
+        raise GsmtError(where, "not a readable YAML file: nested too deeply") from None
+
+
+def read_yaml_file(path: str | Path):
+    """A YAML file: bounded, UTF-8, no aliases, bounded nesting."""
+    return parse_yaml(read_text(path), path)
+
+
+# ------------------------------------------------------------------ CSV
+
+
+def parse_csv(text: str, where: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header fields, rows as dicts) of CSV text; a malformed file is a GsmtError naming `where`."""
+    try:
+        reader = csv.DictReader(text.splitlines())
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    except csv.Error as exc:
+        raise GsmtError(where, f"not a readable CSV file ({exc})") from None
+    return fields, rows
+
+
+def read_csv_rows(path: str | Path, required: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header holding `required` (gzip allowed; UTF-8 only)."""
+    fields, rows = parse_csv(read_text(path), path)
+    missing = [c for c in required if c not in fields]
+    if missing:
+        raise GsmtError(path, f"expected a CSV with a header {','.join(required)} ({what}); "
+                              f"missing: {', '.join(missing)}")
+    return rows
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def check_seconds(value: object, where: str | Path, what: str) -> float:
+    """A length of time in seconds: a finite number in (0, MAX_SECONDS]; a GsmtError otherwise."""
+    if isinstance(value, bool):
+        x = math.nan
+    else:
+        try:
+            x = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            x = math.nan
+    if not (math.isfinite(x) and 0 < x <= MAX_SECONDS):
+        raise GsmtError(where, f"{what} must be a finite number of seconds in (0, {MAX_SECONDS:g}], "
+                               f"got {value!r:.60}")
+    return x

@@ -1,0 +1,228 @@
+"""Run directories: what `gsmt train --out RUN` may write, replace or resume (docs/robustness.md).
+
+- A run directory is recognised by its own files: `config.yaml` starting with the header
+  `save_config` writes, or a gsmt checkpoint (`last.pt` / `best.pt`). Its own entries are
+  `RUN_ENTRIES` plus the lock file and the temporary files of atomic writes.
+- No input of the command (annotations, features, the config file) may lie inside the run
+  directory: `--out` equal to the data folder, to a folder above it or to `data/features` is refused
+  before anything is written, with or without `--overwrite`. A run directory inside the data folder
+  is fine when it holds no input.
+- `--overwrite` removes only a run directory's own entries; a non-empty folder that is not a run
+  directory is refused. Anything else a user put into a run directory stays.
+- The run directory is locked (`gsmt.io.lock_folder`) by the process that writes it; under DDP only
+  rank 0 takes the lock and writes.
+- `--resume` compares the run's recorded config, feature dimension, classes and training videos
+  with the new request before any file is written; only `RESUME_MAY_DIFFER` may change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+from pathlib import Path
+
+from gsmt.config import Config, config_from_dict, read_yaml
+from gsmt.errors import GsmtError
+from gsmt.io import LOCK_NAME, FolderLock, is_within, lock_folder
+
+log = logging.getLogger("gsmt.train")
+
+CONFIG_HEADER = "# Resolved gsmt config of this run"
+RUN_FILES = ("config.yaml", "log.jsonl", "last.pt", "best.pt")
+RUN_DIRS = ("tensorboard",)
+RUN_ENTRIES = RUN_FILES + RUN_DIRS
+# Temporary files of `gsmt.io.atomic_path` for the run's own files (left by a kill mid-write).
+_TEMP = re.compile(r"^\.(config|last|best|log)\..+\.tmp\.(yaml|pt|jsonl)$")
+
+# Config keys that may differ between a run and its `--resume`: how long to train (extend a run with
+# more epochs) and how to run it (device, threads, loader workers, divergence patience, the
+# batch size of model-selection inference), never what is trained. `name` is a label.
+RESUME_MAY_DIFFER = ("name", "train.epochs", "train.device", "train.threads", "train.num_workers",
+                     "train.max_nonfinite_steps", "decode.batch_size")
+
+
+def _own_entry(name: str) -> bool:
+    return name in RUN_ENTRIES or name == LOCK_NAME or bool(_TEMP.match(name))
+
+
+def _has_config_header(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline(4096).startswith(CONFIG_HEADER)  # bounded: a device never ends a line
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` is a folder a `gsmt train` wrote (its config.yaml, else a gsmt checkpoint)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if _has_config_header(path / "config.yaml"):
+        return True
+    from gsmt.engine.checkpoint import load_checkpoint
+
+    for name in ("last.pt", "best.pt"):
+        if (path / name).is_file():
+            try:
+                load_checkpoint(path / name)
+                return True
+            except GsmtError:
+                pass
+    return False
+
+
+def _entries(path: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise GsmtError(path, f"cannot read the folder: {exc.strerror or exc}") from None
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _check_state(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
+    """Refuse a run directory the request may not write; True when it holds a previous run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GsmtError(run_dir, "exists and is not a folder")
+    if not run_dir.exists():
+        return False
+    names = _entries(run_dir)
+    # A lock or temporary file alone is what a run killed before its first write leaves.
+    if all(_own_entry(n) and n not in RUN_ENTRIES for n in names):
+        return False
+    if is_run_dir(run_dir):
+        if not (resume or overwrite):
+            raise GsmtError(run_dir, "run directory exists and is not empty (use --overwrite or --resume)")
+        return True
+    foreign = [n for n in names if not _own_entry(n)] or names
+    if resume:
+        raise GsmtError(run_dir, f"not a gsmt run directory (no config.yaml or checkpoint of a run; holds "
+                                 f"{_shown(foreign)}): nothing to resume, choose another --out")
+    raise GsmtError(run_dir, f"folder exists, is not empty and is not a gsmt run directory (holds "
+                             f"{_shown(foreign)}); --overwrite only replaces a previous run: choose another --out")
+
+
+def check_inputs_outside(run_dir: Path, inputs: dict[str, object], *, resume: bool) -> None:
+    """Refuse a run directory that holds (or is) an input of the command."""
+    for role, path in inputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        # Resuming from the run's own config file (`gsmt train RUN/config.yaml --out RUN --resume`)
+        # reads a file of the run, not a user's file: the resume check compares it like any config.
+        if resume and role == "CONFIG" and is_within(path, run_dir / "config.yaml"):
+            continue
+        if is_within(path, run_dir):
+            raise GsmtError(run_dir, f"holds an input of this command ({role} {path}): a run directory "
+                                     "may hold none of the inputs, choose another --out")
+
+
+def claim_run_dir(run_dir: str | Path, *, inputs: dict[str, object], resume: bool, overwrite: bool) -> FolderLock:
+    """Check, lock and (with --overwrite) clear a run directory; returns the held lock.
+
+    Refused requests raise `GsmtError` before anything is written: inputs inside the run directory,
+    a non-empty folder that is not a run directory, a previous run without --overwrite/--resume,
+    another process writing the run directory.
+    """
+    run_dir = Path(run_dir)
+    check_inputs_outside(run_dir, inputs, resume=resume)
+    _check_state(run_dir, resume=resume, overwrite=overwrite)  # before the lock file is created
+    lock = lock_folder(run_dir, "gsmt train")
+    try:
+        previous = _check_state(run_dir, resume=resume, overwrite=overwrite)  # again, now that it is ours
+        if lock.took_over:
+            log.warning("%s: took over the lock of process %s, which is no longer running",
+                        lock.path, lock.took_over.get("pid", "?"))
+        if previous and overwrite and not resume:
+            clear_run_dir(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove a run directory's own entries (not its lock); anything else stays."""
+    for name in _entries(run_dir):
+        if name == LOCK_NAME or not _own_entry(name):
+            continue
+        path = run_dir / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            raise GsmtError(path, f"cannot remove: {exc.strerror or exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume
+
+
+def data_fingerprint(video_ids: list[str], feature_dim: int, classes: list[str]) -> dict:
+    """What a checkpoint records of the data it was trained on."""
+    digest = hashlib.sha1("\n".join(sorted(video_ids)).encode()).hexdigest()
+    return {"train_videos": len(video_ids), "train_ids_sha1": digest, "feature_dim": int(feature_dim),
+            "classes": list(classes)}
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_resume(run_dir: Path, cfg: Config, data: dict) -> dict | None:
+    """Compare a resume request with what the run recorded; returns the last checkpoint's state.
+
+    `data` is `data_fingerprint(...)` of the new request. The recorded side is `last.pt` (its
+    config, classes, feature dimension, training videos) or, before the first checkpoint,
+    `config.yaml`. A mismatch is one `GsmtError` naming every differing key; nothing is written.
+    """
+    from gsmt.engine.checkpoint import check_training_state, load_checkpoint
+
+    last, cfg_file = run_dir / "last.pt", run_dir / "config.yaml"
+    state, recorded_data = None, {}
+    if last.is_file():
+        state = load_checkpoint(last)
+        check_training_state(state, last)
+        where, recorded = last, state["meta"]["config"]
+        recorded_data = dict(state.get("data") or {})
+        recorded_data.setdefault("feature_dim", state["meta"].get("feature_dim"))
+        recorded_data.setdefault("classes", state["meta"].get("classes"))
+    elif cfg_file.is_file():
+        where = cfg_file
+        recorded = config_from_dict(read_yaml(cfg_file), str(cfg_file)).to_dict()
+    else:
+        return None
+    new, old = _flatten(cfg.to_dict()), _flatten(recorded)
+    diffs = [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in sorted(set(new) | set(old))
+             if k not in RESUME_MAY_DIFFER and old.get(k) != new.get(k)]
+    for key, label in (("feature_dim", "feature dimension"), ("classes", "classes"),
+                       ("train_videos", "training videos"), ("train_ids_sha1", "training video ids")):
+        if key in recorded_data and recorded_data[key] != data.get(key):
+            if key == "train_ids_sha1" and recorded_data.get("train_videos") != data.get("train_videos"):
+                continue  # the count differs already
+            shown = (f"{_short(recorded_data[key])} -> {_short(data.get(key))}" if key != "train_ids_sha1"
+                     else "differ")
+            diffs.append(f"{label} {shown}")
+    if diffs:
+        raise GsmtError(where, f"--resume asks for another run than the one recorded here: {'; '.join(diffs)} "
+                               f"(only {', '.join(RESUME_MAY_DIFFER)} may change on resume; train into "
+                               "another --out, or --overwrite)")
+    return state
