@@ -212,6 +212,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert set(metrics) == METRIC_KEYS and len(metrics["mAP"]) == 10
     assert f"average mAP {metrics['average_mAP']:.4f}" in printed
     assert set(json.loads((out / "predictions.json").read_text())["results"]) == {v.id for v in evaluated}
-    for picture in ("timeline.png", "mask.png", "curves.png"):
+    for picture in ("timeline.png", "mask.png", "curves.png", "fp_profile.png", "fp_pie.png", "map_bins.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["average_mAP"] == metrics["average_mAP"] and analysis["mAP_tiou"] == metrics["tiou"]
     assert {"config.yaml", "log.jsonl", "last.pt", "best.pt"} <= {p.name for p in (out / "run").iterdir()}

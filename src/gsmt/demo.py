@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -11,15 +12,17 @@ import numpy as np
 
 from gsmt.config import load_config
 from gsmt.data.annotations import load_annotations
-from gsmt.data.synth import generate
+from gsmt.data.synth import generate, is_synth_output
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.data import open_data, subset_videos
 from gsmt.engine.predictor import submission
+from gsmt.engine.rundir import RUN_ENTRIES, is_run_dir
 from gsmt.engine.trainer import pick_device, train
 from gsmt.errors import GsmtError
-from gsmt.io import atomic_write_text
+from gsmt.io import LOCK_NAME, atomic_write_text, check_output_location, lock_folder
+from gsmt.schema import DEMO_MIN_VIDEOS
 from gsmt.viz import plot_curves
-from gsmt.jobs import mask_picture, predict_results, run_eval, timeline_picture
+from gsmt.jobs import mask_picture, predict_results, run_analyze, run_eval, timeline_picture
 
 # Sized so the whole demo runs in a few minutes on a 2-core laptop CPU.
 DEMO_SIZES = {"thumos-like": {"videos": 120, "feature_dim": 64}, "anet-like": {"videos": 400, "feature_dim": 64}}
@@ -33,14 +36,67 @@ def _pick_video(videos, results: dict):
     return min(videos, key=badness)
 
 
+# What `gsmt demo` writes into its folder: `--overwrite` removes these and nothing else.
+DEMO_ENTRIES = ("data", "run", "metrics.json", "predictions.json", "timeline.png", "mask.png", "curves.png",
+                "analysis.json", "fp_profile.png", "fp_pie.png", "map_bins.png")
+_TEMP = re.compile(r"^\..+\.tmp\.[A-Za-z0-9]+$")  # gsmt.io.atomic_path's temporary files
+
+
+def _not_ours(out: Path) -> list[str]:
+    """Entries of a demo folder that a previous `gsmt demo` did not write (empty: a demo folder)."""
+    foreign = [p.name for p in sorted(out.iterdir())
+               if p.name not in DEMO_ENTRIES and p.name != LOCK_NAME and not _TEMP.match(p.name)]
+    data, run = out / "data", out / "run"
+    if data.exists():
+        inside = {p.name for p in data.iterdir()} - {"annotations.json", "features"}
+        features = data / "features"
+        npy_only = not features.exists() or all(p.suffix == ".npy" or _TEMP.match(p.name)
+                                                for p in features.iterdir())
+        if inside or not npy_only or not is_synth_output(data):
+            foreign.append("data/ (not a gsmt synth dataset)")
+    if run.exists() and any(run.iterdir()):
+        if not is_run_dir(run) or any(not p.name.startswith(".") and p.name not in RUN_ENTRIES + (LOCK_NAME,)
+                                      for p in run.iterdir()):
+            foreign.append("run/ (not only a gsmt run)")
+    return foreign
+
+
+def _check_demo_folder(out: Path, overwrite: bool) -> bool:
+    """Refuse a folder the demo may not write; True when it holds a previous demo to remove."""
+    if out.exists() and not out.is_dir():
+        raise GsmtError(out, "exists and is not a folder")
+    if not out.exists() or all(p.name == LOCK_NAME for p in out.iterdir()):
+        return False
+    foreign = _not_ours(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise GsmtError(out, f"folder exists, is not empty and is not a gsmt demo folder (holds {shown}); "
+                             "--overwrite only replaces a previous demo: choose another --out")
+    if not overwrite:
+        raise GsmtError(out, "output folder exists and is not empty (use --overwrite)")
+    return True
+
+
 def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overwrite: bool = False,
              videos: int | None = None, seed: int = 0, overrides: list[str] = (), progress: bool = True) -> dict:
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise GsmtError(out, "output folder exists and is not empty (use --overwrite)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Every setting is checked before anything is written (issue 13, items 9 and 10).
+    if preset not in DEMO_SIZES:
+        raise GsmtError("--preset", f"unknown preset {preset!r} (choose from {', '.join(DEMO_SIZES)})")
+    if videos is not None and (isinstance(videos, bool) or not isinstance(videos, int) or videos < DEMO_MIN_VIDEOS):
+        raise GsmtError("--videos", f"must be an integer >= {DEMO_MIN_VIDEOS}, got {videos!r}")
+    check_output_location(out, "folder")
+    cfg = load_config("demo", [f"train.seed={seed}", *overrides])
+    _check_demo_folder(out, overwrite)  # before the lock file is created in it
+    with lock_folder(out, "gsmt demo"):
+        if _check_demo_folder(out, overwrite):  # again, now that the folder is ours
+            for p in out.iterdir():
+                if p.name != LOCK_NAME:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        return _run_demo(preset, out, videos, seed, cfg, progress)
+
+
+def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progress: bool) -> dict:
     sizes = DEMO_SIZES[preset]
     timings = {}
 
@@ -52,7 +108,6 @@ def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overw
 
     t0 = time.perf_counter()
     print(f"[2/4] training (demo preset) -> {out / 'run'}")
-    cfg = load_config("demo", [f"train.seed={seed}", *overrides])
     train(cfg, out / "data", out / "run", overwrite=True, progress=progress)
     timings["train_s"] = time.perf_counter() - t0
 
@@ -78,6 +133,8 @@ def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overw
                              gt_path=out / "data" / "annotations.json", video_id=video.id),
         "curves": plot_curves(out / "curves.png", out / "run" / "log.jsonl"),
     }
+    analysis, analysis_pictures = run_analyze(out / "data" / "annotations.json", out / "predictions.json", out,
+                                              subset=cfg.data.eval_subset)
 
     print()
     print(f"Results on the '{cfg.data.eval_subset}' subset ({len(eval_videos)} videos, tIoU {cfg.decode.tiou}):")
@@ -92,6 +149,12 @@ def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overw
     for name, path in pictures.items():
         print(f"  {Path(path).name:<17} {name} ({video.id})" if name != "curves" else
               f"  {Path(path).name:<17} training and validation curves")
+    print(f"  analysis.json     error types of the top predictions (tIoU {analysis.tiou:g}), "
+          "mAP by action length and coverage, missed actions")
+    for name, what in (("profile", "prediction types per block of G predictions"),
+                       ("pie", "false-positive types among the top G predictions"),
+                       ("bins", "mAP by action length and by coverage")):
+        print(f"  {analysis_pictures[name].name:<17} {what}")
     print("  data/             the synthetic dataset (annotations.json, features/)")
     return {"metrics": metrics, "timings": timings, "video": video.id,
             "average_mAP": float(np.round(metrics.average_mAP, 6))}
