@@ -275,3 +275,16 @@ def test_actionness_decode_hand_computed():
     np.testing.assert_array_equal(out.segments, [[2, 3], [1, 3], [1, 3]])
     np.testing.assert_array_equal(out.labels, [1, 1, 0])
     np.testing.assert_allclose(out.scores, [0.64, 0.385, 0.28])
+
+
+def test_run_score_averages_the_class_probability_over_the_segment():
+    # Snippet 2 (P[0] = 0.9) predicts a mask over snippets 1..3 (values 0.6, 0.8, 0.6); snippets 1
+    # and 3 are background (P[0] = 0.1). Source score 0.9 * 0.8; run score mean(0.1, 0.9, 0.1) * 0.8.
+    probs, masks, valid, t_start, t_end = _sample({2: [0, 0.6, 0.8, 0.6, 0, 0]}, {2: [0.9, 0.05, 0.05]})
+    kw = dict(mode="short", thresholds=[0.5], m1=1, theta_c=0.0)
+    src = decode(probs, masks, valid, t_start, t_end, 6.0, **kw)
+    run = decode(probs, masks, valid, t_start, t_end, 6.0, score="run", **kw)
+    assert _as_tuples(src) == [(1.0, 4.0, 0, round(0.9 * 0.8, 12))]
+    assert _as_tuples(run) == [(1.0, 4.0, 0, round((0.1 + 0.9 + 0.1) / 3 * 0.8, 12))]
+    with pytest.raises(GsmtError):
+        decode(probs, masks, valid, t_start, t_end, 6.0, score="nope", **kw)

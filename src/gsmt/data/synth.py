@@ -1,7 +1,8 @@
 """Synthetic TAL datasets (`gsmt synth`): timelines plus rendered features, deterministic for a seed.
 
-Timelines come from a preset (drawn to match the real THUMOS14 / ActivityNet statistics) or from a
-real annotation file. Features are rendered from a 32-dim latent per snippet (DESIGN.md section 7):
+Timelines come from a preset (drawn to match the real THUMOS14 / ActivityNet statistics), from the
+real THUMOS14 / ActivityNet-1.3 timelines shipped with the package (`--timelines thumos14` /
+`activitynet13`, see `gsmt.data.packaged`) or from any annotation file. Features are rendered from a 32-dim latent per snippet (DESIGN.md section 7):
 
     latent(t) = background(t) + foreground(t) + distractors(t) + noise
     features  = softplus(relu(latent @ W1 + b1) @ W2 + b2)        # fixed random map, [T, D] >= 0
@@ -22,6 +23,7 @@ features do not depend on which other videos are rendered.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 import zlib
@@ -31,9 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.data.packaged import TIMELINES, timelines_label, timelines_path
+from gsmt.data.feature_models import FEATURE_MODELS, FROZEN_DIFFICULTY, make_family_world, render_family_features
 from gsmt.data.windows import Grid
 from gsmt.errors import GsmtError
-from gsmt.io import atomic_path
+from gsmt.io import atomic_path, check_output_location, is_within, refuse_overwriting_inputs
+from gsmt.schema import SEED_MAX, option
 
 LATENT_DIM = 32
 HIDDEN_DIM = 128
@@ -377,13 +382,29 @@ def _sample_videos(videos: list[Video], n: int, seed: int) -> list[Video]:
     return [videos[i] for i in keep]
 
 
+def is_synth_output(folder: str | Path) -> bool:
+    """Whether `folder/annotations.json` was written by `gsmt synth` (its `gsmt` meta records the render)."""
+    try:
+        with open(Path(folder) / "annotations.json", encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    meta = obj.get("gsmt") if isinstance(obj, dict) else None
+    return isinstance(meta, dict) and "render" in meta and "preset" in meta
+
+
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise GsmtError(out, "exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise GsmtError(out, "exists and is not empty (pass --overwrite to replace it)")
-        # Only what a previous `gsmt synth` wrote is removed; stale features would pose as data.
+        # Only what a previous `gsmt synth` wrote is removed (stale features would pose as data),
+        # and only when its annotations.json says so: a real dataset is never deleted.
+        ours = (out / "annotations.json").exists() or any((out / "features").glob("*.npy"))
+        if ours and not is_synth_output(out):
+            raise GsmtError(out, "holds annotations or features that gsmt synth did not write: --overwrite "
+                                 "only replaces a previous synthetic dataset, choose another --out")
         (out / "annotations.json").unlink(missing_ok=True)
         if (out / "features").is_dir():
             for f in (out / "features").glob("*.npy"):
@@ -407,7 +428,7 @@ def generate(
     timelines: str | Path | None = None,
     videos: int | None = None,
     feature_dim: int = 256,
-    difficulty: float = DEFAULT_DIFFICULTY,
+    difficulty: float | None = None,
     seed: int = 0,
     num_classes: int | None = None,
     fps: float | None = None,
@@ -415,11 +436,14 @@ def generate(
     feature_window: int | None = None,
     overwrite: bool = False,
     params: RenderParams | None = None,
+    feature_model: str = "prototype",
 ) -> SynthSummary:
     """Write `annotations.json` and `features/<video_id>.npy` ([T, D] float32) to out_dir.
 
-    With `timelines`, the videos (and classes) of that annotation file are used as they are and
-    `videos` takes a seeded sample stratified by subset; otherwise `make_timelines` draws them.
+    With `timelines` (a packaged name, `thumos14` or `activitynet13`, or an annotation file), the
+    videos (and classes) of those annotations are used as they are and `videos` takes a seeded
+    sample stratified by subset; otherwise `make_timelines` draws them. `feature_model` picks how
+    actions become features (`prototype`, this module; `phases` / `motion`, `gsmt.data.feature_models`).
     """
     start = time.perf_counter()
     if preset not in PRESETS:
@@ -431,9 +455,20 @@ def generate(
     fps = _positive("--fps", fps, float) or p.fps
     feature_stride = _positive("--feature-stride", feature_stride) or p.feature_stride
     feature_window = _positive("--feature-window", feature_window) or p.feature_window
+    if feature_model not in FEATURE_MODELS:
+        raise GsmtError("--feature-model", f"unknown feature model {feature_model!r} (choose from {', '.join(FEATURE_MODELS)})")
+    if difficulty is None:  # each feature model's frozen calibration
+        difficulty = DEFAULT_DIFFICULTY if feature_model == "prototype" else FROZEN_DIFFICULTY[feature_model]
     if not (isinstance(difficulty, (int, float)) and math.isfinite(difficulty) and difficulty >= 0):
         raise GsmtError("--difficulty", f"must be a number >= 0, got {difficulty!r}")
+    if timelines is not None:  # resolved before the output folder is touched
+        label, timelines = timelines_label(timelines), timelines_path(timelines)
     out = Path(out_dir)
+    if timelines is not None:  # an input that the output would replace
+        refuse_overwriting_inputs(out / "annotations.json", {"--timelines": timelines})
+        if (out / "features").is_dir() and is_within(timelines, out / "features"):
+            raise GsmtError(timelines, "lies in the output's features folder: choose another --out")
+    check_output_location(out, "folder")
     _check_out_dir(out, overwrite)
 
     if timelines is not None:
@@ -454,7 +489,12 @@ def generate(
     # The grid describes the rendered features, so it replaces any fps the source carried.
     chosen = [replace(v, fps=fps, feature_stride=feature_stride, feature_window=feature_window) for v in chosen]
     base = params or RenderParams()
-    world = make_world(len(classes), feature_dim, seed, base.at(difficulty))
+    if feature_model == "prototype":
+        world = make_world(len(classes), feature_dim, seed, base.at(difficulty))
+        render = render_features
+    else:
+        world = make_family_world(feature_model, len(classes), feature_dim, seed, difficulty)
+        render = render_family_features
     meta = {
         "preset": p.name,
         "grid": {"fps": fps, "feature_stride": feature_stride, "feature_window": feature_window},
@@ -463,8 +503,9 @@ def generate(
         "feature_dim": int(feature_dim),
         "feature_layout": "TD",  # a video as long as D snippets would be ambiguous otherwise
         **p.decoding(),
-        "timelines": None if timelines is None else Path(timelines).name,
-        "render": asdict(base),
+        "timelines": None if timelines is None else label,
+        "render": asdict(base) if feature_model == "prototype" else {"difficulty": float(difficulty)},
+        "feature_model": feature_model,
     }
     ann = Annotations(videos=chosen, classes=classes, meta=meta)
 
@@ -473,7 +514,7 @@ def generate(
     feat_dir.mkdir(parents=True, exist_ok=True)
     size = 0
     for v in chosen:
-        feats = render_features(v, world, seed, grid)
+        feats = render(v, world, seed, grid)
         path = feat_dir / f"{v.id}.npy"
         # No fsync per file (thousands of them dominate the time on some disks): annotations.json,
         # written last and durably, marks the folder complete.
@@ -501,21 +542,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `gsmt synth`."""
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS),
                         help="kind of data: grid, classes, subsets, temporal mode and decoding")
-    parser.add_argument("--timelines", metavar="FILE",
-                        help="render on the videos of this annotation file instead of drawn timelines")
-    parser.add_argument("--videos", type=int, metavar="N",
+    parser.add_argument("--timelines", metavar="NAME|FILE",
+                        help="render on real timelines instead of drawn ones: the packaged "
+                             f"{' or '.join(TIMELINES)} annotations by name, or any annotation file")
+    parser.add_argument("--videos", type=option(int, ge=1), metavar="N",
                         help="number of videos (preset default 200 / 300; with --timelines a seeded "
                              "sample stratified by subset, default all)")
-    parser.add_argument("--classes", type=int, metavar="K", dest="num_classes",
+    parser.add_argument("--classes", type=option(int, ge=1), metavar="K", dest="num_classes",
                         help="action classes (preset default 20 thumos-like / 50 anet-like)")
-    parser.add_argument("--feature-dim", type=int, default=256, metavar="D", help="feature dimension (256)")
-    parser.add_argument("--difficulty", type=float, default=DEFAULT_DIFFICULTY, metavar="X",
-                        help="scales noise, boundary blur, prototype overlap and distractors "
-                             f"({DEFAULT_DIFFICULTY:g})")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
-    parser.add_argument("--fps", type=float, metavar="F", help="feature grid frame rate (30)")
-    parser.add_argument("--feature-stride", type=int, metavar="S", help="frames between snippets (8 / 16)")
-    parser.add_argument("--feature-window", type=int, metavar="W", help="frames per snippet (16)")
+    parser.add_argument("--feature-dim", type=option(int, ge=1), default=256, metavar="D",
+                        help="feature dimension (256)")
+    parser.add_argument("--difficulty", type=option(float, ge=0), metavar="X",
+                        help="scales noise, boundary blur, prototype overlap and distractors (prototype "
+                             f"model, {DEFAULT_DIFFICULTY:g}) or noise and background drift (phases, motion: "
+                             + ", ".join(f"{v:g}" for v in FROZEN_DIFFICULTY.values()) + ")")
+    parser.add_argument("--feature-model", default="prototype", choices=FEATURE_MODELS,
+                        help="how actions become features (benchmark family, BENCHMARKS.md): prototype "
+                             "(default), phases, motion (the held-out one)")
+    parser.add_argument("--seed", type=option(int, ge=0, le=SEED_MAX), default=0, metavar="S",
+                        help="random seed (0)")
+    parser.add_argument("--fps", type=option(float, gt=0), metavar="F", help="feature grid frame rate (30)")
+    parser.add_argument("--feature-stride", type=option(int, ge=1), metavar="S",
+                        help="frames between snippets (8 / 16)")
+    parser.add_argument("--feature-window", type=option(int, ge=1), metavar="W", help="frames per snippet (16)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
 
@@ -535,6 +584,7 @@ def run_cli(args: argparse.Namespace) -> int:
         feature_stride=args.feature_stride,
         feature_window=args.feature_window,
         overwrite=args.overwrite,
+        feature_model=args.feature_model,
     )
     print(summary.line())
     return 0

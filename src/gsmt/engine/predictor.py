@@ -75,7 +75,7 @@ def decode_sample(probs: np.ndarray, masks: np.ndarray | None, batch: dict, i: i
     if masks is None:  # the paper's Table 7 ablation: no mask branch
         del common["mode"]  # runs of actionness: one decoding for both
         return actionness_decode(probs, **common)
-    return decode(probs, masks, m1=cfg.m1, **common)
+    return decode(probs, masks, m1=cfg.m1, score=cfg.score, **common)
 
 
 def suppress(dets: Detections, cfg: DecodeConfig) -> Detections:

@@ -7,7 +7,7 @@ from torch import nn
 
 from gsmt.errors import GsmtError
 from gsmt.model.embedding import CNNEmbedding, PositionalEncoding, TransformerEmbedding, zero_padded
-from gsmt.model.heads import ClassificationHead, MaskHead, PairwiseMaskHead
+from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, PairwiseMaskHead, gate_masks
 
 POS_ENCODINGS = ("none", "learned", "fixed")
 EMBEDDINGS = ("transformer", "cnn")
@@ -17,12 +17,15 @@ MASK_HEADS = ("conv", "pairwise")
 class GSMT(nn.Module):
     """Proposal-free TAL model; `forward(features [B, D, T], valid [B, T])` returns logits:
     `cls_logits` [B, K+1, T] and (with the mask branch) `mask_logits` [B, T, T] with
-    `mask_logits[b, i, t]` = logit of position i in the mask predicted from snippet t."""
+    `mask_logits[b, i, t]` = logit of position i in the mask predicted from snippet t. With
+    `boundary_gate`, also `boundary_logits` [B, T-1] (a boundary between snippets j and j+1), and the
+    mask logits are gated by them (`gate_masks`)."""
 
     def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
-                 embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv"):
+                 embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
+                 boundary_gate: bool = False):
         super().__init__()
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
@@ -50,6 +53,7 @@ class GSMT(nn.Module):
         self.cls_head = ClassificationHead(hidden_dim, num_classes)
         head = MaskHead if mask_head == "conv" else PairwiseMaskHead
         self.mask_head = head(hidden_dim, T) if mask_branch else None
+        self.boundary_head = BoundaryHead(hidden_dim) if (boundary_gate and mask_branch) else None
 
     def forward(self, features: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         B, D, T = features.shape
@@ -67,6 +71,9 @@ class GSMT(nn.Module):
         out = {"cls_logits": self.cls_head(x, valid)}
         if self.mask_head is not None:
             out["mask_logits"] = self.mask_head(x, valid)
+        if self.boundary_head is not None:
+            out["boundary_logits"] = self.boundary_head(x, valid)
+            out["mask_logits"] = gate_masks(out["mask_logits"], out["boundary_logits"])
         return out
 
 

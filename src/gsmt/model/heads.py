@@ -75,3 +75,30 @@ class PairwiseMaskHead(nn.Module):
         affinity = torch.einsum("bdi,bdt->bit", q, k) / math.sqrt(self.dim)
         bias = self.offset_bias[self.offset_index] - torch.einsum("s,sit->it", self.slopes, self.distance)
         return affinity + bias.to(affinity.dtype)
+
+
+class BoundaryHead(nn.Module):
+    """conv(k=3) C->C, ReLU, conv(k=2) C->1: logit that an instance boundary lies between snippets
+    j and j+1 ([B, T-1]), from the two snippets and their neighbours."""
+
+    def __init__(self, C: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(C, C, 3, padding=1)
+        self.out = nn.Conv1d(C, 1, 2)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        h = zero_padded(F.relu(self.conv1(zero_padded(x, valid))), valid)
+        return self.out(h)[:, 0]
+
+
+def gate_masks(mask_logits: torch.Tensor, boundary_logits: torch.Tensor) -> torch.Tensor:
+    """Mask logits gated by boundaries: p(i, t) = sigmoid(mask(i, t)) * P(no boundary between t and i),
+    the boundaries between consecutive snippets taken as independent, returned as logits.
+
+    A column can then not reach across an instance's edge into a neighbouring instance of the same
+    class, however alike the two look (the merging failure of the affinity head on THUMOS)."""
+    log_keep = F.logsigmoid(-boundary_logits.float())  # log P(no boundary after snippet j), [B, T-1]
+    cum = F.pad(torch.cumsum(log_keep, dim=1), (1, 0))  # [B, T]: sum of log_keep over j < k
+    gate = -(cum[:, :, None] - cum[:, None, :]).abs()  # [B, T(i), T(t)], <= 0
+    log_p = (F.logsigmoid(mask_logits.float()) + gate).clamp(max=-1e-6)
+    return (log_p - torch.log(-torch.expm1(log_p))).to(mask_logits.dtype)

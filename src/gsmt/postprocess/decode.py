@@ -11,6 +11,7 @@ from gsmt.errors import GsmtError
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1).tolist())
 MODES = ("long", "short")
+SCORES = ("source", "run")
 
 
 @dataclass
@@ -144,9 +145,15 @@ def decode(
     m1: int = 50,
     m2: int = 200,
     theta_c: float = 0.1,
+    score: str = "source",
 ) -> Detections:
     """Decode one sample: probs [K+1, T] (softmax, background last), masks [T, T] with column t
     predicted by snippet t, valid [T], snippet spans t_start/t_end [T] in video seconds.
+
+    `score`: a candidate's class probability is the source snippet's `P[c, t]` (`source`, the
+    paper) or its mean over the candidate's snippets first..last (`run`: evidence of the whole
+    segment, so a mask spanning background or another class's snippets scores lower); either way
+    times the mask's maximum over the run.
 
     A mask position activates when `masks[i, t] >= theta` and snippet i is valid. Ties in actionness
     (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score.
@@ -182,7 +189,15 @@ def decode(
     classes = _top_classes(probs[:num_classes, kept], topk_classes)[rows // len(thr)]  # [R, k]
     labels = classes.ravel()
     source = np.repeat(snippet, topk_classes)
-    scores = probs[labels, source] * np.repeat(run_max, topk_classes)
+    if score == "run":
+        csum = np.concatenate([np.zeros((num_classes, 1)), np.cumsum(probs[:num_classes], axis=1)], axis=1)
+        f, l_ = np.repeat(first, topk_classes), np.repeat(last, topk_classes)
+        class_prob = (csum[labels, l_ + 1] - csum[labels, f]) / (l_ - f + 1)
+    elif score == "source":
+        class_prob = probs[labels, source]
+    else:
+        raise GsmtError("decode", f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    scores = class_prob * np.repeat(run_max, topk_classes)
     starts = np.repeat(t_start[first], topk_classes)
     ends = np.repeat(t_end[last], topk_classes)
     return _finish(starts, ends, labels, scores, float(duration), theta_c, m2)
