@@ -69,3 +69,29 @@ def single_thread():
 def one_thread():
     with single_thread():
         yield
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """`gsmt ARGV` in this process: (exit code, stdout, stderr)."""
+    from gsmt.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_fatal(result: tuple[int, str, str], *names: object, problem: str = "", only_line: bool = False) -> str:
+    """Exit 2, no traceback, exactly one stderr line `gsmt: error: ...`, the last (with `only_line`,
+    the only one: no warning before it), naming each of `names`; returns that line."""
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("gsmt: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert not only_line or len(lines) == 1, err
+    line = errors[0]
+    for name in names:
+        assert str(name) in line, (name, line)
+    assert problem.lower() in line.lower(), (problem, line)
+    return line

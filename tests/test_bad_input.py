@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_fatal as _assert_fatal, cli
 from gsmt.cli import main
 from gsmt.data.synth import generate
 
@@ -34,25 +35,13 @@ TRAIN_ARGS = ["--set", "train.epochs=1", "--set", "model.hidden_dim=16", "--set"
 # ------------------------------------------------------------------ helpers
 
 
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+def assert_fatal(result, *names, problem: str = "") -> str:
+    """Exit 2 with the one error line as the only stderr line."""
+    return _assert_fatal(result, *names, problem=problem, only_line=True)
 
 
-def assert_fatal(result: tuple[int, str, str], *names: object, problem: str = "") -> str:
-    """Exit 2, exactly one stderr line `gsmt: error: ...` naming each of `names`; returns that line."""
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("gsmt: error: "), line
-    for name in names:
-        assert str(name) in line, (name, line)
-    assert problem.lower() in line.lower(), (problem, line)
-    return line
+
+
 
 
 def read_json(path: Path) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_RUN, TINY_SYNTH
+from conftest import assert_fatal, cli, TINY_RUN, TINY_SYNTH
 
 from gsmt.cli import main
 from gsmt.data.annotations import load_annotations
@@ -42,24 +42,8 @@ ONE_EPOCH = [*SETS, "--set", "train.epochs=1", "--set", "data.val_fraction=0", "
 # ------------------------------------------------------------------ helpers
 
 
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def assert_fatal(result: tuple[int, str, str], *names: object, problem: str = "") -> str:
-    """Exit 2, no traceback, exactly one stderr line `gsmt: error: ...` (the last) naming each of `names`."""
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    errors = [line for line in err.splitlines() if line.startswith("gsmt: error:")]
-    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
-    line = errors[0]
-    for name in names:
-        assert str(name) in line, (name, line)
-    assert problem.lower() in line.lower(), (problem, line)
-    return line
 
 
 def hashes(*roots: Path) -> dict[str, str]:

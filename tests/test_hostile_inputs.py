@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_fatal, cli
 from gsmt.api import Localizer
 from gsmt.cli import main
 from gsmt.data.annotations import Video
@@ -42,24 +43,8 @@ SMALL_TRAIN = ["--set", "train.epochs=1", "--set", "model.hidden_dim=16", "--set
 # ------------------------------------------------------------------ helpers
 
 
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def assert_fatal(result: tuple[int, str, str], *names: object, problem: str = "") -> str:
-    """Exit 2, no traceback, exactly one stderr line `gsmt: error: ...` (the last) naming each of `names`."""
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    errors = [line for line in err.splitlines() if line.startswith("gsmt: error:")]
-    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
-    line = errors[0]
-    for name in names:
-        assert f"gsmt: error: {name}" in line or str(name) in line, (name, line)
-    assert problem.lower() in line.lower(), (problem, line)
-    return line
 
 
 def write_json(path: Path, obj) -> Path:
