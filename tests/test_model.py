@@ -43,10 +43,11 @@ OPTIONS = [
     dict(embedding="cnn", pos_encoding="fixed"),
     dict(mask_head="pairwise"),
     dict(mask_head="pairwise", pos_encoding="fixed"),
+    dict(mask_head="pairwise", boundary_gate=True, conv_stem=2),
 ]
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o.values()))
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(map(str, o.values())))
 def test_padding_invariance(options):
     model = small(**options)
     features, valid = inputs()
@@ -201,3 +202,19 @@ def test_bad_configuration_and_input():
         small()(torch.rand(1, 7, T), torch.ones(1, T, dtype=torch.bool))
     with pytest.raises(GsmtError, match="T=16"):
         small()(torch.rand(1, D, 8), torch.ones(1, 8, dtype=torch.bool))
+
+
+def test_conv_stem_sees_order_that_attention_without_position_cannot():
+    # Without positional encoding the transformer is permutation-equivariant: reversing the
+    # snippets reverses the outputs. A conv stem breaks that symmetry with local order.
+    torch.manual_seed(0)
+    features, _ = inputs()
+    flipped = features.flip(-1)
+    plain = small(num_layers=1)
+    plain.cls_head.conv = torch.nn.Conv1d(plain.cls_head.conv.in_channels, plain.cls_head.conv.out_channels, 1)
+    plain.eval()
+    assert torch.allclose(plain(features)["cls_logits"].flip(-1), plain(flipped)["cls_logits"], atol=1e-5)
+    stem = small(num_layers=1, conv_stem=1)
+    stem.cls_head.conv = torch.nn.Conv1d(stem.cls_head.conv.in_channels, stem.cls_head.conv.out_channels, 1)
+    stem.eval()
+    assert not torch.allclose(stem(features)["cls_logits"].flip(-1), stem(flipped)["cls_logits"], atol=1e-3)

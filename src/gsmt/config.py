@@ -62,6 +62,7 @@ class ModelConfig:
     # conv (paper: C -> T readout) | pairwise (snippet affinity + offset bias)
     mask_head: str = bounded("conv", choices=MASK_HEADS)
     boundary_gate: bool = False  # gate each mask column by P(no instance boundary between t and i)
+    conv_stem: int = bounded(0, ge=0, le=64)  # residual k=3 conv layers before the embedding (local order)
 
 
 @dataclass

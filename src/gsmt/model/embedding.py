@@ -117,3 +117,20 @@ class CNNEmbedding(nn.Module):
             # Re-zero padded snippets before every conv so their values never reach valid ones.
             x = zero_padded(x + self.drop(F.relu(conv(x))), valid)
         return x
+
+
+class ConvStem(nn.Module):
+    """`layers` residual blocks of conv(k=3) C->C + LayerNorm + ReLU before the snippet embedding:
+    each snippet sees its neighbours in order, which attention without positional encoding cannot
+    (it is permutation-equivariant), so an action told by its local temporal pattern becomes visible."""
+
+    def __init__(self, C: int, layers: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(C, C, 3, padding=1) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.GroupNorm(1, C) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        for conv, norm in zip(self.convs, self.norms):
+            # Padded snippets are zero before each conv, so a valid snippet's output does not depend on padding.
+            x = zero_padded(x + F.relu(norm(conv(zero_padded(x, valid)))), valid)
+        return x

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gsmt.errors import GsmtError
-from gsmt.model.embedding import CNNEmbedding, PositionalEncoding, TransformerEmbedding, zero_padded
+from gsmt.model.embedding import CNNEmbedding, ConvStem, PositionalEncoding, TransformerEmbedding, zero_padded
 from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, PairwiseMaskHead, gate_masks
 
 POS_ENCODINGS = ("none", "learned", "fixed")
@@ -25,7 +25,7 @@ class GSMT(nn.Module):
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
-                 boundary_gate: bool = False):
+                 boundary_gate: bool = False, conv_stem: int = 0):
         super().__init__()
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
@@ -46,6 +46,7 @@ class GSMT(nn.Module):
         self.mask_branch = mask_branch
         self.proj = nn.Conv1d(feature_dim, hidden_dim, 1)
         self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
+        self.stem = ConvStem(hidden_dim, conv_stem) if conv_stem > 0 else None
         if embedding == "transformer":
             self.embed = TransformerEmbedding(hidden_dim, num_layers, n_heads, head_dim, mlp_ratio, dropout)
         else:
@@ -67,6 +68,8 @@ class GSMT(nn.Module):
         # The k=1 projection keeps padded snippets (even NaN ones) in their own positions, so
         # zeroing its output suffices and avoids a pass over the wide input.
         x = zero_padded(self.pos(self.proj(features)), valid)
+        if self.stem is not None:
+            x = self.stem(x, valid)
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
         if self.mask_head is not None:
