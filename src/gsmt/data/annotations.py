@@ -28,6 +28,7 @@ Conventions shared by every reader:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -658,3 +659,26 @@ def save_activitynet_json(ann: Annotations, path: str | Path, videos: list[Video
     except (TypeError, ValueError) as exc:
         raise GsmtError(path, f"cannot write annotations: {exc}") from exc
     atomic_write_text(path, text + "\n")
+
+
+def meta_tiou(annotations: Annotations):
+    """The tIoU set an annotation file's `gsmt` meta records (None when it records none); a value
+    `parse_tiou` refuses is an error naming the annotation file, not the `--tiou` option."""
+    from gsmt.evaluation.detection import parse_tiou  # the evaluation reads this module
+
+    value = (annotations.meta or {}).get("tiou")
+    if value is None or value == "auto":
+        return None
+    try:
+        parse_tiou(value)
+    except GsmtError as exc:
+        raise GsmtError(annotations.source or "annotations", f"field 'gsmt.tiou': {exc.problem}") from None
+    except (TypeError, ValueError):
+        raise GsmtError(annotations.source or "annotations", f"field 'gsmt.tiou': not a tIoU set ({value!r:.60})") from None
+    return value
+
+
+def report_faults(faults: Faults, source: str | Path) -> None:
+    """One warning line with the counted data faults of `source`, when there are any."""
+    if faults:
+        logging.getLogger("gsmt.data").warning("%s", faults.summary(str(source)))

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.config import Config
-from gsmt.data.annotations import Annotations, Video, load_annotations
+# meta_tiou and report_faults live with the annotations: `gsmt eval` needs them without torch
+from gsmt.data.annotations import Annotations, Video, load_annotations, meta_tiou, report_faults  # noqa: F401
 from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
 from gsmt.data.windows import Grid
-from gsmt.errors import Faults, GsmtError
-from gsmt.evaluation import parse_tiou
+from gsmt.errors import GsmtError
 
 log = logging.getLogger("gsmt.data")
 
@@ -48,21 +48,6 @@ def open_data(data_dir: str | Path, cfg: Config, feature_dim: int | None = None)
         layout = annotations.meta.get("feature_layout", "auto")
     features = FeatureStore(feat_path, layout=layout, feature_dim=feature_dim)
     return DataSource(annotations, features, root)
-
-
-def meta_tiou(annotations: Annotations):
-    """The tIoU set an annotation file's `gsmt` meta records (None when it records none); a value
-    `parse_tiou` refuses is an error naming the annotation file, not the `--tiou` option."""
-    value = (annotations.meta or {}).get("tiou")
-    if value is None or value == "auto":
-        return None
-    try:
-        parse_tiou(value)
-    except GsmtError as exc:
-        raise GsmtError(annotations.source or "annotations", f"field 'gsmt.tiou': {exc.problem}") from None
-    except (TypeError, ValueError):
-        raise GsmtError(annotations.source or "annotations", f"field 'gsmt.tiou': not a tIoU set ({value!r:.60})") from None
-    return value
 
 
 def resolve_config(cfg: Config, annotations: Annotations) -> Config:
@@ -122,12 +107,6 @@ def require_features(videos: list[Video], features: FeatureStore, where: str | P
     if missing:
         few = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise GsmtError(where, f"{len(missing)} of {len(videos)} videos have no feature file ({few})")
-
-
-def report_faults(faults: Faults, source: str | Path) -> None:
-    """One warning line with the counted data faults of `source`, when there are any."""
-    if faults:
-        log.warning("%s", faults.summary(str(source)))
 
 
 def split_for_selection(videos: list[Video], fraction: float, seed: int) -> tuple[list[Video], list[Video]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -31,7 +33,7 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     per_video: dict[str, list[Detections]] = defaultdict(list)
     durations: dict[str, float] = {}
     for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
-        outputs = _forward_each(model, batch["features"].to(device), batch["valid"].to(device))
+        outputs = _forward(model, batch["features"].to(device), batch["valid"].to(device))
         probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
         masks = (torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy()
                  if "mask_logits" in outputs else None)
@@ -48,14 +50,42 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     return {vid: suppress(Detections.concatenate(parts), decode_cfg) for vid, parts in per_video.items()}
 
 
-def _forward_each(model: GSMT, features: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The model on each sample alone, outputs stacked: the same numbers whatever the batch size.
+def _forward(model: GSMT, features: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The model's outputs for a batch: the same numbers whatever the batch size.
 
-    CPU and GPU kernels pick their algorithm by shape, so a batched pass changes a sample's outputs
-    in the last bits with the batch it sits in, enough to flip a rounded score or a mask threshold.
+    Kernels pick their algorithm by shape, so a plain batched pass changes a sample's outputs in
+    the last bits with the batch it sits in (up to 3e-5 in a mask logit), enough to flip a rounded
+    score or a mask threshold. On the CPU only `Conv1d` does so (oneDNN, and the native kernel
+    above a few samples); Linear, LayerNorm, GELU and attention give each sample the same bits at
+    any batch size (tests/test_batched_predict.py). So on the CPU the batch runs at once and only
+    the convolutions run one sample at a time (`_per_sample_convs`): the very numbers of a
+    one-sample pass, in one pass per batch. Elsewhere (CUDA, MPS: kernels not verified) each
+    sample runs alone.
     """
+    if features.device.type == "cpu":
+        with _per_sample_convs(model):
+            return model(features, valid)
     parts = [model(features[i:i + 1], valid[i:i + 1]) for i in range(features.shape[0])]
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+def _conv1d_each(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """`conv(x)` computed one sample at a time, as a one-sample batch computes it."""
+    forward = type(conv).forward
+    return torch.cat([forward(conv, x[i:i + 1]) for i in range(x.shape[0])])
+
+
+@contextmanager
+def _per_sample_convs(model: nn.Module):
+    """Within the block, every Conv1d of `model` runs one sample at a time (`_conv1d_each`)."""
+    patched = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    for m in patched:
+        m.forward = _conv1d_each.__get__(m)  # an instance attribute: the class stays as it is
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
 
 
 def decode_sample(probs: np.ndarray, masks: np.ndarray | None, batch: dict, i: int,
