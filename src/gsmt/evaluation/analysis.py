@@ -51,14 +51,9 @@ from gsmt.data.annotations import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation.detection import (
     GroundTruth,
-    _blocked_set,
-    _check_results,
-    _resolve_videos,
-    flatten_predictions,
-    ground_truth_arrays,
+    gather_inputs,
     group_starts,
     interpolated_ap,
-    load_predictions,
     match_predictions,
     match_video_ids,
     parse_tiou,
@@ -250,25 +245,9 @@ def analyze_detection(ground_truth: Annotations | Sequence[Video],
     if not (math.isfinite(a) and 0.0 < a <= 1.0):
         raise GsmtError("tiou", f"the threshold must lie in (0, 1], got {tiou}")
     thr = parse_tiou(tiou_set)
-    if isinstance(predictions, (str, Path)):
-        predictions = load_predictions(predictions)
-    elif isinstance(predictions, Mapping) and isinstance(predictions.get("results"), Mapping):
-        predictions = _check_results(predictions["results"], "predictions")
-    block = _blocked_set(blocked)
-    videos, classes = _resolve_videos(ground_truth, classes, subset)
-    videos = [v for v in videos if v.id not in block]
-    gt = ground_truth_arrays(videos, classes)
+    videos, classes, gt, flat, pred_blocked = gather_inputs(ground_truth, predictions, subset=subset,
+                                                            blocked=blocked, classes=classes)
     num_gt = len(gt.label)
-    if num_gt == 0:
-        raise GsmtError("ground truth", f"no ground-truth segment in subset {subset!r} "
-                                        f"({len(videos)} videos after blocking)")
-    try:
-        flat = flatten_predictions(predictions, classes)
-    except (KeyError, TypeError, ValueError) as e:
-        raise GsmtError("predictions", "expected {video_id: [{'label': str, 'score': number, "
-                                       f"'segment': [start, end]}}, ...]}}: {e!r}") from None
-    pred_blocked = np.fromiter((v in block for v in flat.video_ids), dtype=bool,
-                               count=len(flat.video_ids))[flat.video]
     p_video = match_video_ids(flat.video_ids, gt.video_ids)[flat.video]  # -1: not an evaluated video
 
     # ---- error types of the top 10G predictions on the evaluated videos

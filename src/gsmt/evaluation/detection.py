@@ -474,6 +474,33 @@ def _resolve_videos(ground_truth: Annotations | Sequence[Video], classes: Sequen
     return videos, classes
 
 
+def gather_inputs(ground_truth: Annotations | Sequence[Video], predictions: Mapping[str, list[dict]] | str | Path, *,
+                  subset: str | Sequence[str] | None, blocked: Iterable[str], classes: Sequence[str] | None
+                  ) -> tuple[list[Video], list[str], GroundTruth, FlatPredictions, np.ndarray]:
+    """What evaluation and analysis both start from: the evaluated videos (subset minus blocked),
+    the classes, their ground-truth arrays, the flattened predictions and, per prediction, whether
+    its video is blocked."""
+    if isinstance(predictions, (str, Path)):
+        predictions = read_predictions(predictions)
+    elif isinstance(predictions, Mapping) and isinstance(predictions.get("results"), Mapping):
+        predictions = _check_results(predictions["results"], "predictions")
+    block = _blocked_set(blocked)
+    videos, classes = _resolve_videos(ground_truth, classes, subset)
+    videos = [v for v in videos if v.id not in block]
+    gt = ground_truth_arrays(videos, classes)
+    if len(gt.label) == 0:
+        raise GsmtError("ground truth", f"no ground-truth segment in subset {subset!r} "
+                                        f"({len(videos)} videos after blocking)")
+    try:
+        flat = flatten_predictions(predictions, classes)
+    except (KeyError, TypeError, ValueError) as e:
+        raise GsmtError("predictions", "expected {video_id: [{'label': str, 'score': number, "
+                                       f"'segment': [start, end]}}, ...]}}: {e!r}") from None
+    pred_blocked = np.fromiter((v in block for v in flat.video_ids), dtype=bool,
+                               count=len(flat.video_ids))[flat.video]
+    return videos, classes, gt, flat, pred_blocked
+
+
 def evaluate_detection(ground_truth: Annotations | Sequence[Video],
                        predictions: Mapping[str, list[dict]] | str | Path, *,
                        subset: str | Sequence[str] | None = None,
@@ -490,26 +517,8 @@ def evaluate_detection(ground_truth: Annotations | Sequence[Video],
     from gsmt.evaluation.recall import recall_metrics  # recall builds on this module
 
     thr = parse_tiou(tiou)
-    if isinstance(predictions, (str, Path)):
-        predictions = read_predictions(predictions)
-    elif isinstance(predictions, Mapping) and "results" in predictions and isinstance(
-            predictions["results"], Mapping):
-        predictions = _check_results(predictions["results"], "predictions")
-    block = _blocked_set(blocked)
-    videos, classes = _resolve_videos(ground_truth, classes, subset)
-    videos = [v for v in videos if v.id not in block]
-    gt = ground_truth_arrays(videos, classes)
-    if len(gt.label) == 0:
-        raise GsmtError("ground truth", f"no ground-truth segment in subset {subset!r} "
-                                        f"({len(videos)} videos after blocking)")
-
-    try:
-        flat = flatten_predictions(predictions, classes)
-    except (KeyError, TypeError, ValueError) as e:
-        raise GsmtError("predictions", "expected {video_id: [{'label': str, 'score': number, "
-                                       f"'segment': [start, end]}}, ...]}}: {e!r}") from None
-    pred_blocked = np.fromiter((v in block for v in flat.video_ids), dtype=bool,
-                               count=len(flat.video_ids))[flat.video]
+    videos, classes, gt, flat, pred_blocked = gather_inputs(ground_truth, predictions, subset=subset,
+                                                            blocked=blocked, classes=classes)
     known = np.zeros(len(classes) + 1, dtype=bool)
     known[gt.class_ids] = True
     label_ok = known[flat.label]  # -1 indexes the trailing False
