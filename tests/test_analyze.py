@@ -13,7 +13,7 @@ from gsmt import viz
 from gsmt.cli import main
 from gsmt.data.annotations import Annotations, Video
 from gsmt.errors import GsmtError
-from gsmt.evaluation import evaluate_detection, flatten_predictions
+from gsmt.evaluation import evaluate_detection
 from gsmt.evaluation.analysis import (
     BIN_NAMES,
     COVERAGE_EDGES,
