@@ -152,6 +152,15 @@ def test_synth_overwrite_refuses_annotations_it_did_not_write(capsys, data):
     assert hashes(data) == before
 
 
+def test_synth_overwrite_never_reads_an_annotations_link_to_a_device(capsys, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "annotations.json").symlink_to("/dev/zero")  # reading it would never end
+    assert_fatal(cli(capsys, "synth", "--preset", "anet-like", "--videos", "3", "--out", out, "--overwrite"),
+                 out, problem="did not write")
+    assert (out / "annotations.json").is_symlink()
+
+
 def test_synth_refuses_timelines_that_are_its_own_output(capsys, data):
     before = hashes(data)
     assert_fatal(cli(capsys, "synth", "--preset", "anet-like", "--timelines", data / "annotations.json",

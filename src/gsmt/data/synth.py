@@ -23,7 +23,6 @@ features do not depend on which other videos are rendered.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 import zlib
@@ -33,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
-from gsmt.data.packaged import TIMELINES, timelines_label, timelines_path
 from gsmt.data.feature_models import FEATURE_MODELS, FROZEN_DIFFICULTY, make_family_world, render_family_features
+from gsmt.data.packaged import TIMELINES, timelines_label, timelines_path
+from gsmt.data.readers import read_json
 from gsmt.data.windows import Grid
 from gsmt.errors import GsmtError
 from gsmt.io import atomic_path, check_output_location, is_within, refuse_overwriting_inputs
@@ -384,10 +384,12 @@ def _sample_videos(videos: list[Video], n: int, seed: int) -> list[Video]:
 
 def is_synth_output(folder: str | Path) -> bool:
     """Whether `folder/annotations.json` was written by `gsmt synth` (its `gsmt` meta records the render)."""
+    path = Path(folder) / "annotations.json"
+    if not path.is_file():  # a link to /dev/zero or a folder is not ours (and is never read)
+        return False
     try:
-        with open(Path(folder) / "annotations.json", encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except (OSError, ValueError, UnicodeDecodeError):
+        obj = read_json(path)
+    except GsmtError:
         return False
     meta = obj.get("gsmt") if isinstance(obj, dict) else None
     return isinstance(meta, dict) and "render" in meta and "preset" in meta
