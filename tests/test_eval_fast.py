@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -16,8 +17,6 @@ from gsmt.data.annotations import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection, flatten_predictions, load_predictions
 from gsmt.evaluation.detection import _fast_results, read_predictions
-
-msgspec = pytest.importorskip("msgspec")
 
 GT = {"version": "1.3", "database": {
     "v_a": {"subset": "validation", "duration": 20.0, "annotations": [

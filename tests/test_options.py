@@ -384,7 +384,6 @@ def test_an_output_in_a_read_only_folder(name, micro, micro_preds, place, capsys
         assert after == before
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("name", FOLDER_OUTPUTS + FILE_OUTPUTS)
 def test_an_output_where_no_one_can_write_is_refused(name, micro, micro_preds, capsys):
     """/proc takes no new files, not even from root (which `os.access` would wave through)."""
