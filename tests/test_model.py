@@ -44,6 +44,7 @@ OPTIONS = [
     dict(mask_head="pairwise"),
     dict(mask_head="pairwise", pos_encoding="fixed"),
     dict(mask_head="pairwise", boundary_gate=True, conv_stem=2),
+    dict(mask_head="pairwise", pos_encoding="relative"),
 ]
 
 
@@ -218,3 +219,57 @@ def test_conv_stem_sees_order_that_attention_without_position_cannot():
     stem.cls_head.conv = torch.nn.Conv1d(stem.cls_head.conv.in_channels, stem.cls_head.conv.out_channels, 1)
     stem.eval()
     assert not torch.allclose(stem(features)["cls_logits"].flip(-1), stem(flipped)["cls_logits"], atol=1e-3)
+
+
+def _with_point_head(model: GSMT) -> GSMT:
+    """The model with a k=1 class head, so that only the embedding can mix snippets."""
+    head = model.cls_head.conv
+    model.cls_head.conv = torch.nn.Conv1d(head.in_channels, head.out_channels, 1)
+    return model.eval()
+
+
+def test_relative_bias_starts_as_position_free_attention_and_learns_order():
+    features, valid = inputs()
+    plain, relative = small(num_layers=1), small(num_layers=1, pos_encoding="relative")
+    # Zero-initialised bias: the same weights give the paper's position-free outputs.
+    relative.load_state_dict(plain.state_dict(), strict=False)
+    assert torch.allclose(plain(features, valid)["cls_logits"], relative(features, valid)["cls_logits"], atol=1e-6)
+    relative = _with_point_head(relative)
+    flipped = features.flip(-1)
+    bias = relative.embed.layers[0].attn.relative
+    assert torch.allclose(relative(features)["cls_logits"].flip(-1), relative(flipped)["cls_logits"], atol=1e-5)
+    with torch.no_grad():  # head 0 looks behind only, head 1 ahead only: order becomes visible
+        bias.slopes[0] = torch.tensor([5.0, 0.0])
+        bias.slopes[1] = torch.tensor([0.0, 5.0])
+    assert not torch.allclose(relative(features)["cls_logits"].flip(-1), relative(flipped)["cls_logits"], atol=1e-3)
+
+
+def test_relative_bias_by_hand():
+    from gsmt.model.embedding import RelativeBias
+
+    bias = RelativeBias(n_heads=1, T=4)
+    with torch.no_grad():
+        bias.table[0] = torch.arange(7.0)  # table[0][(j - i) + 3]
+        bias.slopes[0] = torch.tensor([1.0, 10.0])  # ahead (j > i), behind (j < i)
+    b = bias(3)[0]
+    # b[i, j] = table[j - i + 3] - (1 * (j - i) if j > i else 10 * (i - j))
+    expected = torch.tensor([[3.0, 4 - 1, 5 - 2], [2 - 10, 3, 4 - 1], [1 - 20, 2 - 10, 3]])
+    assert torch.equal(b, expected)
+
+
+def test_relative_bias_is_translation_equivariant():
+    # Shifting an action inside the window shifts the outputs: no absolute position is used.
+    model = _with_point_head(small(num_layers=1, pos_encoding="relative"))
+    with torch.no_grad():
+        for layer in model.embed.layers:
+            layer.attn.relative.slopes.uniform_(0.0, 1.0)
+            layer.attn.relative.table.normal_()
+    features = torch.zeros(1, D, T)
+    torch.manual_seed(3)
+    features[0, :, 2:8] = torch.rand(D, 6)
+    valid = torch.zeros(1, T, dtype=torch.bool)
+    valid[0, 2:8] = True
+    shifted = features.roll(5, dims=-1)
+    out = model(features, valid)["cls_logits"][0, :, 2:8]
+    out_shifted = model(shifted, valid.roll(5, dims=-1))["cls_logits"][0, :, 7:13]
+    assert torch.allclose(out, out_shifted, atol=1e-5)

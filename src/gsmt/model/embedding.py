@@ -25,7 +25,8 @@ def sinusoidal_encoding(T: int, C: int) -> torch.Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """Adds nothing (`none`, the paper's default, Table 13), a `learned` table or a `fixed` sinusoid."""
+    """Adds nothing (`none`, the paper's default, Table 13; also `relative`, which acts inside
+    attention: `RelativeBias`), a `learned` table or a `fixed` sinusoid."""
 
     def __init__(self, kind: str, C: int, T: int):
         super().__init__()
@@ -43,21 +44,53 @@ class PositionalEncoding(nn.Module):
         return x + self.table[:, :, : x.shape[-1]]
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention; q/k/v live in n_heads*head_dim, which need not equal C."""
+class RelativeBias(nn.Module):
+    """Per-head attention bias b_h(j - i) = table_h[j - i] - slope_h,dir * |j - i| for query i and key j.
 
-    def __init__(self, C: int, n_heads: int, head_dim: int, dropout: float):
+    Attention without it sees a bag of snippets: "sitting down" and "standing up" pass through the
+    same poses in opposite order and are the same bag. With a bias per direction, one head can look
+    back and another ahead, so the layer sees order and distance the way a convolution does, while
+    keeping global reach (no absolute positions: windows start anywhere in a video). The slopes let
+    the decay with distance be learned in a few hundred steps; the table refines it per offset.
+    Both start at 0: training begins from the paper's position-free attention."""
+
+    def __init__(self, n_heads: int, T: int):
+        super().__init__()
+        self.T = T
+        self.table = nn.Parameter(torch.zeros(n_heads, 2 * T - 1))
+        self.slopes = nn.Parameter(torch.zeros(n_heads, 2))  # [head, (ahead j > i, behind j < i)]
+        offset = torch.arange(T)[None, :] - torch.arange(T)[:, None]  # [i, j] = j - i
+        self.register_buffer("index", offset + T - 1, persistent=False)
+        self.register_buffer("distance", torch.stack([offset.clamp(min=0), (-offset).clamp(min=0)]).float(),
+                             persistent=False)
+
+    def forward(self, T: int) -> torch.Tensor:
+        """Bias [n_heads, T, T] for a sequence of T <= self.T snippets."""
+        index, distance = self.index[:T, :T], self.distance[:, :T, :T]
+        return self.table[:, index] - torch.einsum("hs,sij->hij", self.slopes, distance)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; q/k/v live in n_heads*head_dim, which need not equal C.
+    With `relative_T`, a learned relative position bias (`RelativeBias`) over up to that many snippets."""
+
+    def __init__(self, C: int, n_heads: int, head_dim: int, dropout: float, relative_T: int = 0):
         super().__init__()
         self.n_heads, self.head_dim, self.dropout = n_heads, head_dim, dropout
         inner = n_heads * head_dim
         self.qkv = nn.Linear(C, 3 * inner)
         self.out = nn.Linear(inner, C)
+        self.relative = RelativeBias(n_heads, relative_T) if relative_T else None
 
     def forward(self, x: torch.Tensor, key_ok: torch.Tensor) -> torch.Tensor:
         """x [B, T, C]; key_ok [B, T] bool, True for snippets that may be attended to."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         attn_mask = key_ok[:, None, None, :]  # [B, 1, 1, T]: True = take part
+        if self.relative is not None:
+            blocked = torch.full((), float("-inf"), dtype=q.dtype, device=q.device)
+            bias = self.relative(T).to(q.dtype)[None]  # [1, H, T, T]
+            attn_mask = torch.where(attn_mask, bias, blocked)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
@@ -67,10 +100,11 @@ class SelfAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """Pre-LN transformer layer: x + MHSA(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, C: int, n_heads: int, head_dim: int, mlp_ratio: float, dropout: float):
+    def __init__(self, C: int, n_heads: int, head_dim: int, mlp_ratio: float, dropout: float,
+                 relative_T: int = 0):
         super().__init__()
         self.norm1 = nn.LayerNorm(C)
-        self.attn = SelfAttention(C, n_heads, head_dim, dropout)
+        self.attn = SelfAttention(C, n_heads, head_dim, dropout, relative_T)
         self.norm2 = nn.LayerNorm(C)
         hidden = int(round(C * mlp_ratio))
         self.mlp = nn.Sequential(
@@ -84,13 +118,14 @@ class EncoderLayer(nn.Module):
 
 
 class TransformerEmbedding(nn.Module):
-    """`num_layers` pre-LN encoder layers and a final LayerNorm; [B, C, T] in and out."""
+    """`num_layers` pre-LN encoder layers and a final LayerNorm; [B, C, T] in and out. With
+    `relative_T`, each layer's attention has its own relative position bias (`RelativeBias`)."""
 
     def __init__(self, C: int, num_layers: int, n_heads: int, head_dim: int, mlp_ratio: float,
-                 dropout: float):
+                 dropout: float, relative_T: int = 0):
         super().__init__()
         self.layers = nn.ModuleList(
-            EncoderLayer(C, n_heads, head_dim, mlp_ratio, dropout) for _ in range(num_layers)
+            EncoderLayer(C, n_heads, head_dim, mlp_ratio, dropout, relative_T) for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(C)
 

@@ -9,7 +9,7 @@ from gsmt.errors import GsmtError
 from gsmt.model.embedding import CNNEmbedding, ConvStem, PositionalEncoding, TransformerEmbedding, zero_padded
 from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, PairwiseMaskHead, gate_masks
 
-POS_ENCODINGS = ("none", "learned", "fixed")
+POS_ENCODINGS = ("none", "learned", "fixed", "relative")
 EMBEDDINGS = ("transformer", "cnn")
 MASK_HEADS = ("conv", "pairwise")
 
@@ -48,7 +48,9 @@ class GSMT(nn.Module):
         self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
         self.stem = ConvStem(hidden_dim, conv_stem) if conv_stem > 0 else None
         if embedding == "transformer":
-            self.embed = TransformerEmbedding(hidden_dim, num_layers, n_heads, head_dim, mlp_ratio, dropout)
+            relative_T = T if pos_encoding == "relative" else 0
+            self.embed = TransformerEmbedding(hidden_dim, num_layers, n_heads, head_dim, mlp_ratio, dropout,
+                                              relative_T)
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
         self.cls_head = ClassificationHead(hidden_dim, num_classes)
