@@ -396,6 +396,28 @@ def test_resume_allows_more_epochs_and_other_run_settings(capsys, data, run):
     assert hashes(data) == before
 
 
+def test_resume_of_a_run_saved_before_newer_config_keys(capsys, data, run):
+    # A checkpoint written by an older gsmt lacks keys added since; they compare as their defaults.
+    from gsmt.engine.checkpoint import save_checkpoint
+
+    state = load_checkpoint(run / "last.pt")
+    del state["meta"]["config"]["model"]["conv_stem"], state["meta"]["config"]["train"]["resident"]
+    save_checkpoint(run / "last.pt", state)
+    code, out, err = cli(capsys, *train_args(data, run, "--resume", "--set", "train.epochs=16",
+                                            "--set", "train.resident=never"))
+    assert code == 0, err
+    assert "resumed from epoch 15" in out
+    # A missing key whose request differs from the default is still a different run.
+    state = load_checkpoint(run / "last.pt")
+    del state["meta"]["config"]["model"]["conv_stem"]
+    save_checkpoint(run / "last.pt", state)
+    before = hashes(run, data)
+    assert_fatal(cli(capsys, *train_args(data, run, "--resume", "--set", "train.epochs=16",
+                                         "--set", "model.conv_stem=1")),
+                 run / "last.pt", problem="model.conv_stem 0 -> 1")
+    assert hashes(run, data) == before
+
+
 def test_resume_before_the_first_checkpoint_compares_config_yaml(capsys, data, run):
     for name in ("last.pt", "best.pt"):
         (run / name).unlink()

@@ -40,7 +40,8 @@ _TEMP = re.compile(r"^\.(config|last|best|log)\..+\.tmp\.(yaml|pt|jsonl)$")
 # more epochs) and how to run it (device, threads, loader workers, divergence patience, the
 # batch size of model-selection inference), never what is trained. `name` is a label.
 RESUME_MAY_DIFFER = ("name", "train.epochs", "train.device", "train.threads", "train.num_workers",
-                     "train.max_nonfinite_steps", "decode.batch_size")
+                     "train.max_nonfinite_steps", "train.resident", "train.resident_memory_fraction",
+                     "train.compile", "decode.batch_size")
 
 
 def _own_entry(name: str) -> bool:
@@ -210,7 +211,9 @@ def check_resume(run_dir: Path, cfg: Config, data: dict) -> dict | None:
         recorded = config_from_dict(read_yaml(cfg_file), str(cfg_file)).to_dict()
     else:
         return None
-    new, old = _flatten(cfg.to_dict()), _flatten(recorded)
+    # A key the recorded config lacks was added to gsmt after the run was saved: the run had its
+    # default behaviour (new options default to the old one), so it compares as the default.
+    new, old = _flatten(cfg.to_dict()), {**_flatten(Config().to_dict()), **_flatten(recorded)}
     diffs = [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in sorted(set(new) | set(old))
              if k not in RESUME_MAY_DIFFER and old.get(k) != new.get(k)]
     for key, label in (("feature_dim", "feature dimension"), ("classes", "classes"),
