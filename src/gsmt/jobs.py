@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from gsmt.data.annotations import (Annotations, Video, check_video_id, load_anno
 from gsmt.data.features import FeatureStore
 from gsmt.data.packaged import load_blocked
 from gsmt.data.readers import check_seconds, read_csv_rows
-from gsmt.errors import GsmtError
+from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import DetectionMetrics, evaluate_detection, load_predictions
 from gsmt.evaluation.detection import read_predictions
 from gsmt.io import atomic_write_text, check_output_location, refuse_overwriting_inputs
@@ -79,20 +80,61 @@ def _feature_folder_videos(folder: Path, grid: dict, durations: dict[str, float]
 
 
 def predict_results(model, cfg, classes: list[str], videos: list[Video], features, *, device,
-                    batch_size: int | None = None, progress: bool = False, where: str = "data") -> dict:
-    """ActivityNet `results` for `videos`: every video present, even those where nothing was found."""
+                    batch_size: int | None = None, progress: bool = False, where: str = "data",
+                    shard: tuple[int, int] = (0, 1)) -> dict | None:
+    """ActivityNet `results` for `videos`: every video present, even those where nothing was found.
+
+    `shard=(rank, world_size)` under an initialised process group (`gsmt predict` under torchrun):
+    each process predicts every world_size-th video, rank 0 gathers them and returns the same
+    results, in the same order, as one process would; the other ranks return None. Per-sample
+    outputs do not depend on the batch a sample sits in (gsmt.engine.predictor), so the split
+    changes no number.
+    """
     from gsmt.engine.data import make_dataset, require_features
     from gsmt.engine.predictor import predict_dataset, to_results
 
+    rank, world = shard
     require_features(videos, features, where)
-    dataset = make_dataset(videos, features, cfg, len(classes), train=False)
-    detections = predict_dataset(model, dataset, cfg.decode, device=device, batch_size=batch_size,
-                                 progress=progress)
-    report_faults(dataset.faults, where)
-    results = to_results(detections, classes)
+    try:
+        dataset = make_dataset(videos[rank::world], features, cfg, len(classes), train=False)
+        detections = predict_dataset(model, dataset, cfg.decode, device=device, batch_size=batch_size,
+                                     progress=progress and rank == 0)
+        payload = {"results": to_results(detections, classes), "faults": dict(dataset.faults.counts)}
+    except GsmtError as exc:
+        if world == 1:
+            raise
+        payload = {"error": (str(exc.where), exc.problem)}
+    if world > 1:
+        payload = _gather_shards(payload, world)
+        if rank != 0:
+            return None
+    faults = Faults()
+    faults.counts.update(payload["faults"])
+    report_faults(faults, where)
+    found = payload["results"]
+    # One process's order: videos with samples in input order, then those without any.
+    results = {video.id: found[video.id] for video in videos if video.id in found}
     for video in videos:
         results.setdefault(video.id, [])
     return results
+
+
+def _gather_shards(payload: dict, world: int) -> dict:
+    """Every rank's results and fault counts, merged; a GsmtError of any rank is raised on all
+    (no rank is left waiting for another that stopped)."""
+    import torch.distributed as dist
+
+    parts: list = [None] * world
+    dist.all_gather_object(parts, payload)
+    for part in parts:
+        if "error" in part:
+            raise GsmtError(*part["error"])
+    merged: dict = {"results": {}, "faults": {}}
+    for part in parts:
+        merged["results"].update(part["results"])
+        for kind, n in part["faults"].items():
+            merged["faults"][kind] = merged["faults"].get(kind, 0) + n
+    return merged
 
 
 def checkpoint_inputs(checkpoint: str | Path) -> list[Path]:
@@ -138,7 +180,8 @@ def run_predict(args) -> str:
     model.to(device)
     if args.data:
         source = open_data(args.data, cfg, feature_dim=meta["feature_dim"])
-        report_faults(source.annotations.faults, source.annotations.source)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun: said once, not by every process
+            report_faults(source.annotations.faults, source.annotations.source)
         subset = args.subset or cfg.data.eval_subset
         videos = subset_videos(source.annotations, subset, source.annotations.source or args.data)
         features = source.features
@@ -158,10 +201,23 @@ def run_predict(args) -> str:
         # length gives the video's duration.
         features = FeatureStore(args.features, feature_dim=meta["feature_dim"])
         videos = _feature_folder_videos(Path(args.features), grid, durations, features)
-    # A progress bar belongs on a terminal; in a log or a pipe it is noise around the real messages.
-    results = predict_results(model, cfg, classes, videos, features, device=device,
-                              batch_size=args.batch_size, progress=sys.stderr.isatty(),
-                              where=args.data or args.features)
+    # Under torchrun every process predicts a share of the videos and rank 0 writes the file.
+    import torch.distributed as dist
+
+    from gsmt.engine.trainer import init_distributed
+
+    own_group = not dist.is_initialized()
+    ddp = init_distributed(device)
+    try:
+        # A progress bar belongs on a terminal; in a log or a pipe it is noise around the real messages.
+        results = predict_results(model, cfg, classes, videos, features, device=device,
+                                  batch_size=args.batch_size, progress=sys.stderr.isatty(),
+                                  where=args.data or args.features, shard=(ddp.rank, ddp.world_size))
+    finally:
+        if ddp.world_size > 1 and own_group:
+            dist.destroy_process_group()
+    if results is None:  # another rank writes the submission
+        return ""
     external = {"used": False}
     if args.fuse:
         fused, lacking = fuse_results(results, scores, mode=args.fuse_mode,

@@ -1,8 +1,7 @@
-"""Batched inference: model -> per-sample decoding -> per-video Soft-NMS -> submission JSON."""
+"""Batched inference: model -> decoding of whole batches -> Soft-NMS of all videos at once -> submission JSON."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from contextlib import contextmanager
 
 import numpy as np
@@ -14,8 +13,10 @@ from tqdm import tqdm
 from gsmt.config import DecodeConfig
 from gsmt.data.dataset import TALDataset, collate
 from gsmt.model import GSMT
-from gsmt.postprocess import Detections, actionness_decode, decode, soft_nms
-from gsmt.postprocess.windows import drop_edge_cuts
+from gsmt.postprocess import Detections, actionness_decode, soft_nms
+from gsmt.postprocess.decode import FlatDetections, decode_many
+from gsmt.postprocess.nms import soft_nms_many
+from gsmt.postprocess.windows import drop_edge_cuts_many
 
 
 @torch.no_grad()
@@ -24,30 +25,65 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
                     progress: bool = False, substitute=None) -> dict[str, Detections]:
     """Detections in video seconds for every video of `dataset` (windows merged, Soft-NMS applied).
 
+    Each batch is decoded at once (`decode_many`), and Soft-NMS runs once over every video
+    (`soft_nms_many`): the numbers of decoding each sample and suppressing each video alone.
     `substitute(probs, masks, batch, i) -> (probs, masks)` may replace a sample's outputs before
     decoding (the paper's oracle analysis, Table 6).
     """
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size or decode_cfg.batch_size, shuffle=False,
                         collate_fn=collate)
-    per_video: dict[str, list[Detections]] = defaultdict(list)
-    durations: dict[str, float] = {}
+    video_index: dict[str, int] = {}  # first appearance order, as the windows come
+    parts: list[FlatDetections] = []  # per batch; group = video index
     for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
         outputs = _forward(model, batch["features"].to(device), batch["valid"].to(device))
         probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
         masks = (torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy()
                  if "mask_logits" in outputs else None)
-        for i, video_id in enumerate(batch["video_id"]):
-            durations[video_id] = float(batch["duration"][i])
-            p, m = probs[i], None if masks is None else masks[i]
-            if substitute is not None:
-                p, m = substitute(p, m, batch, i)
-            dets = decode_sample(p, m, batch, i, decode_cfg)
-            if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
-                dets = drop_edge_cuts(dets, batch["t_start"][i].numpy(), batch["t_end"][i].numpy(),
-                                      int(batch["overlap_prev"][i]), int(batch["overlap_next"][i]))
-            per_video[video_id].append(dets)
-    return {vid: suppress(Detections.concatenate(parts), decode_cfg) for vid, parts in per_video.items()}
+        if substitute is not None:
+            swapped = [substitute(probs[i], None if masks is None else masks[i], batch, i)
+                       for i in range(len(probs))]
+            probs = np.stack([p for p, _ in swapped])
+            masks = None if swapped[0][1] is None else np.stack([m for _, m in swapped])
+        dets = decode_samples(probs, masks, batch, decode_cfg)
+        if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
+            dets = drop_edge_cuts_many(dets, batch["t_start"].numpy(), batch["t_end"].numpy(),
+                                       batch["overlap_prev"].numpy(), batch["overlap_next"].numpy())
+        videos = np.asarray([video_index.setdefault(v, len(video_index)) for v in batch["video_id"]],
+                            dtype=np.int64)
+        dets.group = videos[dets.group]
+        parts.append(dets)
+    if not parts:
+        return {}
+    found = FlatDetections(*(np.concatenate([getattr(p, f) for p in parts])
+                             for f in ("group", "segments", "labels", "scores")))
+    # Grouped by video, each video's windows in dataset order (a stable sort keeps it).
+    found = found.take(np.argsort(found.group, kind="stable"))
+    kept = soft_nms_many(found, len(video_index), **_nms_options(decode_cfg)).split(len(video_index))
+    return dict(zip(video_index, kept))
+
+
+def decode_samples(probs: np.ndarray, masks: np.ndarray | None, batch: dict, cfg: DecodeConfig) -> FlatDetections:
+    """Decode a batch of samples (videos, or windows of them) into candidates in video seconds;
+    group b of the result is sample b."""
+    common = dict(
+        valid=batch["valid"].numpy(),
+        t_start=batch["t_start"].numpy(),
+        t_end=batch["t_end"].numpy(),
+        topk_classes=cfg.topk_classes,
+        thresholds=np.asarray(cfg.thresholds, dtype=np.float64),
+        m2=cfg.m2,
+        theta_c=cfg.theta_c,
+    )
+    durations = batch["duration"].numpy().astype(np.float64)
+    if masks is None:  # the paper's Table 7 ablation: no mask branch (one sample at a time)
+        return FlatDetections.from_parts([
+            actionness_decode(probs[i], valid=common["valid"][i], t_start=common["t_start"][i],
+                              t_end=common["t_end"][i], duration=float(durations[i]),
+                              topk_classes=cfg.topk_classes, thresholds=common["thresholds"], m2=cfg.m2,
+                              theta_c=cfg.theta_c)
+            for i in range(len(probs))])
+    return decode_many(probs, masks, durations=durations, mode=cfg.mode, m1=cfg.m1, score=cfg.score, **common)
 
 
 def _forward(model: GSMT, features: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -91,27 +127,18 @@ def _per_sample_convs(model: nn.Module):
 def decode_sample(probs: np.ndarray, masks: np.ndarray | None, batch: dict, i: int,
                   cfg: DecodeConfig) -> Detections:
     """Decode one sample (a video, or one window of it) into candidates in video seconds."""
-    common = dict(
-        valid=batch["valid"][i].numpy(),
-        t_start=batch["t_start"][i].numpy(),
-        t_end=batch["t_end"][i].numpy(),
-        duration=float(batch["duration"][i]),
-        mode=cfg.mode,
-        topk_classes=cfg.topk_classes,
-        thresholds=np.asarray(cfg.thresholds, dtype=np.float64),
-        m2=cfg.m2,
-        theta_c=cfg.theta_c,
-    )
-    if masks is None:  # the paper's Table 7 ablation: no mask branch
-        del common["mode"]  # runs of actionness: one decoding for both
-        return actionness_decode(probs, **common)
-    return decode(probs, masks, m1=cfg.m1, score=cfg.score, **common)
+    one = {k: batch[k][i:i + 1] for k in ("valid", "t_start", "t_end", "duration")}
+    flat = decode_samples(probs[None], None if masks is None else masks[None], one, cfg)
+    return Detections(flat.segments, flat.labels, flat.scores)
+
+
+def _nms_options(cfg: DecodeConfig) -> dict:
+    return dict(sigma=cfg.nms_sigma, method=cfg.nms_method, iou_threshold=cfg.nms_iou_threshold,
+                per_class=cfg.nms_per_class, max_keep=cfg.max_keep)
 
 
 def suppress(dets: Detections, cfg: DecodeConfig) -> Detections:
-    return soft_nms(dets.segments, dets.scores, dets.labels, sigma=cfg.nms_sigma, method=cfg.nms_method,
-                    iou_threshold=cfg.nms_iou_threshold, per_class=cfg.nms_per_class,
-                    max_keep=cfg.max_keep)
+    return soft_nms(dets.segments, dets.scores, dets.labels, **_nms_options(cfg))
 
 
 def to_results(detections: dict[str, Detections], classes: list[str]) -> dict[str, list[dict]]:

@@ -22,8 +22,8 @@ from gsmt.data.annotations import Annotations
 from gsmt.data.dataset import EMPTY_VIDEO_FAULT, collate
 from gsmt.engine.checkpoint import (build_model, check_training_state, load_checkpoint, model_meta,
                                     save_checkpoint)
-from gsmt.engine.data import (make_dataset, open_data, report_faults, require_features, resolve_config,
-                              split_for_selection, subset_videos)
+from gsmt.engine.data import (load_resident, make_dataset, open_data, report_faults, require_features,
+                              resolve_config, split_for_selection, subset_videos)
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
 from gsmt.errors import Faults, GsmtError
@@ -54,13 +54,22 @@ class _Dist:
         return self.rank == 0
 
 
-def _init_distributed(device: torch.device) -> _Dist:
+def init_distributed(device: torch.device) -> _Dist:
+    """This process's rank and the world size under `torchrun` (its WORLD_SIZE, RANK, MASTER_ADDR
+    variables); one process without them. NCCL on CUDA, gloo elsewhere."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return _Dist()
+    if device.type == "cuda":
+        # NCCL's object collectives (broadcast_object_list, all_gather_object) use the current
+        # device: without this every rank would stage them on cuda:0.
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return _Dist(dist.get_rank(), dist.get_world_size())
+
+
+_init_distributed = init_distributed
 
 
 def pick_device(name: str, where: str = "train.device") -> torch.device:
@@ -270,6 +279,8 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
             raise GsmtError(last, f"cannot resume: the training state does not fit this run ({first})") from None
         start_epoch, step = state["epoch"], state["step"]
         history, best = state["history"], state.get("best")
+    # Read once, before the first epoch (None: the DataLoader reads the samples every epoch).
+    resident = load_resident(train_set, device, cfg.train.resident, cfg.train.resident_memory_fraction)
     logger = _Logger(run_dir, ddp.main)
     if ddp.main:
         if start_epoch:
@@ -277,7 +288,8 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
             print(f"resumed from epoch {start_epoch} ({run_dir / 'last.pt'})")
         print(f"gsmt train: {n_params:,} parameters, {len(train_set)} training samples "
               f"({len(fit_videos)} videos), {len(select_videos)} videos for model selection, "
-              f"mode {cfg.data.temporal_mode}, T={cfg.data.T}, K={K}, D={feature_dim}, device {device}")
+              f"mode {cfg.data.temporal_mode}, T={cfg.data.T}, K={K}, D={feature_dim}, device {device}"
+              + (f", samples resident in {resident.where} memory" if resident is not None else ""))
 
     metric = cfg.train.select_metric if val_set is not None else None
     net = DistributedDataParallel(model) if ddp.world_size > 1 else model
@@ -285,8 +297,16 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
     # global batch holds the same samples whatever the number of processes.
     sampler = DistributedSampler(train_set, num_replicas=ddp.world_size, rank=ddp.rank, shuffle=True,
                                  seed=cfg.train.seed)
-    loader = DataLoader(train_set, batch_size=cfg.train.batch_size // ddp.world_size, sampler=sampler,
-                        collate_fn=collate, num_workers=cfg.train.num_workers, drop_last=False)
+    if resident is None:
+        loader = DataLoader(train_set, batch_size=cfg.train.batch_size // ddp.world_size, sampler=sampler,
+                            collate_fn=collate, num_workers=cfg.train.num_workers, drop_last=False)
+    else:
+        # The same sampler through a DataLoader of indices: the same permutation, and the same draw
+        # from the global RNG as each epoch's DataLoader iterator makes, as the sample path; so the
+        # same seed and settings give the same model (tests/test_resident_training.py).
+        loader = DataLoader(range(len(train_set)), batch_size=cfg.train.batch_size // ddp.world_size,
+                            sampler=sampler, drop_last=False)
+    forward = torch.compile(net) if cfg.train.compile else net
     steps_per_epoch = len(loader)
     use_bf16 = device.type == "cuda" and cfg.train.bf16
 
@@ -303,13 +323,15 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not (progress and ddp.main), leave=False)
         for batch in bar:
-            if bool(batch["no_snippets"].any()):
+            if resident is not None:  # a batch of sample indices
+                batch = resident.batch(batch, device)
+            elif bool(batch["no_snippets"].any()):
                 read_empty.update(v for v, e in zip(batch["video_id"], batch["no_snippets"].tolist()) if e)
             batch = _to(batch, device)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.train.lr * _lr_factor(cfg, step, steps_per_epoch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = net(batch["features"], batch["valid"])
+                outputs = forward(batch["features"], batch["valid"])
             outputs = {k: v.float() for k, v in outputs.items()}
             loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, K))
             optimizer.zero_grad(set_to_none=True)

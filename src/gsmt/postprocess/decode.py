@@ -59,6 +59,42 @@ class Detections:
         return self.take(np.argsort(-self.scores, kind="stable"))
 
 
+@dataclass
+class FlatDetections:
+    """Detections of many samples (or videos) in one set of arrays: `group` int64[N] says whose each
+    row is; rows are grouped by ascending group, each group in the order its own `Detections` has."""
+
+    group: np.ndarray
+    segments: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> "FlatDetections":
+        return cls(np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0))
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[Detections]) -> "FlatDetections":
+        """Part i becomes group i."""
+        if not parts:
+            return cls.empty()
+        d = Detections.concatenate(parts)
+        group = np.repeat(np.arange(len(parts), dtype=np.int64), [len(p) for p in parts])
+        return cls(group, d.segments, d.labels, d.scores)
+
+    def take(self, idx: np.ndarray) -> "FlatDetections":
+        return FlatDetections(self.group[idx], self.segments[idx], self.labels[idx], self.scores[idx])
+
+    def split(self, n_groups: int) -> list[Detections]:
+        """One `Detections` per group 0..n_groups-1 (empty where a group has no row)."""
+        bounds = np.searchsorted(self.group, np.arange(n_groups + 1), side="left")
+        return [Detections(self.segments[a:b], self.labels[a:b], self.scores[a:b])
+                for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def find_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Connected runs of True in each row of a [R, T] bool matrix: (row, first, last), row-major order."""
     r = active.shape[0]
@@ -159,21 +195,63 @@ def decode(
     (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score.
     """
     probs, valid, t_start, t_end = _check_sample(probs, valid, t_start, t_end)
-    num_classes, t = probs.shape[0] - 1, probs.shape[1]
+    t = probs.shape[1]
     masks = np.asarray(masks, dtype=np.float64)
     if masks.shape != (t, t):
         raise ValueError(f"masks must be [T, T] = [{t}, {t}], got {masks.shape}")
-    thr = _check_options(num_classes, mode, topk_classes, thresholds)
-    n_keep = min(int(m1), int(valid.sum()))
-    if n_keep <= 0 or len(thr) == 0:
-        return Detections.empty()
+    flat = decode_many(probs[None], masks[None], valid[None], t_start[None], t_end[None],
+                       np.asarray([duration], dtype=np.float64), mode=mode, topk_classes=topk_classes,
+                       thresholds=thresholds, m1=m1, m2=m2, theta_c=theta_c, score=score)
+    return Detections(flat.segments, flat.labels, flat.scores)
 
-    actionness = np.where(valid, probs[:num_classes].max(axis=0), -np.inf)
-    kept = np.argsort(-actionness, kind="stable")[:n_keep]  # [m]
-    columns = masks[:, kept].T  # [m, T]: row j is the mask predicted by snippet kept[j]
-    active = (columns[:, None, :] >= thr[None, :, None]) & valid  # [m, n_thr, T]
-    active = active.reshape(-1, t)
-    values = np.where(active, np.repeat(columns, len(thr), axis=0), -np.inf)
+
+def decode_many(
+    probs: np.ndarray,
+    masks: np.ndarray,
+    valid: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    durations: np.ndarray,
+    *,
+    mode: str = "long",
+    topk_classes: int = 1,
+    thresholds: Sequence[float] | np.ndarray | None = DEFAULT_THRESHOLDS,
+    m1: int = 50,
+    m2: int = 200,
+    theta_c: float = 0.1,
+    score: str = "source",
+) -> FlatDetections:
+    """`decode` of a whole batch at once: probs [B, K+1, T], masks [B, T, T], valid / t_start /
+    t_end [B, T], durations [B]; group b of the result is exactly `decode` of sample b.
+
+    Every candidate of every sample is one row of the same arrays (no loop over samples, snippets
+    or candidates); the arithmetic is `decode`'s, element by element, so the numbers are its own.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    masks = np.asarray(masks, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    t_start = np.asarray(t_start, dtype=np.float64)
+    t_end = np.asarray(t_end, dtype=np.float64)
+    durations = np.asarray(durations, dtype=np.float64).reshape(-1)
+    b, t = probs.shape[0], probs.shape[2]
+    num_classes = probs.shape[1] - 1
+    thr = _check_options(num_classes, mode, topk_classes, thresholds)
+    if score not in SCORES:
+        raise GsmtError("decode", f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    m, n_thr = min(int(m1), t), len(thr)
+    if b == 0 or m <= 0 or n_thr == 0:
+        return FlatDetections.empty()
+
+    n_keep = np.minimum(int(m1), valid.sum(axis=1))  # [B]
+    actionness = np.where(valid, probs[:, :num_classes].max(axis=1), -np.inf)  # [B, T]
+    kept = np.argsort(-actionness, axis=1, kind="stable")[:, :m]  # [B, m]
+    # columns[b, j] is the mask predicted by snippet kept[b, j]; rows past a sample's n_keep are off.
+    columns = np.take_along_axis(masks, kept[:, None, :], axis=2).transpose(0, 2, 1)  # [B, m, T]
+    usable = np.arange(m)[None, :] < n_keep[:, None]  # [B, m]
+    active4 = ((columns[:, :, None, :] >= thr[None, None, :, None]) & valid[:, None, None, :]
+               & usable[:, :, None, None])  # [B, m, n_thr, T]
+    values = np.where(active4, columns[:, :, None, :], -np.inf).reshape(-1, t)
+    active = active4.reshape(-1, t)  # row (b, j, threshold), as `decode` orders one sample's rows
 
     if mode == "long":
         rows = np.nonzero(active.any(axis=1))[0]
@@ -185,22 +263,47 @@ def decode(
         rows, first, last = find_runs(active)
         run_max = _run_max(values, rows, first, last)
 
-    snippet = kept[rows // len(thr)]  # [R] source snippet of each run
-    classes = _top_classes(probs[:num_classes, kept], topk_classes)[rows // len(thr)]  # [R, k]
-    labels = classes.ravel()
-    source = np.repeat(snippet, topk_classes)
+    sample = rows // (m * n_thr)  # [R]
+    j = (rows // n_thr) % m
+    snippet = kept[sample, j]  # [R] source snippet of each run
+    fg_kept = np.take_along_axis(probs[:, :num_classes], kept[:, None, :], axis=2)  # [B, K, m]
+    top = np.argsort(-fg_kept, axis=1, kind="stable")[:, :topk_classes]  # [B, k, m] (ties: lower id)
+    labels = top[sample, :, j].ravel()  # [R * k]
+    k = topk_classes
+    rs = np.repeat(sample, k)
     if score == "run":
-        csum = np.concatenate([np.zeros((num_classes, 1)), np.cumsum(probs[:num_classes], axis=1)], axis=1)
-        f, l_ = np.repeat(first, topk_classes), np.repeat(last, topk_classes)
-        class_prob = (csum[labels, l_ + 1] - csum[labels, f]) / (l_ - f + 1)
-    elif score == "source":
-        class_prob = probs[labels, source]
+        csum = np.concatenate([np.zeros((b, num_classes, 1)), np.cumsum(probs[:, :num_classes], axis=2)], axis=2)
+        f, l_ = np.repeat(first, k), np.repeat(last, k)
+        class_prob = (csum[rs, labels, l_ + 1] - csum[rs, labels, f]) / (l_ - f + 1)
     else:
-        raise GsmtError("decode", f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
-    scores = class_prob * np.repeat(run_max, topk_classes)
-    starts = np.repeat(t_start[first], topk_classes)
-    ends = np.repeat(t_end[last], topk_classes)
-    return _finish(starts, ends, labels, scores, float(duration), theta_c, m2)
+        class_prob = probs[rs, labels, np.repeat(snippet, k)]
+    scores = class_prob * np.repeat(run_max, k)
+    starts = np.repeat(t_start[sample, first], k)
+    ends = np.repeat(t_end[sample, last], k)
+    return _finish_many(rs, starts, ends, labels, scores, durations, theta_c, m2)
+
+
+def _finish_many(sample: np.ndarray, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray,
+                 scores: np.ndarray, durations: np.ndarray, theta_c: float, m2: int) -> FlatDetections:
+    """`_finish` for every sample at once: the sample is the first sort key of each step."""
+    keep = scores >= theta_c
+    sample, starts, ends, labels, scores = sample[keep], starts[keep], ends[keep], labels[keep], scores[keep]
+    duration = durations[sample]
+    starts = np.clip(starts, 0.0, duration)
+    ends = np.clip(ends, 0.0, duration)
+    order = np.lexsort((-scores, labels, ends, starts, sample))
+    sample, starts, ends, labels, scores = (x[order] for x in (sample, starts, ends, labels, scores))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ((np.diff(sample) != 0) | (np.diff(starts) != 0) | (np.diff(ends) != 0)
+                 | (np.diff(labels) != 0))
+    sample, starts, ends, labels, scores = (x[first] for x in (sample, starts, ends, labels, scores))
+    # By descending score within each sample; lexsort is stable, so equal scores keep their
+    # (start, end, label) order, as `Detections.sorted` does.
+    order = np.lexsort((-scores, sample))
+    sample, starts, ends, labels, scores = (x[order] for x in (sample, starts, ends, labels, scores))
+    rank = np.arange(len(sample)) - np.searchsorted(sample, sample, side="left")
+    keep = rank < m2
+    return FlatDetections(sample[keep], np.stack([starts[keep], ends[keep]], axis=1), labels[keep], scores[keep])
 
 
 def actionness_decode(
@@ -253,11 +356,11 @@ def decode_batch(
     durations: np.ndarray | Sequence[float],
     **options,
 ) -> list[Detections]:
-    """`decode` for each sample of a batch ([B, ...] arrays or lists); options as for `decode`."""
-    return [
-        decode(p, m, v, s, e, float(d), **options)
-        for p, m, v, s, e, d in zip(probs, masks, valid, t_start, t_end, durations, strict=True)
-    ]
+    """`decode` for each sample of a batch ([B, ...] arrays or lists of equal-length samples);
+    options as for `decode`. One `decode_many` pass."""
+    flat = decode_many(np.asarray(probs), np.asarray(masks), np.asarray(valid), np.asarray(t_start),
+                       np.asarray(t_end), np.asarray(durations), **options)
+    return flat.split(len(probs))
 
 
 def to_video_time(dets: Detections, offset: float, duration: float) -> Detections:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gsmt.postprocess.decode import Detections
+from gsmt.postprocess.decode import Detections, FlatDetections
 
 
 def drop_edge_cuts(dets: Detections, t_start: np.ndarray, t_end: np.ndarray,
@@ -17,16 +17,27 @@ def drop_edge_cuts(dets: Detections, t_start: np.ndarray, t_end: np.ndarray,
     its video (0 where there is none: the video's own first and last snippet edges are never inner
     edges, wherever the snippet grid starts). A window with a next one is full (no padding).
     """
-    T = len(t_start)
-    if len(dets) == 0 or not (overlap_prev > 0 or overlap_next > 0):
+    t_start, t_end = np.asarray(t_start), np.asarray(t_end)
+    flat = FlatDetections(np.zeros(len(dets), np.int64), dets.segments, dets.labels, dets.scores)
+    flat = drop_edge_cuts_many(flat, t_start[None], t_end[None], np.asarray([overlap_prev]),
+                               np.asarray([overlap_next]))
+    return Detections(flat.segments, flat.labels, flat.scores)
+
+
+def drop_edge_cuts_many(dets: FlatDetections, t_start: np.ndarray, t_end: np.ndarray,
+                        overlap_prev: np.ndarray, overlap_next: np.ndarray) -> FlatDetections:
+    """`drop_edge_cuts` of every sample of a batch at once: `dets.group` indexes the samples,
+    t_start / t_end [B, T], overlap_prev / overlap_next [B]; the same comparisons, row by row."""
+    if len(dets) == 0:
         return dets
+    T = t_start.shape[1]
     eps = 1e-6
-    keep = np.ones(len(dets), dtype=bool)
+    s = dets.group
     start, end = dets.segments[:, 0], dets.segments[:, 1]
-    if overlap_prev > 0:
-        previous_end = t_end[min(overlap_prev, T) - 1]
-        keep &= ~((start <= t_start[0] + eps) & (end <= previous_end + eps))
-    if overlap_next > 0:
-        next_start = t_start[max(T - overlap_next, 0)]
-        keep &= ~((end >= t_end[T - 1] - eps) & (start >= next_start - eps))
-    return dets.take(keep)
+    prev, nxt = np.asarray(overlap_prev, dtype=np.int64)[s], np.asarray(overlap_next, dtype=np.int64)[s]
+    # Indices clamped into the window where a sample has no neighbour (its test is off anyway).
+    previous_end = t_end[s, np.clip(np.minimum(prev, T) - 1, 0, T - 1)]
+    next_start = t_start[s, np.clip(T - nxt, 0, T - 1)]
+    cut_prev = (prev > 0) & (start <= t_start[s, 0] + eps) & (end <= previous_end + eps)
+    cut_next = (nxt > 0) & (end >= t_end[s, T - 1] - eps) & (start >= next_start - eps)
+    return dets.take(~(cut_prev | cut_next))
