@@ -3,6 +3,7 @@
     from gsmt import Localizer
     loc = Localizer.from_checkpoint("runs/demo")
     detections = loc.predict("features/video_1.npy", fps=30, feature_stride=4, feature_window=16)
+    detections = loc.predict_video("my_video.mp4")  # gsmt[video]: a model trained on `gsmt extract` features
 
 Every bad argument is a `GsmtError` naming it (`duration`, `fps`, a video's features...): a
 duration must be a finite number of seconds in (0, 1e6], fps a finite number in (0, 1000],
@@ -217,6 +218,17 @@ class Localizer:
         return self.predict_many([features], fps=fps, feature_stride=feature_stride,
                                  feature_window=feature_window,
                                  durations=None if duration is None else [duration], layout=layout)[0]
+
+    def predict_video(self, path: str | Path, *, backbone: str | None = None, batch_size: int = 16) -> list[Detection]:
+        """Detections, best first, for one video file (needs `gsmt[video]`): features are extracted
+        with the backbone and grid the checkpoint records (`gsmt detect`'s rules: `backbone` may
+        name a copy of the recorded one, checked by digest); the backbone is loaded once per Localizer."""
+        from gsmt.video.detect import setup_for, video_detections
+
+        key = backbone or (self.meta.get("backbone") or {}).get("id")
+        if getattr(self, "_video_setup", None) is None or self._video_setup[0] != key:
+            self._video_setup = (key, setup_for(self.meta, "checkpoint", backbone=backbone, device=str(self.device)))
+        return video_detections(self, self._video_setup[1], path, batch_size=batch_size)[0]
 
     @torch.no_grad()
     def raw_outputs(self, features, *, fps=None, feature_stride=None, feature_window=None,

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gsmt", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gsmt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_synth, _add_train, _add_predict, _add_eval, _add_analyze, _add_visualize):
+    for add in (_add_demo, _add_synth, _add_train, _add_predict, _add_eval, _add_analyze, _add_visualize,
+                _add_extract, _add_detect):
         add(sub)
     return parser
 
@@ -75,11 +76,13 @@ def _add_train(sub) -> None:
 
 def _run_train(args) -> int:
     from gsmt.config import PRESETS, load_config
+    from gsmt.video.record import with_data_backbone  # JSON only: no torch, PyAV or transformers
     from gsmt.engine.trainer import train
     from gsmt.io import check_output_location
 
     check_output_location(args.out, "folder")
     cfg = load_config(args.config, args.overrides)
+    cfg = with_data_backbone(cfg, args.data)  # features of `gsmt extract`: the checkpoint records the backbone
     config_file = None if args.config in PRESETS else args.config  # an input, like the data
     result = train(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite,
                    progress=not args.quiet, inputs={"CONFIG": config_file})
@@ -114,7 +117,84 @@ def _run_predict(args) -> int:
     from gsmt.jobs import run_predict
 
     summary = run_predict(args)
-    print(summary)
+    if summary:  # under torchrun only rank 0 writes and reports
+        print(summary)
+    return 0
+
+
+# ---------------------------------------------------------------- extract (gsmt[video])
+def _add_extract(sub) -> None:
+    p = sub.add_parser("extract", help="videos -> per-snippet features with a transformers backbone (gsmt[video])")
+    p.add_argument("--videos", required=True, help="folder of videos, a text file listing them, or one video")
+    p.add_argument("--backbone", required=True,
+                   help="transformers model: a local folder or a hub id already in the cache (never downloaded)")
+    p.add_argument("--fps", required=True, type=option(float, gt=0, le=1000), help="frames per second to resample to")
+    p.add_argument("--feature-stride", required=True, type=option(int, ge=1), help="frames between snippet starts")
+    p.add_argument("--feature-window", required=True, type=option(int, ge=1), help="frames per snippet")
+    p.add_argument("--out", required=True, help="data folder to write (features/, annotations.json)")
+    p.add_argument("--annotations", help="ground truth (any gsmt annotation format): segments and subsets "
+                                         "copied into the written annotations.json")
+    p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
+    p.add_argument("--batch-size", type=option(int, ge=1), default=16, help="frames or clips per forward pass")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_extract)
+
+
+def _video_device(name: str) -> str:
+    if name != "auto":
+        return name
+    from gsmt.engine.trainer import pick_device
+
+    return str(pick_device("auto"))
+
+
+def _video_extra(command: str):
+    """Import the video extra's job module, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"gsmt.video.{command}")
+    except ImportError as exc:
+        raise GsmtError(f"gsmt {command}", f"needs the video extra ({exc.name} is not installed): "
+                                           "pip install 'gsmt[video]'") from None
+
+
+def _run_extract(args) -> int:
+    run_extract = _video_extra("extract").run_extract
+
+    summary = run_extract(args.videos, args.backbone, args.out, fps=args.fps, stride=args.feature_stride,
+                          window=args.feature_window, annotations=args.annotations,
+                          device=_video_device(args.device), batch_size=args.batch_size, progress=not args.quiet)
+    if summary:  # under torchrun only rank 0 reports
+        print(summary)
+    return 0
+
+
+# ---------------------------------------------------------------- detect (gsmt[video])
+def _add_detect(sub) -> None:
+    p = sub.add_parser("detect", help="videos -> detections JSON, WebVTT subtitles, timeline PNG (gsmt[video])")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or folders of videos)")
+    p.add_argument("--checkpoint", required=True, help="run directory (best, else last) or checkpoint file")
+    p.add_argument("--out", required=True, help="folder for <id>.json, <id>.vtt, <id>_timeline.png, detections.json")
+    p.add_argument("--backbone", help="a copy of the recorded backbone (checked by digest), or the backbone of a "
+                                      "checkpoint that records none")
+    p.add_argument("--fps", type=option(float, gt=0, le=1000), help="only when the checkpoint records no grid")
+    p.add_argument("--feature-stride", type=option(int, ge=1), help="only when the checkpoint records no grid")
+    p.add_argument("--feature-window", type=option(int, ge=1), help="only when the checkpoint records no grid")
+    p.add_argument("--min-score", type=option(float, ge=0, le=1), default=0.3, help="subtitles: lowest score shown")
+    p.add_argument("--top", type=option(int, ge=1), default=10, help="detections drawn on the timeline")
+    p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
+    p.add_argument("--batch-size", type=option(int, ge=1), default=16, help="frames or clips per forward pass")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_detect)
+
+
+def _run_detect(args) -> int:
+    run_detect = _video_extra("detect").run_detect
+
+    print(run_detect(args.videos, args.checkpoint, args.out, backbone=args.backbone, fps=args.fps,
+                     stride=args.feature_stride, window=args.feature_window, device=_video_device(args.device),
+                     batch_size=args.batch_size, min_score=args.min_score, top=args.top, progress=not args.quiet))
     return 0
 
 
@@ -202,12 +282,21 @@ def _add_demo(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training config value")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--video", action="store_true",
+                   help="the raw-video path instead (gsmt[video]): mp4 clips -> extract -> train -> detect, "
+                        "subtitles and timeline (default --out demo_video_out)")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args) -> int:
-    from gsmt.demo import run_demo
+    from gsmt.demo import run_demo, run_video_demo
 
+    if args.video:
+        _video_extra("extract")  # one line naming the missing extra, not an ImportError
+        out = Path(args.out) if args.out != "demo_out" else Path("demo_video_out")
+        run_video_demo(out=out, overwrite=args.overwrite, videos=args.videos or 48, seed=args.seed,
+                       progress=not args.quiet)
+        return 0
     run_demo(preset=args.preset, out=Path(args.out), overwrite=args.overwrite, videos=args.videos,
              seed=args.seed, overrides=args.overrides, progress=not args.quiet)
     return 0

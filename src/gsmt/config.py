@@ -25,6 +25,7 @@ from gsmt.schema import DEVICE, SEED_MAX, Bounds, bounded, check_dataclass, desc
 PRESETS = ("demo", "anet", "thumos")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
+RESIDENT = ("auto", "always", "never")  # not on/off: YAML reads those as booleans
 SELECT_METRICS = ("val_mAP", "val_loss")
 MAX_WORKERS = 1024  # DataLoader workers and CPU threads: a larger count is a typo
 
@@ -46,6 +47,10 @@ class DataConfig:
     fps: float | None = bounded(None, gt=0)  # grid for videos that do not carry one
     feature_stride: int | None = bounded(None, ge=1)
     feature_window: int | None = bounded(None, ge=1)
+    # Feature extractor of the features (`gsmt extract` records it in annotations.json; `gsmt train`
+    # takes it from the data): its id and digest go into the checkpoint for `gsmt detect`.
+    backbone: str | None = bounded(None, nonempty=True)
+    backbone_digest: str | None = bounded(None, nonempty=True)
 
 
 @dataclass
@@ -85,6 +90,13 @@ class TrainConfig:
     threads: int = bounded(0, ge=0, le=MAX_WORKERS)  # torch CPU threads, 0 = torch's default
     # stop (error) after this many consecutive steps with a NaN/Inf loss
     max_nonfinite_steps: int = bounded(20, ge=1)
+    # Device-resident training (gsmt.engine.data.ResidentSamples): the training samples and their
+    # targets read once into contiguous tensors, batches gathered by index. auto: when they fit in
+    # `resident_memory_fraction` of the device's memory (CUDA; else pinned host memory) or of the
+    # host's (CPU); always: also when they do not (host memory); never: the DataLoader.
+    resident: str = bounded("auto", choices=RESIDENT)
+    resident_memory_fraction: float = bounded(0.5, gt=0, le=1)
+    compile: bool = False  # torch.compile the training forward (needs a C++ compiler on the CPU)
 
 
 @dataclass

@@ -46,8 +46,9 @@ TRAINING_KEYS = ("optimizer", "rng", "epoch", "step", "history")
 
 
 def model_meta(cfg: Config, classes: list[str], feature_dim: int) -> dict:
-    """What a checkpoint must carry so that prediction needs nothing else."""
-    return {
+    """What a checkpoint must carry so that prediction needs nothing else (`backbone`: only for
+    features written by `gsmt extract`; older checkpoints lack it)."""
+    meta = {
         "format": FORMAT,
         "version": __version__,
         "classes": list(classes),
@@ -63,6 +64,9 @@ def model_meta(cfg: Config, classes: list[str], feature_dim: int) -> dict:
         "decode": cfg.to_dict()["decode"],
         "config": cfg.to_dict(),
     }
+    if cfg.data.backbone:  # features from `gsmt extract`: `gsmt detect` extracts the same way
+        meta["backbone"] = {"id": cfg.data.backbone, "digest": cfg.data.backbone_digest}
+    return meta
 
 
 def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
@@ -183,7 +187,8 @@ def check_meta(meta, where: str | Path) -> Config:
     """The whole `meta` schema of a checkpoint, with types and ranges; returns its config.
 
     `format`, `classes` (distinct names, as many as `num_classes`), `num_classes`, `feature_dim`,
-    `T`, `temporal_mode`, `grid` (fps, feature_stride, feature_window), `decode` and `config` (every
+    `T`, `temporal_mode`, `grid` (fps, feature_stride, feature_window), optional `backbone` (id,
+    digest), `decode` and `config` (every
     key typed and bounded by gsmt.config, and agreeing with `T` / `temporal_mode`); model sizes
     within `LIMITS`. Every refusal names the checkpoint and the field."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -213,6 +218,10 @@ def check_meta(meta, where: str | Path) -> Config:
     for key in ("feature_stride", "feature_window"):
         if grid.get(key) is not None:
             _int_in(grid[key], where, f"meta.grid.{key}", 1, MAX_FRAMES)
+    backbone = meta.get("backbone")
+    if backbone is not None and not (isinstance(backbone, dict) and isinstance(backbone.get("id"), str)
+                                     and backbone["id"] and isinstance(backbone.get("digest"), (str, type(None)))):
+        raise GsmtError(where, "checkpoint field 'meta.backbone' must be an object with an id (a string) and a digest")
     if not isinstance(meta["decode"], dict):
         raise GsmtError(where, "checkpoint field 'meta.decode' must be an object")
     if not isinstance(meta["config"], dict):

@@ -1,0 +1,236 @@
+"""Feature backbones from Hugging Face `transformers`, loaded from a local folder or the hub cache.
+
+Two kinds, told apart by the model's config:
+- video models (VideoMAE / VideoMAE v2-style, ViViT, TimeSformer: a config with `num_frames`):
+  each snippet's window gives `num_frames` evenly spread frames, one forward pass per snippet, the
+  feature is the mean of the output tokens;
+- image models (any `AutoModel` image backbone: ViT, DINOv2, or the vision tower of CLIP / SigLIP):
+  every frame is encoded once and a snippet's feature is the mean over the frames of its window;
+  the frame feature is `get_image_features` when the model has it (CLIP, SigLIP), else its
+  `pooler_output`, else the mean of its tokens.
+
+Preprocessing follows the model's `preprocessor_config.json` when the folder or cache holds one
+(shorter edge, centre crop, rescale, mean / std), else the model's `image_size` with ImageNet mean
+and std. The resize is done by FFmpeg while decoding (`decode.VideoReader(short_edge=...)`); the
+crop and normalisation here, batched in torch.
+
+Nothing is downloaded: `local_files_only=True` everywhere; a model with no local copy and no cache
+entry is a one-line error that says how to fetch it once. `record()` describes the backbone for
+annotations.json and checkpoints; its `digest` (model type, config, preprocessing, weights)
+is what `gsmt detect` compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsmt.errors import GsmtError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VIDEO_MODEL_TYPES = ("videomae", "vivit", "timesformer", "vjepa2")
+
+
+@dataclass
+class Backbone:
+    name: str  # as given: a hub id or a folder
+    kind: str  # "video" | "image"
+    model: torch.nn.Module
+    feature_dim: int
+    image_size: tuple[int, int]  # (height, width) the model takes
+    short_edge: int  # decoded frames are resized to this shorter edge, then centre-cropped
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    rescale: float
+    num_frames: int = 1  # video models: frames per forward pass
+    model_type: str = ""
+    digest: str = ""
+    pooling: str = "mean_tokens"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def record(self) -> dict:
+        """What annotations.json and checkpoints keep about the backbone (JSON-ready)."""
+        return {"id": self.name, "kind": self.kind, "model_type": self.model_type,
+                "feature_dim": self.feature_dim, "num_frames": self.num_frames,
+                "image_size": list(self.image_size), "pooling": self.pooling, "digest": self.digest}
+
+    def _pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 [..., H, W, 3] -> float [..., 3, h, w] cropped and normalised as the model expects."""
+        h, w = frames.shape[-3], frames.shape[-2]
+        ch, cw = self.image_size
+        top, left = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
+        crop = frames[..., top:top + ch, left:left + cw, :]
+        x = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device)
+        if x.shape[-3] != ch or x.shape[-2] != cw:  # a frame smaller than the crop: stretch it
+            lead = x.shape[:-3]
+            flat = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float()
+            flat = torch.nn.functional.interpolate(flat, size=(ch, cw), mode="bilinear", align_corners=False)
+            x = flat.permute(0, 2, 3, 1).reshape(*lead, ch, cw, 3)
+        x = x.float().mul_(self.rescale)
+        mean = torch.tensor(self.mean, device=self.device, dtype=torch.float32)
+        std = torch.tensor(self.std, device=self.device, dtype=torch.float32)
+        x = (x - mean) / std
+        return x.movedim(-1, -3)  # channels before H, W
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Image models: uint8 [B, H, W, 3] -> float32 [B, D]."""
+        pixels = self._pixels(frames)
+        if self.pooling == "image_features":
+            out = self.model.get_image_features(pixel_values=pixels)
+            out = out if isinstance(out, torch.Tensor) else out.pooler_output
+        else:
+            result = self.model(pixel_values=pixels)
+            out = result.pooler_output if self.pooling == "pooler" else result.last_hidden_state.mean(1)
+        return out.float().cpu().numpy()
+
+    @torch.no_grad()
+    def encode_clips(self, clips: np.ndarray) -> np.ndarray:
+        """Video models: uint8 [B, num_frames, H, W, 3] -> float32 [B, D]."""
+        pixels = self._pixels(clips)  # [B, F, 3, h, w], the layout VideoMAE / ViViT / TimeSformer take
+        out = self.model(pixel_values=pixels).last_hidden_state.mean(1)
+        return out.float().cpu().numpy()
+
+
+def _quiet_transformers() -> None:
+    """Library chatter (progress bars of weight loading, backend hints) would break gsmt's one-line output."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def _not_found(name: str) -> GsmtError:
+    return GsmtError(name, "backbone not found: no local folder of that name and no copy in the Hugging Face "
+                           f"cache, and gsmt never downloads; fetch it once with `hf download {name}` (or "
+                           "save_pretrained to a folder) and run again")
+
+
+def _preprocessor_config(name: str) -> dict:
+    """The model's preprocessor_config.json from its folder or the hub cache ({} when it has none)."""
+    if os.path.isdir(name):
+        path = Path(name) / "preprocessor_config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(name, "preprocessor_config.json")
+        path = Path(found) if isinstance(found, str) else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GsmtError(path, f"unreadable preprocessor config ({exc})") from None
+    return obj if isinstance(obj, dict) else {}
+
+
+def _size(value, default: int) -> tuple[int, int] | int:
+    """A processor `size`/`crop_size`: an int, {"shortest_edge": n} or {"height", "width"}."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dict):
+        if value.get("shortest_edge"):
+            return int(value["shortest_edge"])
+        if value.get("height") and value.get("width"):
+            return int(value["height"]), int(value["width"])
+    return default
+
+
+def _pair(x) -> tuple[int, int]:
+    if isinstance(x, (list, tuple)):
+        return int(x[0]), int(x[1])
+    return int(x), int(x)
+
+
+def _weights_digest(model: torch.nn.Module, config_text: str, preprocess: dict) -> str:
+    """sha256 over the config, the preprocessing and every weight's bytes (names in order)."""
+    h = hashlib.sha256()
+    h.update(config_text.encode())
+    h.update(json.dumps(preprocess, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        t = tensor.detach().cpu().contiguous()
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return "sha256:" + h.hexdigest()
+
+
+def load_backbone(name: str | Path, device: str | torch.device = "cpu") -> Backbone:
+    """Load a transformers model by hub id (from the cache) or folder; see the module docstring."""
+    name = str(name)
+    try:
+        import transformers
+        from transformers import AutoConfig, AutoModel
+    except ImportError:
+        raise GsmtError("--backbone", "needs the video extra: pip install 'gsmt[video]' (PyAV and transformers)") from None
+    _quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        if os.path.isdir(name):
+            raise GsmtError(name, f"not a transformers model folder ({str(exc).splitlines()[0][:120]})") from None
+        raise _not_found(name) from None
+    vision = getattr(config, "vision_config", None)
+    model_type = str(getattr(config, "model_type", ""))
+    kind = "video" if model_type in VIDEO_MODEL_TYPES or (vision is None and hasattr(config, "num_frames")) \
+        else "image"
+    try:
+        model, info = AutoModel.from_pretrained(name, local_files_only=True, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        if os.path.isdir(name):
+            raise GsmtError(name, f"cannot load the model's weights ({str(exc).splitlines()[0][:120]})") from None
+        raise _not_found(name) from None
+    # Weights the file lacks would be drawn at random on every load: features that differ
+    # between `gsmt extract` and `gsmt detect`. Refused.
+    missing = [k for k in info.get("missing_keys", []) if not k.startswith("pooler.")] if kind == "video" \
+        else list(info.get("missing_keys", []))
+    if missing:
+        raise GsmtError(name, f"the checkpoint lacks weights of this model ({', '.join(sorted(missing)[:3])}"
+                              f"{', ...' if len(missing) > 3 else ''}): not usable as a feature extractor")
+    model.eval().to(device)
+    vcfg = vision or config
+    image = _pair(getattr(vcfg, "image_size", 224))
+    proc = _preprocessor_config(name)
+    crop = _size(proc.get("crop_size"), None) if proc.get("do_center_crop", True) else None
+    if isinstance(crop, int):
+        crop = (crop, crop)
+    image_size = tuple(crop) if crop else image
+    resize = _size(proc.get("size"), None)
+    short_edge = resize if isinstance(resize, int) else (min(resize) if resize else min(image_size))
+    mean = tuple(float(x) for x in proc.get("image_mean", IMAGENET_MEAN)) if proc.get("do_normalize", True) \
+        else (0.0, 0.0, 0.0)
+    std = tuple(float(x) for x in proc.get("image_std", IMAGENET_STD)) if proc.get("do_normalize", True) \
+        else (1.0, 1.0, 1.0)
+    rescale = float(proc.get("rescale_factor", 1 / 255)) if proc.get("do_rescale", True) else 1.0
+    if kind == "video":
+        pooling = "mean_tokens"
+        dim = int(getattr(config, "hidden_size"))
+    elif hasattr(model, "get_image_features"):
+        pooling = "image_features"
+        dim = int(getattr(config, "projection_dim", None) or getattr(vcfg, "hidden_size"))
+    elif "pooler" in {n.split(".")[0] for n, _ in model.named_parameters()} or model_type == "dinov2":
+        pooling = "pooler"
+        dim = int(getattr(vcfg, "hidden_size"))
+    else:
+        pooling = "mean_tokens"
+        dim = int(getattr(vcfg, "hidden_size"))
+    preprocess = {"image_size": list(image_size), "short_edge": short_edge, "mean": mean, "std": std,
+                  "rescale": rescale, "pooling": pooling, "kind": kind}
+    config_text = json.dumps({k: v for k, v in config.to_dict().items()
+                              if k not in ("_name_or_path", "transformers_version", "name_or_path")},
+                             sort_keys=True, default=str)
+    backbone = Backbone(name=name, kind=kind, model=model, feature_dim=dim, image_size=image_size,
+                        short_edge=int(short_edge), mean=mean, std=std, rescale=rescale,
+                        num_frames=int(getattr(config, "num_frames", 1)) if kind == "video" else 1,
+                        model_type=model_type, pooling=pooling, device=torch.device(device))
+    backbone.digest = _weights_digest(model, config_text, preprocess)
+    del transformers
+    return backbone

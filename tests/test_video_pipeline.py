@@ -1,0 +1,301 @@
+"""gsmt extract / gsmt detect on real pixels: decoding, backbones, bad input, and the whole path
+clips -> extract -> train -> detect (tiny random-weight transformers models saved to a temp
+folder: nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from gsmt.cli import main
+from gsmt.errors import GsmtError
+from gsmt.video.backbones import load_backbone
+from gsmt.video.clips import encode_mp4, write_clips
+from gsmt.video.decode import VideoReader
+from gsmt.video.extract import extract_video
+
+GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random-weight models saved with save_pretrained: a VideoMAE and a DINOv2 image encoder."""
+    from transformers import Dinov2Config, Dinov2Model, VideoMAEConfig, VideoMAEModel
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
+                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+                  ).save_pretrained(root / "videomae")
+    (root / "videomae" / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 36},
+         "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
+         "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "do_rescale": True,
+         "rescale_factor": 1 / 255}))
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino")
+    torch.manual_seed(1)
+    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino_other")
+    return {"videomae": root / "videomae", "dino": root / "dino", "dino_other": root / "dino_other"}
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> Path:
+    """48 clips of 6 s (36 training, 12 validation), seed 0."""
+    out = tmp_path_factory.mktemp("clips")
+    write_clips(out, videos=48, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def extracted(clips, models, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("extracted") / "data"
+    assert main(["extract", "--videos", str(clips / "videos"), "--backbone", str(models["dino"]), *GRID,
+                 "--out", str(out), "--annotations", str(clips / "annotations.json"), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(extracted, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("video_run") / "run"
+    assert main(["train", "demo", "--data", str(extracted), "--out", str(run), "--quiet",
+                 "--set", "data.T=32", "--set", "model.hidden_dim=64", "--set", "train.epochs=40",
+                 "--set", "train.batch_size=8", "--set", "decode.m1=10", "--set", "decode.m2=30",
+                 "--set", "train.threads=1"]) == 0
+    return run
+
+
+def _validation_videos(clips: Path) -> list[str]:
+    db = json.loads((clips / "annotations.json").read_text())["database"]
+    return [str(clips / "videos" / f"{v}.mp4") for v, e in db.items() if e["subset"] == "validation"]
+
+
+# ------------------------------------------------------------------ the whole path
+
+
+def test_end_to_end_real_pixels(clips, trained, extracted, tmp_path, capsys):
+    """Held-out clips: average mAP (tIoU 0.5:0.95) far above the ~0 of uninformed segments."""
+    out = tmp_path / "det"
+    assert main(["detect", *_validation_videos(clips), "--checkpoint", str(trained), "--out", str(out),
+                 "--quiet"]) == 0
+    assert main(["eval", "--gt", str(extracted / "annotations.json"), "--pred", str(out / "detections.json"),
+                 "--subset", "validation", "--json", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["average_mAP"] > 0.2, metrics
+    vtt = (out / "clip_040.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n")
+    assert " --> " in vtt
+    assert (out / "clip_040_timeline.png").read_bytes()[:4] == b"\x89PNG"
+    det = json.loads((out / "clip_040.json").read_text())
+    assert det["duration"] == pytest.approx(6.0)
+    assert det["grid"] == {"fps": 10.0, "feature_stride": 2, "feature_window": 4}
+
+
+def test_extract_writes_a_data_folder(extracted, clips):
+    ann = json.loads((extracted / "annotations.json").read_text())
+    assert ann["gsmt"]["grid"] == {"fps": 10.0, "feature_stride": 2, "feature_window": 4}
+    assert ann["gsmt"]["backbone"]["kind"] == "image" and ann["gsmt"]["backbone"]["digest"].startswith("sha256:")
+    entry = ann["database"]["clip_000"]
+    assert (entry["duration"], entry["fps"], entry["feature_stride"], entry["feature_window"]) == (6.0, 10.0, 2, 4)
+    src = json.loads((clips / "annotations.json").read_text())["database"]["clip_000"]
+    assert entry["annotations"] == src["annotations"] and entry["subset"] == src["subset"]
+    feats = np.load(extracted / "features" / "clip_000.npy")
+    assert feats.dtype == np.float32 and feats.shape == (29, 48)  # floor((60 - 4) / 2) + 1
+
+
+def test_checkpoint_records_backbone_and_grid(trained, extracted):
+    from gsmt.engine.checkpoint import check_meta, load_checkpoint
+
+    meta = load_checkpoint(trained)["meta"]
+    recorded = json.loads((extracted / "annotations.json").read_text())["gsmt"]["backbone"]
+    assert meta["backbone"] == {"id": recorded["id"], "digest": recorded["digest"]}
+    assert meta["grid"] == {"fps": 10.0, "feature_stride": 2, "feature_window": 4}
+    old = {k: v for k, v in meta.items() if k != "backbone"}  # a checkpoint from before issue 15
+    old["config"] = json.loads(json.dumps(meta["config"]))
+    del old["config"]["data"]["backbone"], old["config"]["data"]["backbone_digest"]
+    check_meta(old, "old.pt")
+    with pytest.raises(GsmtError, match="meta.backbone"):
+        check_meta({**meta, "backbone": {"id": 3}}, "bad.pt")
+
+
+def test_detect_refuses_another_backbone_or_grid(trained, clips, models, tmp_path, capsys):
+    video = _validation_videos(clips)[0]
+    code = main(["detect", video, "--checkpoint", str(trained), "--out", str(tmp_path / "a"),
+                 "--backbone", str(models["dino_other"]), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "backbone mismatch" in err and len(err.strip().splitlines()) == 1
+    code = main(["detect", video, "--checkpoint", str(trained), "--out", str(tmp_path / "b"),
+                 "--feature-stride", "4", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "grid mismatch" in err and "feature_stride 2" in err
+    # a copy of the recorded backbone in another folder is the same backbone (same digest)
+    import shutil
+
+    copy = shutil.copytree(models["dino"], tmp_path / "copy")
+    assert main(["detect", video, "--checkpoint", str(trained), "--out", str(tmp_path / "c"),
+                 "--backbone", str(copy), "--quiet"]) == 0
+
+
+def test_predict_video_api_matches_detect(trained, clips, tmp_path):
+    from gsmt import Localizer
+
+    video = _validation_videos(clips)[1]
+    dets = Localizer.from_checkpoint(trained).predict_video(video)
+    assert main(["detect", video, "--checkpoint", str(trained), "--out", str(tmp_path), "--quiet"]) == 0
+    rows = json.loads((tmp_path / f"{Path(video).stem}.json").read_text())["detections"]
+    assert [(d.label, d.start, d.end, d.score) for d in dets] == \
+        [(r["label"], r["segment"][0], r["segment"][1], r["score"]) for r in rows]
+
+
+def test_extract_resumes_and_refuses_another_grid(extracted, clips, models, capsys):
+    args = ["extract", "--videos", str(clips / "videos"), "--backbone", str(models["dino"]), "--out", str(extracted),
+            "--annotations", str(clips / "annotations.json"), "--quiet"]
+    before = (extracted / "features" / "clip_003.npy").stat().st_mtime_ns
+    assert main([*args, *GRID]) == 0
+    assert "extracted 0 videos (48 already done" in capsys.readouterr().out
+    assert (extracted / "features" / "clip_003.npy").stat().st_mtime_ns == before
+    assert main([*args, "--fps", "10", "--feature-stride", "3", "--feature-window", "4"]) == 2
+    assert "another backbone or grid" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ backbones
+
+
+def test_missing_model_is_one_line_error(capsys, tmp_path):
+    with pytest.raises(GsmtError, match="hf download no-such-org/no-such-model"):
+        load_backbone("no-such-org/no-such-model")
+    code = main(["extract", "--videos", str(tmp_path), "--backbone", "no-such-org/no-such-model", *GRID,
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+
+
+def test_videomae_backbone_reads_its_processor_config(models, clips):
+    b = load_backbone(models["videomae"])
+    assert (b.kind, b.feature_dim, b.num_frames, b.image_size, b.short_edge) == ("video", 32, 4, (32, 32), 36)
+    assert (b.mean, b.std) == ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    got = extract_video(clips / "videos" / "clip_000.mp4", b, 10, 2, 4, batch_size=5)
+    assert got.features.shape == (29, 32) and np.isfinite(got.features).all()
+    # the batch size changes nothing; snippet i is the model on frames (2i+0, 2i+1, 2i+2, 2i+3) sampled [0, 1, 2, 3]
+    again = extract_video(clips / "videos" / "clip_000.mp4", b, 10, 2, 4, batch_size=16)
+    np.testing.assert_allclose(got.features, again.features, rtol=1e-5, atol=1e-6)
+    frames = np.stack(list(VideoReader(clips / "videos" / "clip_000.mp4", 10, short_edge=36)))
+    np.testing.assert_allclose(b.encode_clips(frames[None, 6:10]), got.features[3:4], rtol=1e-5, atol=1e-6)
+
+
+def test_image_backbone_pools_frames_over_the_window(models, clips):
+    b = load_backbone(models["dino"])
+    assert (b.kind, b.feature_dim, b.pooling) == ("image", 48, "pooler")
+    got = extract_video(clips / "videos" / "clip_001.mp4", b, 10, 2, 4, batch_size=7)
+    frames = np.stack(list(VideoReader(clips / "videos" / "clip_001.mp4", 10, short_edge=b.short_edge)))
+    per_frame = b.encode_frames(frames)
+    expected = np.stack([per_frame[2 * i:2 * i + 4].mean(0) for i in range(29)])
+    np.testing.assert_allclose(got.features, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_eval_imports_no_video_library(tmp_path, extracted):
+    pred = tmp_path / "p.json"
+    pred.write_text(json.dumps({"results": {"clip_040": [{"label": "sweep", "segment": [1, 2], "score": 0.5}]}}))
+    code = ("import sys; from gsmt.cli import main; main(['eval', '--gt', sys.argv[1], '--pred', sys.argv[2]]);"
+            "bad = [m for m in ('torch', 'av', 'transformers') if m in sys.modules]; sys.exit(len(bad))")
+    result = subprocess.run([sys.executable, "-c", code, str(extracted / "annotations.json"), str(pred)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ decoding and bad input
+
+
+def _numbered(n: int, h: int = 48, w: int = 64) -> np.ndarray:
+    """Frames whose grey level is 20 * their index: which source frame a resampled frame shows."""
+    return np.repeat((np.arange(n, dtype=np.uint8) * 20)[:, None, None, None], h * w * 3).reshape(n, h, w, 3)
+
+
+def _index(frame: np.ndarray) -> int:
+    return int(round(float(frame.mean()) / 20))
+
+
+def test_variable_frame_rate_is_resampled_by_timestamps(tmp_path):
+    times = [0.0, 0.1, 0.15, 0.4, 0.41, 0.42, 0.8, 1.0, 1.005, 1.3]
+    path = encode_mp4(tmp_path / "vfr.mp4", _numbered(10), 10, times=times)
+    reader = VideoReader(path, 10)
+    shown = [_index(f) for f in reader]
+    # frame k shows the last source frame with time <= k / 10; the last frame lasts one average interval
+    expected = [max(i for i, t in enumerate(times) if t <= k / 10 + 1e-9) for k in range(len(shown))]
+    assert shown == expected
+    assert shown[:10] == [0, 1, 2, 2, 3, 5, 5, 5, 6, 6]  # k = 4 at t = 0.4 shows frame 3 (t = 0.4)
+    assert reader.duration > 1.3
+
+
+def test_rotation_metadata_turns_frames_upright(tmp_path):
+    frames = np.zeros((4, 48, 64, 3), np.uint8)
+    frames[:, :16, :16] = 255  # a white block at the top-left corner
+    path = encode_mp4(tmp_path / "rot.mp4", frames, 10, rotation=90)
+    out = list(VideoReader(path, 10))
+    assert out[0].shape == (64, 48, 3)  # a quarter turn: portrait
+    # 90 degrees counter-clockwise takes the top-left corner to the bottom-left
+    assert out[0][-16:, :16].mean() > 200 and out[0][:16, :16].mean() < 50
+
+
+def test_odd_sizes_decode_and_extract(tmp_path, models):
+    path = encode_mp4(tmp_path / "odd.mp4", _numbered(12, h=37, w=51), 10, pix_fmt="yuv444p")
+    b = load_backbone(models["dino"])
+    got = extract_video(path, b, 10, 2, 4)
+    assert got.features.shape == (5, 48)  # 12 frames: floor((12 - 4) / 2) + 1
+
+
+def _bad_files(root: Path, good: Path) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    files = {"empty": root / "empty.mp4", "garbage": root / "garbage.mp4", "truncated": root / "truncated.mp4",
+             "audio": root / "audio.mp4"}
+    files["empty"].write_bytes(b"")
+    files["garbage"].write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    data = good.read_bytes()
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    with av.open(str(files["audio"]), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 8000
+            frame.pts = i * 1024
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return files
+
+
+def test_bad_videos_are_one_line_errors(tmp_path, clips):
+    files = _bad_files(tmp_path / "bad", clips / "videos" / "clip_000.mp4")
+    problems = {"empty": "empty file", "garbage": "not a readable video", "audio": "no video stream"}
+    for kind, needle in problems.items():
+        with pytest.raises(GsmtError, match=needle) as exc:
+            list(VideoReader(files[kind], 10))
+        assert "\n" not in str(exc.value) and str(files[kind]) in str(exc.value)
+    with pytest.raises(GsmtError, match="not a readable video|no decodable"):
+        list(VideoReader(files["truncated"], 10))  # the mp4 index (moov) is at the end: nothing to read
+
+
+def test_a_batch_with_bad_videos_still_extracts_the_good_ones(tmp_path, clips, models, capsys):
+    folder = tmp_path / "videos"
+    _bad_files(folder, clips / "videos" / "clip_000.mp4")
+    (folder / "good.mp4").write_bytes((clips / "videos" / "clip_001.mp4").read_bytes())
+    encode_mp4(folder / "short.mp4", _numbered(3), 10)  # 0.3 s: shorter than one 4-frame window
+    out = tmp_path / "data"
+    assert main(["extract", "--videos", str(folder), "--backbone", str(models["dino"]), *GRID,
+                 "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sum("gsmt: warning:" in line for line in err) == len(err)
+    assert "4 videos not extracted (unreadable)" in err[-1] and "1 videos shorter than one window" in err[-1]
+    ann = json.loads((out / "annotations.json").read_text())
+    assert sorted(ann["database"]) == ["good", "short"]
+    assert np.load(out / "features" / "short.npy").shape == (1, 48)
+    assert ann["database"]["short"]["duration"] == pytest.approx(0.3)
