@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gsmt.engine.trainer import LossSums
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig, boundary_band, classification_loss, erode, gsmt_loss, mask_iou, mask_loss
 
@@ -322,7 +323,9 @@ def test_gsmt_loss_combines_terms():
     assert logs["mask"] == pytest.approx(mask, abs=1e-7)
     assert logs["total"] == pytest.approx(cls + 2.0 * mask, abs=1e-7)
     assert {"focal", "logistic", "boundary", "dice", "fallback_fraction"} <= set(logs)
-    assert all(isinstance(v, float) for v in logs.values())
+    # Detached 0-d tensors on the loss's device, read by the trainer once per epoch (LossSums).
+    assert all(torch.is_tensor(v) and v.shape == () and not v.requires_grad and v.device == cls_logits.device
+               for v in logs.values())
     # Padding overrides a stored target: marking snippet 0 padded leaves only the background one.
     batch["valid"] = valid.clone()
     batch["valid"][0, 0] = False
@@ -331,6 +334,26 @@ def test_gsmt_loss_combines_terms():
     # Without the mask branch only the classification loss remains.
     total, logs = gsmt_loss({"cls_logits": cls_logits}, batch, cfg)
     assert "mask" not in logs and logs["total"] == pytest.approx(cls, abs=1e-9)
+
+
+def test_loss_sums_read_once_equal_the_float_sums_bit_for_bit():
+    """The trainer keeps each step's terms on the device and reads them once per epoch: the totals
+    are the very float64 sums of adding each step's terms as Python floats, in step order, with a
+    term that only some steps have (`background`) summed over those steps, in first-seen order."""
+    torch.manual_seed(0)
+    sums, expected = LossSums(), {}
+    assert sums.totals() == {}
+    for i in range(200):
+        logs = {"cls": torch.rand(()) * 10}
+        if i % 3 == 1:
+            logs["background"] = torch.rand((), dtype=torch.float64)  # mixed dtypes promote exactly
+        logs["total"] = torch.rand(()) * 3
+        sums.add(logs)
+        for key, value in logs.items():
+            expected[key] = expected.get(key, 0.0) + float(value)
+    totals = sums.totals()
+    assert totals == expected and list(totals) == ["cls", "total", "background"]
+    assert all(type(v) is float for v in totals.values())
 
 
 def test_bad_erosion_kernel_is_a_user_error():

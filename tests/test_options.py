@@ -127,6 +127,13 @@ BAD_CONFIG = [
     ("train.schedule=cosin", "train.schedule", "one of cosine, constant, got 'cosin'"),
     ("train.optimizer=adam", "train.optimizer", "one of adamw, sgd"),
     ("train.select_metric=mAP", "train.select_metric", "one of val_mAP, val_loss"),
+    # YAML reads on/off, yes/no as booleans: a choice given one names its choices, not the type str.
+    ("train.resident=on", "train.resident", "one of auto, always, never, got True (YAML reads on/off, yes/no "
+                                            "and true/false as booleans)"),
+    ("decode.mode=no", "decode.mode", "one of auto, long, short, got False (YAML reads on/off, yes/no and "
+                                      "true/false as booleans)"),
+    ("train.device=off", "train.device", "auto, cpu, cuda, cuda:N or mps, got False (YAML reads on/off, "
+                                         "yes/no and true/false as booleans)"),
     ("train.ema=1", "train.ema", "in [0, 1)"),
     ("train.max_nonfinite_steps=0", "train.max_nonfinite_steps", ">= 1"),
     ("data.window_stride=0", "data.window_stride", "an integer >= 1"),

@@ -134,8 +134,11 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _coerce(value, hint, key: str, where: str):
-    """Check a value against its field's type; YAML reads `2e-3` as a string, so numbers are parsed."""
+def _coerce(value, hint, key: str, where: str, bounds: Bounds | None = None):
+    """Check a value against its field's type; YAML reads `2e-3` as a string, so numbers are parsed.
+
+    `bounds` (the field's) phrase the error for a text field given true/false: YAML reads on/off and
+    yes/no as booleans, so `train.resident=on` is told the accepted values, not the type `str`."""
     if typing.get_origin(hint) is list:
         if not isinstance(value, (list, tuple)):
             raise GsmtError(where, f"config key '{key}' must be a list, got {value!r}")
@@ -162,6 +165,9 @@ def _coerce(value, hint, key: str, where: str):
             return value
         if kind is str and isinstance(value, (int, float)):  # `--set decode.tiou=0.5`, a subset named 2020
             return str(value)
+    if isinstance(value, bool) and str in (args or (hint,)):
+        raise GsmtError(where, f"config key '{key}' must be {describe(str, bounds or Bounds())}, got {value!r} "
+                               "(YAML reads on/off, yes/no and true/false as booleans)")
     name = getattr(hint, "__name__", None) or str(hint)
     raise GsmtError(where, f"config key '{key}' must be {name}, got {value!r}")
 
@@ -181,7 +187,7 @@ def _build(cls, values: dict, where: str, prefix: str = ""):
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), {} if value is None else value, where, f"{prefix}{key}.")
         else:
-            value = _coerce(value, hints[key], f"{prefix}{key}", where)
+            value = _coerce(value, hints[key], f"{prefix}{key}", where, field_bounds(fields[key]))
             kind, optional = kind_of(hints[key])
             bounds = field_bounds(fields[key])
             if not (value is None and optional) and not satisfies(value, kind, bounds):

@@ -206,8 +206,10 @@ def boundary_head_loss(boundary_logits: torch.Tensor, breaks: torch.Tensor, usab
 
 
 def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig,
-              normalizers: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total L = L_c + mask_weight * L_m; logs hold every term as a float, plus `total`.
+              normalizers: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total L = L_c + mask_weight * L_m; logs hold every term, plus `total`, as a detached 0-d
+    tensor on the loss's device: turning them into floats here would wait for the device at every
+    step, so callers sum them on the device and read them once (gsmt.engine.trainer.LossSums).
 
     `normalizers` {"cls": n, "mask": n} replace the local counts of snippets and foreground columns
     (DDP: global count / world size, so averaged rank gradients equal the one-process gradient)."""
@@ -231,6 +233,6 @@ def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], 
         lb = boundary_head_loss(outputs["boundary_logits"], breaks, usable)
         total = total + cfg.boundary_head_weight * lb
         parts["boundary_head"] = lb.detach()
-    logs = {name: float(value) for name, value in parts.items()}
-    logs["total"] = float(total.detach())
+    logs = dict(parts)
+    logs["total"] = total.detach()
     return total, logs

@@ -158,7 +158,12 @@ class ResidentSamples:
 
     def batch(self, index: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
         """The samples `index` (in that order) as a collated batch on `device`."""
-        index = index.to(self.where)
+        if self.where.type == "cuda" and index.device.type == "cpu":
+            # From page-locked memory the copy is queued without the host waiting for the GPU to
+            # finish its work (a copy from pageable memory waits: one sync per step).
+            index = index.pin_memory().to(self.where, non_blocking=True)
+        else:
+            index = index.to(self.where)
         pin = self.where.type == "cpu" and device.type == "cuda"
         out = {}
         for key, t in self.tensors.items():

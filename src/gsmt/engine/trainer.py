@@ -69,9 +69,6 @@ def init_distributed(device: torch.device) -> _Dist:
     return _Dist(dist.get_rank(), dist.get_world_size())
 
 
-_init_distributed = init_distributed
-
-
 def pick_device(name: str, where: str = "train.device") -> torch.device:
     """A torch device by name (auto | cpu | cuda | cuda:N | mps); one that is absent is a GsmtError."""
     if not satisfies(name, str, DEVICE):
@@ -113,17 +110,49 @@ def _on_main(ddp: _Dist, fn):
 
 
 def _all_finite(module: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
+    flags = [torch.isfinite(t).all() for t in module.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True  # one wait for the device, not one per tensor
 
 
-def _grad_norm(model: torch.nn.Module, clip: float) -> float:
-    """Total gradient norm (clipped to `clip` when > 0): a NaN/Inf norm means the step is unusable."""
+def _grad_norm(model: torch.nn.Module, clip: float, device: torch.device) -> torch.Tensor:
+    """Total gradient norm (clipped to `clip` when > 0), a 0-d tensor left on the device: a NaN/Inf
+    norm means the step is unusable."""
     params = [p for p in model.parameters() if p.grad is not None]
     if not params:
-        return 0.0
+        return torch.zeros((), device=device)
     if clip > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, clip))
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+
+
+class LossSums:
+    """The loss terms of many steps, kept on the device and read on the host in one transfer.
+
+    Reading each step's terms as floats would make the host wait for the device at every step.
+    Instead each step's terms are stacked into one small device tensor (one kernel, no wait), and
+    `totals()` copies all of them at once and adds them in step order as Python floats (float64):
+    the very sums, bit for bit, of adding each step's terms as floats. The set of terms may change
+    from step to step (`background` only when a batch has background columns): a term is summed
+    over the steps that have it, and the totals keep the order in which the terms first appeared."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[tuple[str, ...], torch.Tensor]] = []
+
+    def add(self, logs: dict[str, torch.Tensor]) -> None:
+        self._steps.append((tuple(logs), torch.stack([torch.as_tensor(v).reshape(()) for v in logs.values()])))
+
+    def totals(self) -> dict[str, float]:
+        if not self._steps:
+            return {}
+        # float32 -> Python float is exact; mixed dtypes promote to float64, also exact.
+        flat = torch.cat([values for _, values in self._steps]).tolist()
+        sums: dict[str, float] = {}
+        i = 0
+        for keys, _ in self._steps:
+            for key in keys:
+                sums[key] = sums.get(key, 0.0) + flat[i]
+                i += 1
+        return sums
 
 
 def _diverged(run_dir: Path, where: str, saved_epoch: int | None) -> GsmtError:
@@ -205,7 +234,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     validate(cfg)  # a Config built or changed in Python is checked like a loaded one
     check_output_location(run_dir, "folder")
     device = pick_device(cfg.train.device)
-    ddp = _init_distributed(device)
+    ddp = init_distributed(device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     source = open_data(data_dir, cfg)
@@ -298,8 +327,10 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
     sampler = DistributedSampler(train_set, num_replicas=ddp.world_size, rank=ddp.rank, shuffle=True,
                                  seed=cfg.train.seed)
     if resident is None:
+        # Pinned batches let `_to`'s copies to the GPU run without the host waiting for them.
         loader = DataLoader(train_set, batch_size=cfg.train.batch_size // ddp.world_size, sampler=sampler,
-                            collate_fn=collate, num_workers=cfg.train.num_workers, drop_last=False)
+                            collate_fn=collate, num_workers=cfg.train.num_workers, drop_last=False,
+                            pin_memory=device.type == "cuda")
     else:
         # The same sampler through a DataLoader of indices: the same permutation, and the same draw
         # from the global RNG as each epoch's DataLoader iterator makes, as the sample path; so the
@@ -317,15 +348,16 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
         net.train()
-        sums: dict[str, float] = {}
+        sums = LossSums()  # read once, at the end of the epoch
         seen, t0 = 0, time.perf_counter()
+        next_postfix = t0  # the progress bar shows the loss at most once a second: each read waits
         finite_steps = nonfinite = 0  # optimiser steps of this epoch taken / skipped (NaN/Inf)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not (progress and ddp.main), leave=False)
         for batch in bar:
             if resident is not None:  # a batch of sample indices
                 batch = resident.batch(batch, device)
-            elif bool(batch["no_snippets"].any()):
+            elif bool(batch["no_snippets"].any()):  # a host tensor (the DataLoader's): no wait for the device
                 read_empty.update(v for v, e in zip(batch["video_id"], batch["no_snippets"].tolist()) if e)
             batch = _to(batch, device)
             for group in optimizer.param_groups:
@@ -335,20 +367,25 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
             outputs = {k: v.float() for k, v in outputs.items()}
             loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, K))
             optimizer.zero_grad(set_to_none=True)
-            # Every rank takes the same decision (DDP's backward is collective).
-            finite = _agree(bool(torch.isfinite(loss.detach()).all()), ddp, device)
-            if finite:
-                loss.backward()
-                # Gradients are all-reduced by now: the norm is the same on every rank.
-                finite = math.isfinite(_grad_norm(model, cfg.train.grad_clip))
+            # The backward runs whatever the loss: a NaN/Inf loss gives gradients that are discarded
+            # below, and it lets the loss and the gradient norm be checked together, in the one wait
+            # for the device that a step keeps. That wait is inherent: a skipped step must leave the
+            # weights, the optimiser state (AdamW's step count and moments, SGD's momentum) and the
+            # EMA untouched, the streak of skipped steps stops the run at exactly
+            # `train.max_nonfinite_steps`, and the optimisers' `step` has no device-side guard
+            # (fused AdamW's `found_inf` would change the numbers, and SGD has none).
+            loss.backward()
+            # Gradients are all-reduced by now: the norm is the same on every rank.
+            norm = _grad_norm(model, cfg.train.grad_clip, device)
+            # Every rank takes the same decision (DDP's all-reduce of gradients is collective).
+            finite = _agree(torch.isfinite(loss.detach()).all() & torch.isfinite(norm), ddp)
             if finite:
                 optimizer.step()
                 if ema is not None:
                     ema.update_parameters(model)
                 streak = 0
                 finite_steps += 1
-                for key, value in logs.items():
-                    sums[key] = sums.get(key, 0.0) + value
+                sums.add(logs)
             else:  # skipped: the weights stay those of the last finite step
                 optimizer.zero_grad(set_to_none=True)
                 streak += 1
@@ -362,7 +399,10 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
             step += 1
             n = int(batch["features"].shape[0]) * ddp.world_size
             seen += n
-            bar.set_postfix(loss=f"{logs['total']:.3f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            if not bar.disable and time.perf_counter() >= next_postfix:  # a logging point: reads the loss
+                bar.set_postfix(loss=f"{float(logs['total']):.3f}",
+                                samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
+                next_postfix = time.perf_counter() + 1.0
             if stop_after_steps is not None and step >= stop_after_steps:
                 logger.close()
                 return TrainResult(run_dir, epoch, history, None, n_params, model)
@@ -375,7 +415,7 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
         record = {"epoch": epoch + 1, "split": "train", "step": step,
                   "lr": optimizer.param_groups[0]["lr"],
                   "samples_per_s": seen / max(1e-9, time.perf_counter() - t0),
-                  **_loss_record(sums, n_batches)}
+                  **_loss_record(sums.totals(), n_batches)}
         if nonfinite:
             record["nonfinite_steps"] = nonfinite
         record = _average_across_ranks(record, ddp)
@@ -432,11 +472,11 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
     return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params, model)
 
 
-def _agree(ok: bool, ddp: _Dist, device: torch.device) -> bool:
-    """True only when `ok` holds on every rank."""
+def _agree(ok: torch.Tensor, ddp: _Dist) -> bool:
+    """True only when the device flag `ok` (a bool tensor) holds on every rank."""
     if ddp.world_size == 1:
-        return ok
-    flag = torch.tensor([0.0 if ok else 1.0], device=device)
+        return bool(ok)
+    flag = (~ok).to(torch.float32).reshape(1)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item() == 0.0)
 
@@ -457,6 +497,9 @@ def _normalizers(batch: dict, ddp: _Dist, num_classes: int) -> dict | None:
     counts = torch.stack([(target >= 0).sum(), fg.sum()]).to(torch.float64)
     dist.all_reduce(counts)
     counts = (counts / ddp.world_size).clamp(min=1.0)
+    # Read on the host (a wait per step, DDP only): as Python numbers they divide the loss sums as
+    # they always have; 0-d device tensors would not give the same bits (CUDA divides by a host
+    # scalar as a multiplication by its reciprocal, by a tensor as a true division).
     return {"cls": float(counts[0]), "mask": float(counts[1])}
 
 
@@ -476,28 +519,34 @@ def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dic
     the mean IoU of the thresholded foreground mask columns with their targets (`mask_iou`)."""
     model.eval()
     loader = DataLoader(dataset, batch_size=cfg.decode.batch_size, shuffle=False, collate_fn=collate)
-    total, n = {}, 0
-    fg_hits = fg_count = 0
-    iou_sum, iou_count = 0.0, 0
-    fg_per_class = torch.zeros(num_classes, dtype=torch.float64)
+    # Sums stay on the device and are read once at the end (exact: integer counts, and the loss
+    # terms and the per-batch IoU sums added as floats in batch order, as LossSums does).
+    total, n = LossSums(), 0
+    iou_sums = LossSums()
+    iou_count = 0
+    device = torch.device(device)
+    fg_hits = torch.zeros((), dtype=torch.int64, device=device)
+    fg_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
     for batch in loader:
         batch = _to(batch, device)
         outputs = {k: v.float() for k, v in model(batch["features"], batch["valid"]).items()}
         _, logs = gsmt_loss(outputs, batch, cfg.loss)
-        for key, value in logs.items():
-            total[key] = total.get(key, 0.0) + value
+        total.add(logs)
         n += 1
         target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
         fg = (target >= 0) & (target < num_classes)
-        fg_hits += int((outputs["cls_logits"].argmax(1) == target)[fg].sum())
-        fg_count += int(fg.sum())
-        fg_per_class += torch.bincount(target[fg].cpu(), minlength=num_classes).double()
+        fg_hits += ((outputs["cls_logits"].argmax(1) == target) & fg).sum()
+        # Counted without indexing by `fg` (which would wait for the device to learn the size).
+        fg_per_class.scatter_add_(0, torch.where(fg, target, 0).reshape(-1), fg.reshape(-1).to(torch.int64))
         if "mask_logits" in outputs:
             iou = mask_iou(outputs["mask_logits"], batch["mask_target"], fg, batch["valid"])
-            iou_sum, iou_count = iou_sum + float(iou.sum()), iou_count + iou.numel()
-    out = _loss_record(total, max(1, n))
+            iou_sums.add({"iou": iou.sum()})
+            iou_count += iou.numel()
+    out = _loss_record(total.totals(), max(1, n))
+    fg_count = int(fg_per_class.sum())
+    iou_sum = iou_sums.totals().get("iou", 0.0)
     if fg_count:
-        out["fg_acc"] = fg_hits / fg_count
+        out["fg_acc"] = int(fg_hits) / fg_count
         out["fg_majority"] = float(fg_per_class.max()) / fg_count
     if iou_count:
         out["mask_iou"] = iou_sum / iou_count
