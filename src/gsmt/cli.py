@@ -130,22 +130,24 @@ def _add_extract(sub) -> None:
                    help="transformers model: a local folder or a hub id already in the cache (never downloaded)")
     p.add_argument("--fps", required=True, type=option(float, gt=0, le=1000), help="frames per second to resample to")
     p.add_argument("--feature-stride", required=True, type=option(int, ge=1), help="frames between snippet starts")
-    p.add_argument("--feature-window", required=True, type=option(int, ge=1), help="frames per snippet")
+    p.add_argument("--feature-window", required=True, type=option(int, ge=1, le=4096),  # video.extract.MAX_WINDOW
+                   help="frames per snippet")
     p.add_argument("--out", required=True, help="data folder to write (features/, annotations.json)")
     p.add_argument("--annotations", help="ground truth (any gsmt annotation format): segments and subsets "
                                          "copied into the written annotations.json")
     p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
-    p.add_argument("--batch-size", type=option(int, ge=1), default=16, help="frames or clips per forward pass")
+    p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
+                   help="frames or clips per forward pass")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_extract)
 
 
 def _video_device(name: str) -> str:
-    if name != "auto":
-        return name
+    """The device asked for, checked before any work: `--device cuda` on a machine without CUDA is
+    one line, not torch's AssertionError from deep inside the model's `.to()`."""
     from gsmt.engine.trainer import pick_device
 
-    return str(pick_device("auto"))
+    return str(pick_device(name, "--device"))
 
 
 def _video_extra(command: str):
@@ -180,11 +182,13 @@ def _add_detect(sub) -> None:
                                       "checkpoint that records none")
     p.add_argument("--fps", type=option(float, gt=0, le=1000), help="only when the checkpoint records no grid")
     p.add_argument("--feature-stride", type=option(int, ge=1), help="only when the checkpoint records no grid")
-    p.add_argument("--feature-window", type=option(int, ge=1), help="only when the checkpoint records no grid")
+    p.add_argument("--feature-window", type=option(int, ge=1, le=4096),
+                   help="only when the checkpoint records no grid")
     p.add_argument("--min-score", type=option(float, ge=0, le=1), default=0.3, help="subtitles: lowest score shown")
     p.add_argument("--top", type=option(int, ge=1), default=10, help="detections drawn on the timeline")
     p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
-    p.add_argument("--batch-size", type=option(int, ge=1), default=16, help="frames or clips per forward pass")
+    p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
+                   help="frames or clips per forward pass")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_detect)
 

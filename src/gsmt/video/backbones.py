@@ -109,6 +109,40 @@ def _quiet_transformers() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return " ".join(lines[0].split())[:160] if lines else type(exc).__name__
+
+
+def _refuse_custom_code(folder: str) -> None:
+    """A model folder whose config maps to its own Python classes (`auto_map`) is refused by name:
+    gsmt runs only the architectures transformers itself ships."""
+    path = Path(folder) / "config.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+        obj = json.loads(text)
+    except (OSError, ValueError):
+        return  # AutoConfig names the fault
+    if isinstance(obj, dict) and obj.get("auto_map"):
+        raise GsmtError(path, "the model needs its own code (config 'auto_map'), and gsmt never runs a model "
+                              "folder's code (trust_remote_code is off): use a model transformers ships")
+
+
+def _check_takes_pixels(name: str, model: torch.nn.Module, kind: str) -> None:
+    """A text or audio model (BERT, Whisper...) loads fine with AutoModel but takes no pixels: refused
+    here in one line, not with the model's TypeError at the first video."""
+    import inspect
+
+    entry = model.get_image_features if kind == "image" and hasattr(model, "get_image_features") else model.forward
+    try:
+        params = inspect.signature(entry).parameters
+    except (TypeError, ValueError):
+        return
+    if "pixel_values" not in params:
+        raise GsmtError(name, f"{type(model).__name__} is not a vision model (it takes no pixel_values): "
+                              "--backbone must be a video or image model")
+
+
 def _not_found(name: str) -> GsmtError:
     return GsmtError(name, "backbone not found: no local folder of that name and no copy in the Hugging Face "
                            f"cache, and gsmt never downloads; fetch it once with `hf download {name}` (or "
@@ -172,22 +206,35 @@ def load_backbone(name: str | Path, device: str | torch.device = "cpu") -> Backb
     except ImportError:
         raise GsmtError("--backbone", "needs the video extra: pip install 'gsmt[video]' (PyAV and transformers)") from None
     _quiet_transformers()
+    # trust_remote_code=False everywhere: a folder's own Python (config `auto_map`) is never run.
+    # Left unset, transformers asks "Do you wish to run the custom code? [y/N]" on a terminal.
+    if os.path.isdir(name):
+        _refuse_custom_code(name)
     try:
-        config = AutoConfig.from_pretrained(name, local_files_only=True)
+        config = AutoConfig.from_pretrained(name, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
+        if "custom code" in str(exc):  # a cached hub model that ships its own code
+            raise GsmtError(name, "the model needs its own code, and gsmt never runs a model's code "
+                                  "(trust_remote_code is off): use a model transformers ships") from None
         if os.path.isdir(name):
-            raise GsmtError(name, f"not a transformers model folder ({str(exc).splitlines()[0][:120]})") from None
+            raise GsmtError(name, f"not a transformers model folder ({_first_line(exc)})") from None
         raise _not_found(name) from None
     vision = getattr(config, "vision_config", None)
     model_type = str(getattr(config, "model_type", ""))
     kind = "video" if model_type in VIDEO_MODEL_TYPES or (vision is None and hasattr(config, "num_frames")) \
         else "image"
     try:
-        model, info = AutoModel.from_pretrained(name, local_files_only=True, output_loading_info=True)
+        model, info = AutoModel.from_pretrained(name, local_files_only=True, output_loading_info=True,
+                                                trust_remote_code=False)
     except (OSError, ValueError) as exc:
         if os.path.isdir(name):
-            raise GsmtError(name, f"cannot load the model's weights ({str(exc).splitlines()[0][:120]})") from None
+            raise GsmtError(name, f"cannot load the model's weights ({_first_line(exc)})") from None
         raise _not_found(name) from None
+    except Exception as exc:  # noqa: BLE001 - a crafted folder (weights of other shapes: RuntimeError...)
+        why = "weights of other shapes than its config.json declares" if "mismatched" in str(exc) \
+            else f"{type(exc).__name__}: {_first_line(exc)}"
+        raise GsmtError(name, f"cannot load the model's weights ({why})") from None
+    _check_takes_pixels(name, model, kind)
     # Weights the file lacks would be drawn at random on every load: features that differ
     # between `gsmt extract` and `gsmt detect`. Refused.
     missing = [k for k in info.get("missing_keys", []) if not k.startswith("pooler.")] if kind == "video" \

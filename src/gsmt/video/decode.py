@@ -24,9 +24,14 @@ from pathlib import Path
 import av
 import numpy as np
 
+from gsmt.data.readers import MAX_SECONDS
 from gsmt.errors import Faults, GsmtError
 from gsmt.video.grid import resampled_frame_count
 
+# A frame of more pixels is refused before it is converted: FFmpeg's decoded frame alone is 1.5
+# bytes a pixel, once per decoding thread, and a crafted header may declare 65535 x 65535 (6 GiB).
+# 8192 x 8192 holds 8K UHD (7680 x 4320) and DCI 8K (8192 x 4320).
+MAX_PIXELS = 8192 * 8192
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 
 
@@ -42,6 +47,13 @@ def _open(path: Path):
     if os.stat(path).st_size == 0:
         raise GsmtError(path, "empty file (0 bytes), not a video")
     try:
+        # FFmpeg would call a file it may not open "not a readable video (Permission denied)"; the
+        # problem is the permission, not the video.
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise GsmtError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
         raise GsmtError(path, f"not a readable video ({_ffmpeg_problem(exc)})") from None
@@ -49,7 +61,16 @@ def _open(path: Path):
         container.close()
         kinds = sorted({s.type for s in container.streams}) or ["no stream"]
         raise GsmtError(path, f"no video stream (the file holds {', '.join(kinds)}: audio-only or not a video)")
+    cc = container.streams.video[0].codec_context
+    if (cc.width or 0) * (cc.height or 0) > MAX_PIXELS:
+        container.close()
+        raise _too_large(path, cc.width, cc.height)
     return container
+
+
+def _too_large(path: Path, width: int, height: int) -> GsmtError:
+    return GsmtError(path, f"frames of {width} x {height} pixels, more than gsmt decodes "
+                           f"({MAX_PIXELS // 8192} x 8192 at most): scale the video down first")
 
 
 def _ffmpeg_problem(exc: Exception) -> str:
@@ -98,6 +119,8 @@ class VideoReader:
         self.close()
 
     def _convert(self, frame) -> np.ndarray:
+        if frame.width * frame.height > MAX_PIXELS:  # the stream may declare a small size, its frames not
+            raise _too_large(self.path, frame.width, frame.height)
         if self.size is None:
             self.size = (frame.width, frame.height)
             self.rotation = int(frame.rotation or 0)
@@ -125,16 +148,28 @@ class VideoReader:
         end = 0.0
         try:
             packets = container.demux(stream)
+            past_end = False
             try:
                 for packet in packets:
+                    if past_end:
+                        break
                     for frame in packet.decode():
                         if frame.pts is None or frame.time is None:
                             self.faults.add("frames without a timestamp (skipped)")
                             continue
                         t = float(frame.time)
+                        if not math.isfinite(t):
+                            self.faults.add("frames without a timestamp (skipped)")
+                            continue
                         if start is None:
                             start = t  # a stream may start at a non-zero time: video time 0 is its first frame
                         t -= start
+                        if t > MAX_SECONDS:
+                            # A timestamp days past the rest (a crafted or broken file) would make
+                            # the resampling below yield billions of copies of one frame.
+                            self.faults.add(f"videos with timestamps past {MAX_SECONDS:g} s (decoded up to there)")
+                            past_end = True
+                            break
                         if last_t is not None and t <= last_t:
                             self.faults.add("frames out of time order (skipped)")
                             continue
@@ -159,7 +194,8 @@ class VideoReader:
                 self.faults.add("videos truncated or damaged (decoded up to the fault)")
             if held is None:
                 raise GsmtError(self.path, "no decodable video frame (empty or damaged video stream)")
-            self.duration = end
+            # The last frame's span (one average interval) may itself reach past the bound.
+            self.duration = end = min(end, MAX_SECONDS)
             total = resampled_frame_count(end, self.fps)
             while k < total:
                 if held[1] is None:

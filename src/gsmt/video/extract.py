@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,33 @@ from gsmt.video.grid import is_short, snippet_count, snippet_frames, window_samp
 
 log = logging.getLogger("gsmt.video")
 UNLABELLED = "all"  # subset of a video that --annotations does not list (gsmt.data.annotations.DEFAULT_SUBSET)
+# A snippet of more frames than this is no action-localisation grid, and the video path keeps up to
+# a window of decoded frames (4096 frames at 224 px: 600 MiB): refused rather than run out of memory.
+MAX_WINDOW = 4096
+# Frames (image backbones) or clips (video backbones) decoded and held before one forward pass: a
+# bigger batch would hold the whole video's pixels, the memory the streamed decoding avoids.
+MAX_BATCH = 1024
+RECORD = "extract.json"
+
+
+def check_settings(fps: float, stride: int, window: int, batch_size: int) -> None:
+    """The grid and batch size of an extraction, checked before any video is read (Python callers
+    get the bounds the CLI options check; a window or stride lasting beyond gsmt's longest video,
+    MAX_SECONDS, is no grid: `--fps 1e-300` would put snippet 0 at 2e300 s)."""
+    from gsmt.data.readers import MAX_SECONDS
+
+    if not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps) and 0 < fps <= 1000):
+        raise GsmtError("--fps", f"must be a finite number in (0, 1000], got {fps!r}")
+    for flag, value, top in (("--feature-stride", stride, None), ("--feature-window", window, MAX_WINDOW),
+                             ("--batch-size", batch_size, MAX_BATCH)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
+                or (top is not None and value > top):
+            bound = f"in [1, {top}]" if top else ">= 1"
+            raise GsmtError(flag, f"must be an integer {bound}, got {value!r}")
+    for flag, value in (("--feature-window", window), ("--feature-stride", stride)):
+        if value / fps > MAX_SECONDS:
+            raise GsmtError(flag, f"{value} frames at {fps:g} fps last {value / fps:.3g} s, longer than any video "
+                                  f"gsmt takes ({MAX_SECONDS:g} s): raise --fps or lower {flag}")
 
 
 @dataclass
@@ -53,6 +82,7 @@ def _pool_windows(frame_feats: np.ndarray, base: int, first: int, last: int, str
 def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int, window: int,
                   batch_size: int = 16) -> Extracted:
     """Features of one video on the grid (fps, stride, window); memory: a few windows of frames."""
+    check_settings(fps, stride, window, batch_size)
     reader = VideoReader(path, fps, short_edge=backbone.short_edge)
     chunks: list[np.ndarray] = []
     if backbone.kind == "image":
@@ -87,8 +117,7 @@ def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int,
             chunks.append(held[idx].mean(1).astype(np.float32))
     else:
         offsets = window_sample(window, backbone.num_frames)
-        needed = np.zeros(window, bool)
-        needed[offsets] = True
+        distinct = sorted({int(o) for o in offsets})
         kept: dict[int, np.ndarray] = {}
         clips: list[np.ndarray] = []
         nxt = 0
@@ -100,9 +129,9 @@ def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int,
                 clips = []
         for k, frame in enumerate(reader):
             last = frame
-            # keep frame k when some window i (k - i*S in [0, W)) samples it
-            lo = max(nxt, (k - window) // stride + 1)
-            if any(needed[k - i * stride] for i in range(lo, k // stride + 1) if 0 <= k - i * stride < window):
+            # keep frame k when a window i >= nxt not yet encoded samples it: k = i*S + o for an offset
+            # o (a loop over the num_frames offsets, not over the W/S windows open at frame k)
+            if any(o <= k and (k - o) % stride == 0 and (k - o) // stride >= nxt for o in distinct):
                 kept[k] = frame
             if k == nxt * stride + window - 1:
                 clips.append(np.stack([kept[nxt * stride + o] for o in offsets]))
@@ -162,6 +191,76 @@ def _dist():
     return dist.get_rank(), world
 
 
+def _done_record(out: Path, vid: str) -> dict | None:
+    """The `extracted/<id>.json` of a video whose features are written, or None (not done, or a
+    record that is not what gsmt wrote: the video is extracted again rather than trusted)."""
+    from gsmt.data.readers import MAX_SECONDS, read_json
+
+    npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
+    if not (npy.is_file() and info.is_file()):
+        return None
+    try:
+        record = read_json(info)
+    except GsmtError:
+        return None
+    duration = record.get("duration") if isinstance(record, dict) else None
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_SECONDS:
+        return None
+    return record
+
+
+# Temporary files of gsmt.io.atomic_path (".<stem>.<random>.tmp<suffix>") that a killed run leaves
+# behind; `gsmt predict --features OUT/features` would take a `.npy` one for a video.
+_LEFTOVER = re.compile(r"^\..+\.tmp\.(npy|json)$")
+
+
+def _remove_leftovers(out: Path) -> int:
+    """Remove what killed runs left of their atomic writes in the folders gsmt extract owns."""
+    removed = 0
+    for folder in (out / "features", out / "extracted", out):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if _LEFTOVER.match(entry.name) and entry.is_file() and not entry.is_symlink() and (
+                    folder != out or entry.name.startswith((".annotations.", ".extract."))):
+                entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _recorded_job(out: Path) -> dict | None:
+    """The job recorded in an existing --out (None for a new or empty folder). A folder holding
+    anything else is refused: gsmt extract writes `annotations.json` and `features/<id>.npy`, which
+    would replace the files of a data set, a model folder or a run someone put there."""
+    from gsmt.data.readers import read_json
+    from gsmt.io import LOCK_NAME
+
+    if not out.is_dir():
+        return None
+    record = out / RECORD
+    if not (record.exists() or record.is_symlink()):
+        # A run killed before it wrote extract.json leaves at most its lock file (and, under torchrun,
+        # rank 0 may be writing extract.json through a temporary file right now).
+        try:
+            entries = [p.name for p in out.iterdir()]
+        except OSError as exc:
+            raise GsmtError(out, f"cannot list the folder: {exc.strerror or exc}") from None
+        if any(name != LOCK_NAME and not _LEFTOVER.match(name) for name in entries):
+            raise GsmtError(out, f"is not empty and holds no {RECORD} of an earlier gsmt extract: choose a new or "
+                                 "empty folder for --out (gsmt extract never writes among other files)")
+        return None
+    if not record.is_file() or record.is_symlink():
+        raise GsmtError(record, "is not a regular file, so not the record of an earlier gsmt extract: choose "
+                                "another --out")
+    recorded = read_json(record)
+    ok = isinstance(recorded, dict) and isinstance(recorded.get("grid"), dict) \
+        and isinstance(recorded.get("backbone"), dict) and isinstance(recorded["backbone"].get("digest"), str)
+    if not ok:
+        raise GsmtError(record, "is not the record of an earlier gsmt extract (an object with 'backbone' and "
+                                "'grid'): choose another --out")
+    return recorded
+
+
 def write_annotations(out: Path, ids: list[str], job: dict, labels: Annotations | None) -> tuple[Path, int]:
     """annotations.json of the extracted videos (those with features); returns (path, videos)."""
     grid = job["grid"]
@@ -169,10 +268,9 @@ def write_annotations(out: Path, ids: list[str], job: dict, labels: Annotations 
     classes = list(labels.classes) if labels else []
     videos = []
     for vid in ids:
-        record_path = out / "extracted" / f"{vid}.json"
-        if not (out / "features" / f"{vid}.npy").is_file() or not record_path.is_file():
+        record = _done_record(out, vid)
+        if record is None:
             continue
-        record = json.loads(record_path.read_text(encoding="utf-8"))
         gt = by_id.get(vid)
         videos.append(Video(id=vid, subset=gt.subset if gt else UNLABELLED, duration=float(record["duration"]),
                             segments=gt.segments if gt else np.zeros((0, 2)),
@@ -198,10 +296,24 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
 
     from gsmt.video.backbones import load_backbone
 
+    from gsmt.video.outputs import InputIndex, refuse_inputs_among
+
     out = Path(out)
+    check_settings(fps, stride, window, batch_size)
     check_output_location(out, "folder")
+    _recorded_job(out)  # refuses a folder that is not (yet) a gsmt extract output, before any work
     paths = list_videos(videos)
     ids = _video_ids(paths, videos)
+    # No output may replace an input: `--annotations OUT/annotations.json` (resuming with the earlier
+    # output as ground truth) would be replaced by a file made from it; a list of videos or a
+    # backbone folder inside OUT likewise.
+    listed = Path(videos)
+    inputs = InputIndex({"--videos": [*paths, *([listed] if listed.is_file() else [])],
+                         "--annotations": annotations,
+                         "--backbone": backbone_name if Path(backbone_name).is_dir() else None})
+    refuse_inputs_among([out / "annotations.json", out / RECORD,
+                         *(out / "features" / f"{vid}.npy" for vid in ids),
+                         *(out / "extracted" / f"{vid}.json" for vid in ids)], inputs)
     labels = load_annotations(annotations) if annotations else None
     backbone = load_backbone(backbone_name, device=device)
     job = _grid_record(backbone, fps, stride, window)
@@ -209,9 +321,9 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
     faults = Faults()
     done = skipped = 0
     with lock_folder(out, "gsmt extract") if rank == 0 else _nothing():
-        record = out / "extract.json"
-        if record.is_file():
-            recorded = json.loads(record.read_text(encoding="utf-8"))
+        record = out / RECORD
+        recorded = _recorded_job(out)  # again under the lock: another process may have written it since
+        if recorded is not None:
             if not _same_job(recorded, job):
                 was = recorded.get("backbone", {}).get("id"), recorded.get("grid")
                 raise GsmtError(out, f"holds features of another backbone or grid ({was[0]}, {was[1]}); "
@@ -223,7 +335,7 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
         bar = tqdm(mine, desc="gsmt extract", unit="video", disable=not progress or rank != 0, dynamic_ncols=True)
         for vid, path in bar:
             npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
-            if npy.is_file() and info.is_file():
+            if _done_record(out, vid) is not None:
                 skipped += 1  # resumed: done by an earlier run
                 continue
             try:
@@ -245,6 +357,9 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
             dist.barrier()
         if rank != 0:
             return ""
+        # Every process has finished its atomic writes (barrier above), so any temporary file left
+        # in the folder is from a killed run.
+        _remove_leftovers(out)
         if faults:
             log.warning("%s", faults.summary("gsmt extract"))
         path, n = write_annotations(out, ids, job, labels)
