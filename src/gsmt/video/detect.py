@@ -187,12 +187,18 @@ def run_detect(videos: list[str], checkpoint: str, out: str | Path, *, backbone:
     index = InputIndex({"VIDEO": paths, "--checkpoint": checkpoint_inputs(checkpoint),
                         "--backbone": model_folder if model_folder and Path(model_folder).is_dir() else None})
     planned = [p for vid in ids for p in _outputs(out, vid)] + [out / SUBMISSION]
+    # Checked here first so that a refusal comes before the backbone loads and creates no folder...
     refuse_inputs_among(planned, index)
     refuse_foreign_outputs(out, ids)
     setup = setup_for(loc.meta, checkpoint, backbone=backbone, fps=fps, stride=stride, window=window, device=device)
     faults = Faults()
     results: dict[str, list[dict]] = {}
     with lock_folder(out, "gsmt detect"):
+        # ...and again under the lock, which is what makes them hold: a file that appeared in between
+        # (a film's subtitles copied in, a link made to an input) is judged as it is now, and no
+        # other gsmt command that locks the folder can write here until this one is done.
+        refuse_inputs_among(planned, index)
+        refuse_foreign_outputs(out, ids)
         for vid, path in tqdm(list(zip(ids, paths)), desc="gsmt detect", unit="video", disable=not progress):
             try:
                 dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size)

@@ -11,7 +11,10 @@ skipping the videos already done). Every file is written atomically.
 Snippet i covers frames [i*S, i*S + W) of the video resampled to `fps` (`gsmt.video.grid`). A
 video that cannot be read (corrupt, truncated to nothing, audio-only, empty) is a one-line warning
 and a counted fault; the other videos are still processed. Under `torchrun`, process r takes every
-world_size-th video from r, and rank 0 writes annotations.json once all are done.
+world_size-th video from r, and rank 0 writes annotations.json once all are done: the folder is
+byte for byte the one-process folder. Rank 0 holds the folder lock for the whole group; a refusal
+or error on any rank ends every rank with that one-line error (`_settle`), never a rank left
+waiting at a collective for one that stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -179,16 +183,53 @@ def _video_ids(paths: list[Path], source) -> list[str]:
     return ids
 
 
-def _dist():
-    """(rank, world_size) under torchrun, with a process group to wait on; (0, 1) otherwise."""
+# How long a rank waits at a collective for the others. Ranks finish their shares at different
+# times (an hour-long video against a short one, minutes apart on a CPU), and torch's default of 30
+# minutes would end a healthy run; a rank that dies is torchrun's to notice (it stops the others).
+GROUP_TIMEOUT = timedelta(days=7)
+
+
+def _dist() -> tuple[int, int, bool]:
+    """(rank, world_size, whether this call made the process group) under torchrun; (0, 1, False)
+    otherwise. gloo even for CUDA backbones: the group only exchanges small Python objects."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
+        return 0, 1, False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return dist.get_rank(), world
+    made = not dist.is_initialized()
+    if made:
+        dist.init_process_group(backend="gloo", timeout=GROUP_TIMEOUT)
+    return dist.get_rank(), dist.get_world_size(), made
+
+
+def _settle(world: int, failure: Exception | None, share=None) -> list:
+    """End one step of the job on every rank together: each rank's failure (None when it went well)
+    and `share` are exchanged, then either every rank goes on with the shares of all ranks (rank
+    order), or, when any rank failed, every rank raises. A GsmtError is raised as the lowest failing
+    rank's one-line error on all ranks (same line, exit 2 everywhere); any other exception is
+    re-raised with its traceback on its own rank and named on the others. Each step ends here before
+    any rank waits for another, so no rank is ever left waiting for one that stopped."""
+    if world == 1:
+        if failure is not None:
+            raise failure
+        return [share]
+    import torch.distributed as dist
+
+    error = None
+    if isinstance(failure, GsmtError):
+        error = (failure.where, failure.problem)
+    elif failure is not None:
+        error = (f"gsmt extract (rank {dist.get_rank()})",
+                 f"stopped: {type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}")
+    parts: list = [None] * world
+    dist.all_gather_object(parts, {"error": error, "share": share if failure is None else None})
+    if failure is not None and not isinstance(failure, GsmtError):
+        raise failure
+    first = next((part["error"] for part in parts if part["error"] is not None), None)
+    if first is not None:
+        raise GsmtError(*first)
+    return [part["share"] for part in parts]
 
 
 def _done_record(out: Path, vid: str) -> dict | None:
@@ -212,6 +253,10 @@ def _done_record(out: Path, vid: str) -> dict | None:
 # Temporary files of gsmt.io.atomic_path (".<stem>.<random>.tmp<suffix>") that a killed run leaves
 # behind; `gsmt predict --features OUT/features` would take a `.npy` one for a video.
 _LEFTOVER = re.compile(r"^\..+\.tmp\.(npy|json)$")
+# The file gsmt.io.check_output_location creates and removes at once to see that --out is writable:
+# another rank of this run (or another gsmt command about to be refused by the lock) may be probing
+# the folder while this process lists it, so one is no sign of foreign content.
+_PROBE_PREFIX = ".gsmt-probe."
 
 
 def _remove_leftovers(out: Path) -> int:
@@ -239,13 +284,14 @@ def _recorded_job(out: Path) -> dict | None:
         return None
     record = out / RECORD
     if not (record.exists() or record.is_symlink()):
-        # A run killed before it wrote extract.json leaves at most its lock file (and, under torchrun,
-        # rank 0 may be writing extract.json through a temporary file right now).
+        # A run killed before it wrote extract.json leaves at most its lock file; another gsmt process
+        # may be writing extract.json through a temporary file right now, or probing the folder.
         try:
             entries = [p.name for p in out.iterdir()]
         except OSError as exc:
             raise GsmtError(out, f"cannot list the folder: {exc.strerror or exc}") from None
-        if any(name != LOCK_NAME and not _LEFTOVER.match(name) for name in entries):
+        if any(name != LOCK_NAME and not _LEFTOVER.match(name) and not name.startswith(_PROBE_PREFIX)
+               for name in entries):
             raise GsmtError(out, f"is not empty and holds no {RECORD} of an earlier gsmt extract: choose a new or "
                                  "empty folder for --out (gsmt extract never writes among other files)")
         return None
@@ -291,86 +337,128 @@ def write_annotations(out: Path, ids: list[str], job: dict, labels: Annotations 
 def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps: float, stride: int, window: int,
                 annotations: str | Path | None = None, device: str = "cpu", batch_size: int = 16,
                 progress: bool = True) -> str:
-    """The `gsmt extract` job; returns its one-line summary."""
+    """The `gsmt extract` job; returns its one-line summary ("" on the ranks other than 0)."""
+    # The process group comes first: every later check may fail on one rank only (rank 0 alone
+    # takes the lock), and the ranks can only agree on a failure once they are a group.
+    rank, world, made = _dist()
+    try:
+        return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
+                            annotations=annotations, device=device, batch_size=batch_size,
+                            progress=progress, rank=rank, world=world)
+    finally:
+        if made:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, annotations, device, batch_size,
+                 progress, rank: int, world: int) -> str:
     from tqdm import tqdm
 
     from gsmt.video.backbones import load_backbone
-
     from gsmt.video.outputs import InputIndex, refuse_inputs_among
 
-    out = Path(out)
-    check_settings(fps, stride, window, batch_size)
-    check_output_location(out, "folder")
-    _recorded_job(out)  # refuses a folder that is not (yet) a gsmt extract output, before any work
-    paths = list_videos(videos)
-    ids = _video_ids(paths, videos)
-    # No output may replace an input: `--annotations OUT/annotations.json` (resuming with the earlier
-    # output as ground truth) would be replaced by a file made from it; a list of videos or a
-    # backbone folder inside OUT likewise.
-    listed = Path(videos)
-    inputs = InputIndex({"--videos": [*paths, *([listed] if listed.is_file() else [])],
-                         "--annotations": annotations,
-                         "--backbone": backbone_name if Path(backbone_name).is_dir() else None})
-    refuse_inputs_among([out / "annotations.json", out / RECORD,
-                         *(out / "features" / f"{vid}.npy" for vid in ids),
-                         *(out / "extracted" / f"{vid}.json" for vid in ids)], inputs)
-    labels = load_annotations(annotations) if annotations else None
-    backbone = load_backbone(backbone_name, device=device)
-    job = _grid_record(backbone, fps, stride, window)
-    rank, world = _dist()
-    faults = Faults()
-    done = skipped = 0
-    with lock_folder(out, "gsmt extract") if rank == 0 else _nothing():
-        record = out / RECORD
-        recorded = _recorded_job(out)  # again under the lock: another process may have written it since
-        if recorded is not None:
-            if not _same_job(recorded, job):
-                was = recorded.get("backbone", {}).get("id"), recorded.get("grid")
-                raise GsmtError(out, f"holds features of another backbone or grid ({was[0]}, {was[1]}); "
-                                     "choose another --out (resuming needs the same --backbone, --fps, "
-                                     "--feature-stride, --feature-window)")
-        elif rank == 0:
-            atomic_write_text(record, json.dumps(job, indent=1) + "\n")
-        mine = list(zip(ids, paths))[rank::world]
-        bar = tqdm(mine, desc="gsmt extract", unit="video", disable=not progress or rank != 0, dynamic_ncols=True)
-        for vid, path in bar:
-            npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
-            if _done_record(out, vid) is not None:
-                skipped += 1  # resumed: done by an earlier run
-                continue
-            try:
-                result = extract_video(path, backbone, fps, stride, window, batch_size)
-            except GsmtError as exc:
-                faults.add("videos not extracted (unreadable)")
-                log.warning("%s", str(exc).replace("\n", " "))
-                continue
-            faults.merge(result.faults)
-            with atomic_path(npy) as tmp:
-                np.save(tmp, result.features)
-            atomic_write_text(info, json.dumps({"duration": result.duration, "frames": result.frames,
-                                                "snippets": int(len(result.features)), "source": str(path),
-                                                "faults": dict(result.faults.counts)}) + "\n")
-            done += 1
-        if world > 1:
-            import torch.distributed as dist
+    # Step 1, every rank: the checks and loads that need no lock, before any work.
+    failure = None
+    try:
+        check_settings(fps, stride, window, batch_size)
+        check_output_location(out, "folder")
+        _recorded_job(out)  # refuses a folder that is not (yet) a gsmt extract output, before any work
+        paths = list_videos(videos)
+        ids = _video_ids(paths, videos)
+        # No output may replace an input: `--annotations OUT/annotations.json` (resuming with the earlier
+        # output as ground truth) would be replaced by a file made from it; a list of videos or a
+        # backbone folder inside OUT likewise.
+        listed = Path(videos)
+        inputs = InputIndex({"--videos": [*paths, *([listed] if listed.is_file() else [])],
+                             "--annotations": annotations,
+                             "--backbone": backbone_name if Path(backbone_name).is_dir() else None})
+        outputs = [out / "annotations.json", out / RECORD, *(out / "features" / f"{vid}.npy" for vid in ids),
+                   *(out / "extracted" / f"{vid}.json" for vid in ids)]
+        refuse_inputs_among(outputs, inputs)
+        labels = load_annotations(annotations) if annotations else None
+        backbone = load_backbone(backbone_name, device=device)
+        job = _grid_record(backbone, fps, stride, window)
+    except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
+        failure = exc
+    _settle(world, failure)
 
-            dist.barrier()
-        if rank != 0:
-            return ""
-        # Every process has finished its atomic writes (barrier above), so any temporary file left
-        # in the folder is from a killed run.
-        _remove_leftovers(out)
-        if faults:
-            log.warning("%s", faults.summary("gsmt extract"))
-        path, n = write_annotations(out, ids, job, labels)
+    # Step 2, rank 0 for the group: the folder lock, held until every rank has written its share.
+    lock, failure = None, None
+    try:
+        if rank == 0:
+            try:
+                lock = lock_folder(out, "gsmt extract")
+                # Again under the lock: another process may have written into the folder since step 1.
+                recorded = _recorded_job(out)
+                refuse_inputs_among(outputs, inputs)
+                if recorded is None:
+                    atomic_write_text(out / RECORD, json.dumps(job, indent=1) + "\n")
+                elif not _same_job(recorded, job):
+                    was = recorded.get("backbone", {}).get("id"), recorded.get("grid")
+                    raise GsmtError(out, f"holds features of another backbone or grid ({was[0]}, {was[1]}); "
+                                         "choose another --out (resuming needs the same --backbone, --fps, "
+                                         "--feature-stride, --feature-window)")
+            except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
+                failure = exc
+        _settle(world, failure)
+
+        # Step 3, every rank: its share of the videos. An unreadable video is a counted fault; an
+        # error that stops the share (a full disk) is settled with the others before annotations.
+        faults = Faults()
+        done = skipped = 0
+        failure = None
+        try:
+            mine = list(zip(ids, paths))[rank::world]
+            bar = tqdm(mine, desc="gsmt extract", unit="video", disable=not progress or rank != 0,
+                       dynamic_ncols=True)
+            for vid, path in bar:
+                npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
+                if _done_record(out, vid) is not None:
+                    skipped += 1  # resumed: done by an earlier run
+                    continue
+                try:
+                    result = extract_video(path, backbone, fps, stride, window, batch_size)
+                except GsmtError as exc:
+                    faults.add("videos not extracted (unreadable)")
+                    log.warning("%s", str(exc).replace("\n", " "))
+                    continue
+                faults.merge(result.faults)
+                with atomic_path(npy) as tmp:
+                    np.save(tmp, result.features)
+                atomic_write_text(info, json.dumps({"duration": result.duration, "frames": result.frames,
+                                                    "snippets": int(len(result.features)), "source": str(path),
+                                                    "faults": dict(result.faults.counts)}) + "\n")
+                done += 1
+        except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
+            failure = exc
+        shares = _settle(world, failure, (done, skipped, dict(faults.counts)))
+        # The counts of all ranks: the summary and the fault line are the one-process ones.
+        done, skipped = sum(s[0] for s in shares), sum(s[1] for s in shares)
+        faults = Faults()
+        for share in shares:
+            for kind, n in share[2].items():
+                faults.add(kind, n)
+
+        # Step 4, rank 0: annotations.json of every rank's videos; its failure is every rank's.
+        failure, path, n = None, None, 0
+        if rank == 0:
+            try:
+                # Every process has finished its atomic writes (step 3 is settled), so any temporary
+                # file left in the folder is from a killed run.
+                _remove_leftovers(out)
+                if faults:
+                    log.warning("%s", faults.summary("gsmt extract"))
+                path, n = write_annotations(out, ids, job, labels)
+            except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
+                failure = exc
+        _settle(world, failure)
+    finally:
+        if lock is not None:
+            lock.release()
+    if rank != 0:
+        return ""
     return (f"extracted {done} videos ({skipped} already done, {len(ids) - n} without features) with "
             f"{backbone_name} ({backbone.kind}, D={backbone.feature_dim}) at {fps:g} fps, stride {stride}, "
             f"window {window} -> {out / 'features'}, {path}")
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
