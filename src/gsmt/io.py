@@ -95,7 +95,8 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
 # Outputs never replace inputs
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file `path` names, links followed; None when it cannot be stat'ed."""
     try:
         st = os.stat(path)  # follows symlinks: a link and its target are one file
     except (OSError, ValueError):
@@ -126,7 +127,7 @@ def refuse_overwriting_inputs(output: str | Path | None, inputs: dict[str, objec
     if output is None:
         return
     out = Path(output)
-    out_id = _file_id(out)
+    out_id = file_id(out)
     if out_id is None:
         return
     out_real = os.path.realpath(out)
@@ -138,7 +139,7 @@ def refuse_overwriting_inputs(output: str | Path | None, inputs: dict[str, objec
             if given is None:
                 continue
             for path in _input_files(Path(given)):
-                if _file_id(path) == out_id or os.path.realpath(path) == out_real:
+                if file_id(path) == out_id or os.path.realpath(path) == out_real:
                     same = "" if str(path) == str(out) else f" ({path})"
                     raise GsmtError(out, f"is also an input of this command ({role}{same}); "
                                          f"refusing to overwrite it: pass another {flag}")
@@ -291,7 +292,7 @@ class FolderLock:
             # The previous owner may have removed the file between our open and our flock: the
             # lock must be on the file that the path names now.
             st = os.fstat(fd)
-            if _file_id(self.path) != (st.st_dev, st.st_ino):
+            if file_id(self.path) != (st.st_dev, st.st_ino):
                 os.close(fd)
                 continue
             owner = _read_owner(self.path)

@@ -15,14 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gsmt.errors import GsmtError
-
-
-def _key(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)  # follows symlinks: a link and its target are one file
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
+from gsmt.io import file_id as _key
 
 
 class InputIndex:
