@@ -1,9 +1,13 @@
 """The benchmark family: every feature model x {context-free baseline, GSMT configs, ActionFormer}.
 
-Renders features on the real THUMOS14 timelines (the packaged `thumos14`: train on `validation`,
-evaluate on `test`) with each feature model of `gsmt synth --feature-model` (prototype, phases and
-the held-out motion; `gsmt.data.feature_models`), on the grid of the independent check (30 fps,
-stride 8, window 16, D = 128), and runs on the same files, as a user would:
+Renders features on real timelines with each feature model of `gsmt synth --feature-model`
+(prototype, phases and the held-out motion; `gsmt.data.feature_models`), on the grids of the
+independent check (D = 128, 30 fps, window 16):
+- `--benchmark thumos14`: the packaged THUMOS14 timelines, stride 8, train on `validation`,
+  evaluate on `test` (window mode);
+- `--benchmark activitynet13`: the packaged ActivityNet-1.3 timelines, stride 16, train on
+  `training`, evaluate on `validation` (resize mode);
+and runs on the same files, as a user would:
 - the context-free per-snippet baseline (`baseline.py`);
 - GSMT: `gsmt train` / `gsmt predict` / `gsmt eval` / `gsmt analyze`, once per named config
   (`--gsmt NAME=PRESET[,key=value...]`, e.g. `paper=thumos,model.boundary_gate=false`);
@@ -40,23 +44,32 @@ ROOT = Path(__file__).resolve().parents[1]
 GSMT = [sys.executable, "-m", "gsmt.cli"]
 
 
-def render(model: str, videos: int, seed: int, cache: Path) -> Path:
-    """The generator's dataset on the THUMOS14 timelines, rendered once per (model, videos, seed)."""
-    folder = cache / f"thumos14_{model}_{videos or 'all'}_s{seed}"
+# benchmark -> (synth preset, feature stride, train subset, eval subset, tIoU preset, the table's three tIoUs)
+BENCHMARKS = {
+    "thumos14": ("thumos-like", 8, "validation", "test", "thumos", ("0.3", "0.5", "0.7")),
+    "activitynet13": ("anet-like", 16, "training", "validation", "anet", ("0.5", "0.75", "0.95")),
+}
+
+
+def render(benchmark: str, model: str, videos: int, seed: int, cache: Path) -> Path:
+    """The generator's dataset on the benchmark's timelines, rendered once per (model, videos, seed)."""
+    folder = cache / f"{benchmark}_{model}_{videos or 'all'}_s{seed}"
     if not (folder / "annotations.json").exists():
-        generate(folder, preset="thumos-like", timelines="thumos14", videos=videos or None, feature_dim=128,
-                 seed=seed, fps=30.0, feature_stride=8, feature_window=16, feature_model=model, overwrite=True)
+        preset, stride = BENCHMARKS[benchmark][:2]
+        generate(folder, preset=preset, timelines=benchmark, videos=videos or None, feature_dim=128,
+                 seed=seed, fps=30.0, feature_stride=stride, feature_window=16, feature_model=model, overwrite=True)
     return folder
 
 
 def _row(metrics) -> dict:
-    at = {f"{t:.1f}": float(m) for t, m in zip(metrics.tiou, metrics.mAP)}
+    at = {f"{t:g}": float(m) for t, m in zip(metrics.tiou, metrics.mAP)}
     return {"average_mAP": float(metrics.average_mAP), "mAP": at}
 
 
 def _evaluate(data: Path, pred: Path) -> dict:
     gt = load_annotations(data / "annotations.json")
-    return _row(evaluate_detection(gt, load_predictions(pred), subset="test", tiou="thumos"))
+    subset, tiou = gt.meta["eval_subset"], gt.meta["tiou"]
+    return _row(evaluate_detection(gt, load_predictions(pred), subset=subset, tiou=tiou))
 
 
 def run_gsmt(name: str, spec: str, data: Path, work: Path, threads: int) -> dict:
@@ -81,7 +94,8 @@ def run_gsmt(name: str, spec: str, data: Path, work: Path, threads: int) -> dict
 
 
 def run_baseline(data: Path) -> dict:
-    out = baseline.run(data, train_subset="validation", eval_subset="test", tiou="thumos")
+    meta = load_annotations(data / "annotations.json").meta
+    out = baseline.run(data, train_subset=meta["train_subset"], eval_subset=meta["eval_subset"], tiou=meta["tiou"])
     return {**_row(next(iter(out.metrics.values()))), "train_s": out.train_s, "infer_s": out.predict_s}
 
 
@@ -92,24 +106,28 @@ def run_peer(data: Path, work: Path, threads: int) -> dict:
     return {**_row(result.metrics), "train_s": result.train_s, "infer_s": result.infer_s}
 
 
-def table(records: list[dict]) -> str:
-    lines = ["| generator | system | avg mAP | 0.3 | 0.5 | 0.7 | train s | top-G errors: background / localization / wrong label / confusion |",
+def table(records: list[dict], benchmark: str) -> str:
+    at = BENCHMARKS[benchmark][5]
+    lines = [f"| generator | system | avg mAP | {' | '.join(at)} | train s | top-G errors: background / localization / wrong label / confusion |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in records:
+        if r.get("benchmark", "thumos14") != benchmark:
+            continue
         gen = r["generator"] + (" (held out)" if r["generator"] == HELD_OUT else "")
-        m = r["mAP"]
         top = r.get("top1G_errors") or {}
         errors = " / ".join(str(top.get(k, "–")) for k in ("background", "localization", "wrong_label", "confusion"))
-        lines.append(f"| {gen} | {r['system']} | **{100 * r['average_mAP']:.2f}** | {100 * m['0.3']:.2f} | "
-                     f"{100 * m['0.5']:.2f} | {100 * m['0.7']:.2f} | {r['train_s']:.0f} | {errors} |")
+        cells = " | ".join(f"{100 * r['mAP'][t]:.2f}" for t in at)
+        lines.append(f"| {gen} | {r['system']} | **{100 * r['average_mAP']:.2f}** | {cells} | "
+                     f"{r['train_s']:.0f} | {errors} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="thumos14")
     parser.add_argument("--generators", default=",".join(FEATURE_MODELS))
-    parser.add_argument("--videos", type=int, default=120, help="stratified sample of the 413 videos (0 = all)")
+    parser.add_argument("--videos", type=int, default=120, help="stratified sample of the benchmark's videos (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gsmt", action="append", default=[], metavar="NAME=PRESET[,k=v...]")
     parser.add_argument("--no-baseline", action="store_true")
@@ -120,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "records.jsonl"
     done = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-    have = {(r["generator"], r["system"]) for r in done}
+    have = {(r.get("benchmark", "thumos14"), r["generator"], r["system"]) for r in done}
     for model in args.generators.split(","):
-        data = render(model, args.videos, args.seed, args.out / "data")
-        work = args.out / "runs" / model
+        data = render(args.benchmark, model, args.videos, args.seed, args.out / "data")
+        work = args.out / "runs" / (model if args.benchmark == "thumos14" else f"{args.benchmark}_{model}")
         work.mkdir(parents=True, exist_ok=True)
         jobs = [] if args.no_baseline else [("baseline (per snippet)", lambda: run_baseline(data))]
         for item in args.gsmt:
@@ -132,16 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.peer:
             jobs.append(("ActionFormer", lambda: run_peer(data, work, args.threads)))
         for system, job in jobs:
-            if (model, system) in have:
+            if (args.benchmark, model, system) in have:
                 continue
-            record = {"generator": model, "system": system, **job(), "videos": args.videos, "seed": args.seed,
+            record = {"benchmark": args.benchmark, "generator": model, "system": system, **job(), "videos": args.videos, "seed": args.seed,
                       "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
             with open(log, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             done.append(record)
-            print(table([record]).splitlines()[-1], flush=True)
-    text = table(done)
-    (args.out / "family.md").write_text(text + "\n")
+            print(table([record], args.benchmark).splitlines()[-1], flush=True)
+    text = table(done, args.benchmark)
+    (args.out / f"family_{args.benchmark}.md").write_text(text + "\n")
     print(text)
     return 0
 

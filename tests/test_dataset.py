@@ -198,3 +198,48 @@ def test_without_targets_and_collate(tmp_path):
     np.testing.assert_allclose(batch["t_end"][1].numpy(), resize_spans(3.0, 4)[1])
     loaded = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate)))
     assert torch.equal(loaded["features"], batch["features"])
+
+
+def test_window_jitter_moves_training_windows_within_the_video(tmp_path):
+    x = write(tmp_path, "a", 11)
+    v = video("a", segments=[[1.9, 2.1], [3.6, 10.0]], labels=[0, 1])
+    plain = TALDataset([v], FeatureStore(tmp_path), 2, mode="window", T=4, window_stride=2, train=True)
+    ds = TALDataset([v], FeatureStore(tmp_path), 2, mode="window", T=4, window_stride=2, train=True,
+                    window_jitter=1.0, seed=3)
+    assert ds.index == plain.index and ds.max_shift == 1 and ds.redrawn_each_epoch
+    assert not plain.redrawn_each_epoch
+    grid = Grid(**GRID)
+    seen = set()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        shifts = ds._shifts.copy()
+        ds.set_epoch(epoch)  # the same (seed, epoch), the same draw
+        np.testing.assert_array_equal(ds._shifts, shifts)
+        for i, (_, start) in enumerate(ds.index):
+            moved = int(np.clip(start + shifts[i], 0, 7))  # 7: the last window start of 11 snippets
+            item = ds[i]
+            np.testing.assert_array_equal(item["features"].numpy(), x[moved : moved + 4].T)
+            np.testing.assert_allclose(item["t_start"].numpy(), grid.spans(4, moved)[0])
+            assert (item["overlap_prev"], item["overlap_next"]) == ds.overlaps(0, moved)
+            seen.add(moved - start)
+    assert seen == {-1, 0, 1}
+
+
+def test_overlaps_of_a_window_between_grid_windows(tmp_path):
+    write(tmp_path, "a", 11)
+    ds = TALDataset([video("a")], FeatureStore(tmp_path), 2, mode="window", T=4, window_stride=2)
+    assert ds._starts[0].tolist() == [0, 2, 4, 6, 7]
+    assert ds.overlaps(0, 2) == (2, 2)  # a grid window: as before
+    assert ds.overlaps(0, 3) == (3, 3)  # neighbours start at 2 and 4: 2 + 4 - 3, 3 + 4 - 4
+    assert ds.overlaps(0, 0) == (0, 2) and ds.overlaps(0, 7) == (3, 0)
+
+
+def test_window_jitter_needs_window_mode_and_a_share(tmp_path):
+    write(tmp_path, "a", 11)
+    with pytest.raises(GsmtError, match="window mode"):
+        TALDataset([video("a")], FeatureStore(tmp_path), 2, mode="resize", T=4, train=True, window_jitter=0.5)
+    with pytest.raises(GsmtError, match=r"in \[0, 1\]"):
+        TALDataset([video("a")], FeatureStore(tmp_path), 2, mode="window", T=4, train=True, window_jitter=2.0)
+    # Evaluation windows never move.
+    ds = TALDataset([video("a")], FeatureStore(tmp_path), 2, mode="window", T=4, window_stride=2, window_jitter=1.0)
+    assert ds.max_shift == 0 and not ds.redrawn_each_epoch

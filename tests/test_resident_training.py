@@ -15,6 +15,7 @@ from gsmt.config import load_config
 from gsmt.data.synth import generate
 from gsmt.engine.data import host_memory_bytes, load_resident, make_dataset, open_data, resident_place
 from gsmt.engine.trainer import train
+from gsmt.errors import GsmtError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,3 +100,28 @@ def test_resident_settings_are_checked(override, problem, tmp_path, capsys):
     assert code == 2
     assert len(err) == 1 and err[0].startswith("gsmt: error: ") and err[0].endswith(problem), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_jittered_windows_are_not_held_resident(window_data):
+    from gsmt.engine.data import resolve_config, subset_videos
+
+    cfg = load_config("demo", [*RUN, "data.window_jitter=0.5"])
+    source = open_data(window_data, cfg)
+    cfg = resolve_config(cfg, source.annotations)
+    videos = subset_videos(source.annotations, cfg.data.train_subset, "data")
+    dataset = make_dataset(videos, source.features, cfg, source.annotations.num_classes, train=True)
+    assert dataset.max_shift == 4  # 0.5 * stride 16 / 2
+    assert load_resident(dataset, torch.device("cpu"), "auto", 0.5) is None  # the DataLoader then
+    with pytest.raises(GsmtError, match="'always' cannot hold samples redrawn every epoch"):
+        load_resident(dataset, torch.device("cpu"), "always", 0.5)
+
+
+def test_training_with_jittered_windows_is_seeded_and_differs(window_data, tmp_path):
+    cfg = load_config("demo", [*RUN, "data.window_jitter=1.0"])
+    a = train(cfg, window_data, tmp_path / "a", progress=False)
+    b = train(cfg, window_data, tmp_path / "b", progress=False)
+    plain = train(load_config("demo", RUN), window_data, tmp_path / "plain", progress=False)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")  # the offsets are seeded
+    assert losses(tmp_path / "a")[0]["loss"] != losses(tmp_path / "plain")[0]["loss"]  # and drawn
+    for name, weight in a.model.state_dict().items():
+        assert torch.equal(b.model.state_dict()[name], weight), name

@@ -41,6 +41,7 @@ class DataConfig:
     T: int = bounded(100, ge=1)  # snippets per sample
     window_stride: int | None = bounded(None, ge=1)  # window mode: snippets between window starts (default T // 2)
     background_window_ratio: float = bounded(0.0, ge=0, le=1)  # share of background-only windows kept for training
+    window_jitter: float = bounded(0.0, ge=0, le=1)  # window mode: training windows move by up to +-jitter*stride/2 each epoch
     train_subset: str = bounded("auto", nonempty=True)  # auto: from the dataset's meta, else "training"
     eval_subset: str = bounded("auto", nonempty=True)  # the reported subset: never used for model selection
     val_fraction: float = bounded(0.1, ge=0, lt=1)  # seeded share of training videos held out for model selection

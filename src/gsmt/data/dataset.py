@@ -77,19 +77,25 @@ class TALDataset(Dataset):
     Items: `video_id` str, `features` float32[D, T], `valid` bool[T], `cls_target` int64[T],
     `mask_target` float32[T, T], `t_start`/`t_end` float64[T] seconds, `duration` float,
     `overlap_prev`/`overlap_next` int (snippets shared with the neighbouring windows; tensors are torch). Training in window mode keeps the windows holding an instance plus a
-    seeded share `background_window_ratio` of the background-only ones.
+    seeded share `background_window_ratio` of the background-only ones. With `window_jitter` j > 0
+    (training, window mode) each epoch moves every training window's start by a seeded random
+    offset of at most `j * window_stride / 2` snippets either way (`set_epoch`), within the video.
     """
 
     def __init__(self, videos: Sequence[Video], features: FeatureStore, num_classes: int, *,
                  mode: str = "resize", T: int, window_stride: int | None = None, grid: Grid | None = None,
                  train: bool = False, background_window_ratio: float = 0.0, seed: int = 0,
-                 with_targets: bool = True):
+                 with_targets: bool = True, window_jitter: float = 0.0):
         if mode not in MODES:
             raise GsmtError("dataset", f"unknown temporal mode {mode!r} (use resize or window)")
         if T <= 0:
             raise GsmtError("dataset", f"T must be > 0, got {T}")
         if not 0.0 <= background_window_ratio <= 1.0:
             raise GsmtError("dataset", f"background_window_ratio must be in [0, 1], got {background_window_ratio}")
+        if not 0.0 <= window_jitter <= 1.0:
+            raise GsmtError("data.window_jitter", f"must be in [0, 1], got {window_jitter}")
+        if window_jitter > 0 and mode != "window":
+            raise GsmtError("data.window_jitter", "moves training windows: it needs window mode (data.temporal_mode)")
         self.features = features
         self.num_classes = int(num_classes)
         self.mode = mode
@@ -97,6 +103,9 @@ class TALDataset(Dataset):
         self.window_stride = int(window_stride) if window_stride else max(1, self.T // 2)
         self.train = train
         self.with_targets = with_targets
+        self.seed = seed
+        self.max_shift = int(round(window_jitter * self.window_stride / 2)) if train else 0
+        self._shifts: np.ndarray | None = None  # this epoch's start offset of each sample (set_epoch)
         self.faults = Faults()
         self.videos: list[Video] = []
         self.grids: list[Grid | None] = []
@@ -155,6 +164,17 @@ class TALDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def redrawn_each_epoch(self) -> bool:
+        """Whether samples change from epoch to epoch (jittered windows): they cannot be read once."""
+        return self.max_shift > 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's window offsets (jitter), the same in every process for a (seed, epoch)."""
+        if self.max_shift > 0:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=len(self.index))
+
     def _load(self, video_id: str) -> np.ndarray:
         # Consecutive windows of a video share one read.
         if self._cache is None or self._cache[0] != video_id:
@@ -179,15 +199,20 @@ class TALDataset(Dataset):
         return x, valid, t_start, t_end, (lo, hi)
 
     def overlaps(self, k: int, start: int) -> tuple[int, int]:
-        """Snippets this window shares with the previous and with the next window of its video (0: none)."""
+        """Snippets this window shares with the previous and with the next window of its video (0: none).
+
+        A jittered window's neighbours are the windows of the fixed grid starting before and after it."""
         starts = self._starts[k]
-        pos = int(np.searchsorted(starts, start))
-        prev = int(starts[pos - 1] + self.T - start) if pos > 0 else 0
-        nxt = int(start + self.T - starts[pos + 1]) if pos + 1 < len(starts) else 0
+        before = int(np.searchsorted(starts, start, side="left"))
+        after = int(np.searchsorted(starts, start, side="right"))
+        prev = int(starts[before - 1] + self.T - start) if before > 0 else 0
+        nxt = int(start + self.T - starts[after]) if after < len(starts) else 0
         return max(prev, 0), max(nxt, 0)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         k, start = self.index[i]
+        if self._shifts is not None:
+            start = int(np.clip(start + self._shifts[i], 0, self._starts[k][-1]))
         video = self.videos[k]
         feats = self._load(video.id)
         if feats.shape[0] == 0 and video.id not in self.empty_videos:

@@ -136,6 +136,7 @@ def make_dataset(videos: list[Video], features: FeatureStore, cfg: Config, num_c
         train=train,
         background_window_ratio=cfg.data.background_window_ratio if train else 0.0,
         seed=cfg.train.seed,
+        window_jitter=cfg.data.window_jitter if train else 0.0,
     )
 
 
@@ -201,6 +202,11 @@ def load_resident(dataset: TALDataset, device: torch.device, policy: str, fracti
     """The samples of `dataset` read once into contiguous tensors, or None when `policy` and their
     size (estimated from the first sample) leave them to the DataLoader."""
     if policy == "never" or len(dataset) == 0:
+        return None
+    if dataset.redrawn_each_epoch:
+        if policy == "always":
+            raise GsmtError("train.resident", "'always' cannot hold samples redrawn every epoch "
+                                              "(data.window_jitter > 0): use auto or never")
         return None
     first = dataset[0]
     per_sample = sum(first[k].numel() * first[k].element_size() for k in RESIDENT_KEYS)

@@ -347,6 +347,7 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
     saved_epoch = start_epoch or None  # the epoch of last.pt
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
         net.train()
         sums = LossSums()  # read once, at the end of the epoch
         seen, t0 = 0, time.perf_counter()
