@@ -273,3 +273,21 @@ def test_relative_bias_is_translation_equivariant():
     out = model(features, valid)["cls_logits"][0, :, 2:8]
     out_shifted = model(shifted, valid.roll(5, dims=-1))["cls_logits"][0, :, 7:13]
     assert torch.allclose(out, out_shifted, atol=1e-5)
+
+
+def test_checking_a_checkpoint_on_the_meta_device_does_not_import_dynamo():
+    # Arithmetic on meta tensors imports torch._dynamo (seconds per `gsmt predict`); the model's
+    # index buffers are built on the CPU so that `_fit_on_meta_device` stays cheap.
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from gsmt.config import load_config\n"
+            "from gsmt.engine.checkpoint import build_model\n"
+            "for extra in ([], ['model.pos_encoding=relative'], ['model.pos_encoding=fixed', 'model.conv_stem=2',\n"
+            "              'model.boundary_gate=true'], ['model.mask_head=conv'], ['model.embedding=cnn']):\n"
+            "    with torch.device('meta'):\n"
+            "        build_model(load_config('thumos', extra), 5, 16)\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -15,10 +15,10 @@ def zero_padded(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def sinusoidal_encoding(T: int, C: int) -> torch.Tensor:
-    """Fixed sine/cosine positional encoding (Vaswani et al. 2017), shape [C, T]."""
-    pos = torch.arange(T, dtype=torch.float64)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, C, 2, dtype=torch.float64) / C)
-    enc = torch.zeros(T, C, dtype=torch.float64)
+    """Fixed sine/cosine positional encoding (Vaswani et al. 2017), shape [C, T] (on the CPU, see RelativeBias)."""
+    pos = torch.arange(T, dtype=torch.float64, device="cpu")[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, C, 2, dtype=torch.float64, device="cpu") / C)
+    enc = torch.zeros(T, C, dtype=torch.float64, device="cpu")
     enc[:, 0::2] = torch.sin(pos * freq)
     enc[:, 1::2] = torch.cos(pos * freq[: C // 2])
     return enc.T.float()
@@ -59,7 +59,10 @@ class RelativeBias(nn.Module):
         self.T = T
         self.table = nn.Parameter(torch.zeros(n_heads, 2 * T - 1))
         self.slopes = nn.Parameter(torch.zeros(n_heads, 2))  # [head, (ahead j > i, behind j < i)]
-        offset = torch.arange(T)[None, :] - torch.arange(T)[:, None]  # [i, j] = j - i
+        # On the CPU even under `torch.device("meta")` (checkpoint checks): arithmetic on meta
+        # tensors imports torch._dynamo, seconds per `gsmt predict`.
+        index = torch.arange(T, device="cpu")
+        offset = index[None, :] - index[:, None]  # [i, j] = j - i
         self.register_buffer("index", offset + T - 1, persistent=False)
         self.register_buffer("distance", torch.stack([offset.clamp(min=0), (-offset).clamp(min=0)]).float(),
                              persistent=False)

@@ -63,7 +63,7 @@ class PairwiseMaskHead(nn.Module):
         # instance rather than on every instance of its class.
         self.offset_bias = nn.Parameter(torch.zeros(2 * T - 1))
         self.slopes = nn.Parameter(torch.zeros(2))  # [forward (i > t), backward (i < t)]
-        index = torch.arange(T)
+        index = torch.arange(T, device="cpu")  # not on the meta device: see RelativeBias
         offset = index[:, None] - index[None, :]
         self.register_buffer("offset_index", offset + T - 1, persistent=False)
         self.register_buffer("distance", torch.stack([offset.clamp(min=0), (-offset).clamp(min=0)]).float(),
