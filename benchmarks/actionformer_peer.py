@@ -111,14 +111,27 @@ def data_grid(ann: Annotations) -> tuple[float | None, int, int]:
     return (fps.pop() if len(fps) == 1 else None), strides.pop(), windows.pop()
 
 
+def _trainable(segments: np.ndarray, duration: float) -> bool:
+    """Whether ActionFormer's training reader keeps one of `segments` (see `to_actionformer_json`)."""
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    s, e = seg[:, 0], seg[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = (np.minimum(e, duration) - s) / (e - s)
+    return bool(np.any((s < duration) & (inside >= 0.5)))
+
+
 def to_actionformer_json(ann: Annotations, *, train_subset: str | None = None) -> dict:
     """ActionFormer's annotation JSON for `ann` (its `thumos14.py` / `anet.py` readers).
 
     `database`: {video_id: {subset, duration, fps, annotations: [{label, label_id, segment}]}};
     `label_id` is dense over the classes that have at least one instance in the file (ActionFormer
     asserts `len(label_dict) == num_classes` and one-hot encodes label ids), in our class order,
-    and `classes[label_id]` gives the name back. Videos of `train_subset` without instances are
-    left out (`dropped_train_videos` counts them); segments are written as they are in `ann`.
+    and `classes[label_id]` gives the name back. Videos of `train_subset` without an instance
+    ActionFormer can train on are left out (`dropped_train_videos` counts them): its training
+    reader skips a segment that starts past the video's features or lies less than half
+    (`trunc_thresh` 0.5) inside them, and fails on a video left with none (real ActivityNet
+    annotations run past the video's end); the video's duration stands for the features' extent,
+    which is never shorter. Segments are written as they are in `ann`.
     """
     grid = ann.meta.get("grid") or {}
     present = sorted({int(c) for v in ann.videos for c in v.labels.tolist()})
@@ -126,7 +139,7 @@ def to_actionformer_json(ann: Annotations, *, train_subset: str | None = None) -
     database: dict[str, dict] = {}
     dropped = 0
     for v in ann.videos:
-        if train_subset is not None and v.subset == train_subset and len(v.segments) == 0:
+        if train_subset is not None and v.subset == train_subset and not _trainable(v.segments, v.duration):
             dropped += 1
             continue
         entry: dict = {"subset": v.subset, "duration": float(v.duration)}
@@ -414,7 +427,7 @@ def run_actionformer(data_dir: str | Path, work: str | Path, *, peer: str | Path
     warmup = int(cfg["opt"].get("warmup_epochs", 5))
     total_epochs = int(cfg["opt"]["epochs"]) + warmup
     print(f"ActionFormer on {data_dir} ({mode} mode, template {TEMPLATES[mode]}): {n_train} '{train_subset}' "
-          f"videos for training ({af_json['dropped_train_videos']} without instances left out), "
+          f"videos for training ({af_json['dropped_train_videos']} without an instance it can train on left out), "
           f"{len(eval_ids)} '{eval_subset}' evaluated, {len(af_json['classes'])} of {ann.num_classes} classes, "
           f"D = {dim}, grid fps {fps} / stride {stride} / window {window}; {total_epochs} epochs "
           f"({cfg['opt']['epochs']} + {warmup} warm-up) of {iters} iterations (batch {batch}); work folder {work}",

@@ -196,3 +196,19 @@ def test_work_folder_inside_the_repository_must_be_ignored(tmp_path):
     afp.check_work_folder(tmp_path / "work")  # outside: fine
     with pytest.raises(GsmtError, match="inside the repository"):
         afp.check_work_folder(afp.REPO / "benchmarks" / "af_work")
+
+
+def test_training_videos_without_a_segment_actionformer_keeps_are_left_out():
+    # ActionFormer's training reader skips segments starting past the video or less than half inside
+    # it, and fails on a video left with none (real ActivityNet annotations run past the end).
+    videos = [
+        Video("past", "validation", 10.0, segments=np.array([[10.0, 14.0]]), labels=np.array([1])),
+        Video("mostly", "validation", 10.0, segments=np.array([[8.0, 14.0], [3.0, 3.0]]), labels=np.array([1, 2])),
+        Video("half", "validation", 10.0, segments=np.array([[8.0, 12.0]]), labels=np.array([1])),
+        Video("mixed", "validation", 10.0, segments=np.array([[11.0, 12.0], [2.0, 4.0]]), labels=np.array([1, 2])),
+        Video("evaluated", "test", 10.0, segments=np.array([[10.0, 14.0]]), labels=np.array([1])),
+    ]
+    out = afp.to_actionformer_json(Annotations(videos, list(CLASSES), meta=dict(META)), train_subset="validation")
+    assert list(out["database"]) == ["half", "mixed", "evaluated"] and out["dropped_train_videos"] == 2
+    # the segments of a kept video are written as they are
+    assert [a["segment"] for a in out["database"]["mixed"]["annotations"]] == [[11.0, 12.0], [2.0, 4.0]]
