@@ -122,3 +122,24 @@ def test_an_extra_field_is_accepted_as_before(tmp_path):
     pred.write_text('{"results": {"v_a": [{"label": "run", "score": 0.5, "segment": [1, 2], "note": "x"}]}}')
     assert _fast_results(pred) is None  # not the fast path's shape: the strict reader reads it
     assert read_predictions(pred) == load_predictions(pred)
+
+
+def test_class_agnostic_eval_merges_every_label(tmp_path, capsys):
+    # Every prediction has the wrong label: 0 mAP with classes; merged, tIoUs 0.93 / 0.89 / 0.91
+    # (scores 0.9 / 0.4 / 0.3): AP 1 at tIoU 0.5; at 0.9 the second is a false positive:
+    # precision 1, 1/2, 2/3 at recall 1/3, 1/3, 2/3, so AP = 1/3 * 1 + 1/3 * 2/3 = 5/9.
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps(GT))
+    pred.write_text(json.dumps({"results": {
+        "v_a": [{"label": "run", "score": 0.9, "segment": [1.2, 5.1]},
+                {"label": "jump", "score": 0.4, "segment": [8, 12]}],
+        "v_b": [{"label": "jump", "score": 0.3, "segment": [2.9, 9.5]}]}}))
+    metrics = {}
+    for flag in ([], ["--class-agnostic"]):
+        out = tmp_path / f"m{len(flag)}.json"
+        code, _, err = cli(capsys, "eval", "--gt", gt, "--pred", pred, "--tiou", "0.5,0.9", "--json", out, *flag)
+        assert code == 0, err
+        metrics[bool(flag)] = json.loads(out.read_text())
+    assert metrics[False]["mAP"] == [0.0, 0.0]
+    assert metrics[True]["mAP"] == pytest.approx([1.0, 5 / 9], abs=1e-12)
+    assert list(metrics[True]["per_class_ap"]) == ["action"]

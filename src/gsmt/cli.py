@@ -213,6 +213,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--blocked", metavar="NAME|FILE",
                    help="JSON list of video ids to leave out, or 'activitynet13' for the packaged list of "
                         "the 198 ActivityNet-1.3 validation videos the BSN/BMN features lack")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="merge every label into one class: mAP of localization alone")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.set_defaults(func=_run_eval)
 
@@ -221,7 +223,7 @@ def _run_eval(args) -> int:
     from gsmt.jobs import run_eval
 
     metrics = run_eval(args.gt, args.pred, subset=args.subset, tiou=args.tiou, blocked=args.blocked,
-                       json_out=args.json)
+                       json_out=args.json, class_agnostic=args.class_agnostic)
     print(metrics.format_table())
     return 0
 

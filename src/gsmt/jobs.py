@@ -16,7 +16,7 @@ from gsmt.data.features import FeatureStore
 from gsmt.data.packaged import load_blocked
 from gsmt.data.readers import check_seconds, read_csv_rows
 from gsmt.errors import Faults, GsmtError
-from gsmt.evaluation import DetectionMetrics, evaluate_detection, load_predictions
+from gsmt.evaluation import DetectionMetrics, evaluate_detection, load_predictions, merge_labels
 from gsmt.evaluation.detection import read_predictions
 from gsmt.io import atomic_write_text, check_output_location, refuse_overwriting_inputs
 from gsmt.postprocess.fusion import fuse_results, load_video_scores
@@ -267,8 +267,10 @@ def _blame_files(gt_path, pred_path):
 
 
 def run_eval(gt_path: str | Path, pred_path: str | Path, *, subset: str | None = None, tiou: str | None = None,
-             blocked: str | Path | None = None, json_out: str | Path | None = None) -> DetectionMetrics:
-    """`gsmt eval`: mAP at each tIoU, recall, per-class AP; optionally written as JSON."""
+             blocked: str | Path | None = None, json_out: str | Path | None = None,
+             class_agnostic: bool = False) -> DetectionMetrics:
+    """`gsmt eval`: mAP at each tIoU, recall, per-class AP; optionally written as JSON. With
+    `class_agnostic`, every label counts as one class (localization alone)."""
     check_output_location(json_out, "file", flag="--json")
     refuse_overwriting_inputs(json_out, {"--gt": gt_path, "--pred": pred_path, "--blocked": blocked},
                               flag="--json")
@@ -280,6 +282,8 @@ def run_eval(gt_path: str | Path, pred_path: str | Path, *, subset: str | None =
     # Every input is read before any is compared with another: a bad file is named as such.
     blocked_ids: list[str] = load_blocked(blocked) if blocked else []
     subset = _pick_subset(gt, predictions, subset, str(pred_path), str(gt_path))
+    if class_agnostic:
+        gt, predictions = merge_labels(gt, predictions)
     with _blame_files(gt_path, pred_path):
         metrics = evaluate_detection(gt, predictions, subset=subset, tiou=tiou, blocked=blocked_ids)
     if json_out:

@@ -7,6 +7,7 @@ from gsmt.evaluation.detection import (
     evaluate_detection,
     flatten_predictions,
     load_predictions,
+    merge_labels,
     parse_tiou,
     segment_tiou,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "evaluate_detection",
     "flatten_predictions",
     "load_predictions",
+    "merge_labels",
     "parse_tiou",
     "recall_at_k",
     "segment_tiou",

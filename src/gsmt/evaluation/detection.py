@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -499,6 +499,18 @@ def gather_inputs(ground_truth: Annotations | Sequence[Video], predictions: Mapp
     pred_blocked = np.fromiter((v in block for v in flat.video_ids), dtype=bool,
                                count=len(flat.video_ids))[flat.video]
     return videos, classes, gt, flat, pred_blocked
+
+
+AGNOSTIC_CLASS = "action"
+
+
+def merge_labels(ground_truth: Annotations, predictions: Mapping[str, list]) -> tuple[Annotations, dict[str, list[dict]]]:
+    """Ground truth and predictions with every label merged into one class, `action`: their
+    mAP is class-agnostic, localization alone (`gsmt eval --class-agnostic`)."""
+    videos = [replace(v, labels=np.zeros_like(v.labels)) for v in ground_truth.videos]
+    merged = {vid: [{"label": AGNOSTIC_CLASS, "score": p["score"], "segment": p["segment"]} for p in preds]
+              for vid, preds in predictions.items()}
+    return replace(ground_truth, videos=videos, classes=[AGNOSTIC_CLASS]), merged
 
 
 def evaluate_detection(ground_truth: Annotations | Sequence[Video],
