@@ -87,6 +87,7 @@ def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
         mask_head=m.mask_head,
         boundary_gate=m.boundary_gate,
         conv_stem=m.conv_stem,
+        stem_dilation=m.stem_dilation,
     )
 
 

@@ -7,11 +7,12 @@ from torch import nn
 
 from gsmt.errors import GsmtError
 from gsmt.model.embedding import CNNEmbedding, ConvStem, PositionalEncoding, TransformerEmbedding, zero_padded
-from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, PairwiseMaskHead, gate_masks
+from gsmt.model.heads import (BoundaryHead, ClassificationHead, IntervalMaskHead, MaskHead, PairwiseMaskHead,
+                              gate_masks)
 
 POS_ENCODINGS = ("none", "learned", "fixed", "relative")
 EMBEDDINGS = ("transformer", "cnn")
-MASK_HEADS = ("conv", "pairwise")
+MASK_HEADS = ("conv", "pairwise", "interval")
 
 
 class GSMT(nn.Module):
@@ -19,13 +20,15 @@ class GSMT(nn.Module):
     `cls_logits` [B, K+1, T] and (with the mask branch) `mask_logits` [B, T, T] with
     `mask_logits[b, i, t]` = logit of position i in the mask predicted from snippet t. With
     `boundary_gate`, also `boundary_logits` [B, T-1] (a boundary between snippets j and j+1), and the
-    mask logits are gated by them (`gate_masks`)."""
+    mask logits are gated by them (`gate_masks`). With the `interval` mask head, also
+    `start_log_probs` / `end_log_probs` [B, T(i), T(t)]: where the action of snippet t starts / ends.
+    """
 
     def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
-                 boundary_gate: bool = False, conv_stem: int = 0):
+                 boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1):
         super().__init__()
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
@@ -37,6 +40,9 @@ class GSMT(nn.Module):
                             ("hidden_dim", hidden_dim), ("n_heads", n_heads)):
             if int(value) < 1:
                 raise GsmtError(f"model.{name}", f"must be a positive integer, got {value}")
+        if stem_dilation < 1 or (conv_stem > 1 and stem_dilation ** (conv_stem - 1) >= 4 * T):
+            raise GsmtError("model.stem_dilation", f"{stem_dilation} ** {conv_stem - 1} dilates the conv stem past "
+                                                   f"the {T}-snippet sequence; use fewer layers or a smaller base")
         if num_layers < 0:
             raise GsmtError("model.num_layers", f"must be >= 0, got {num_layers}")
         head_dim = max(1, hidden_dim // n_heads) if head_dim is None else head_dim
@@ -46,7 +52,7 @@ class GSMT(nn.Module):
         self.mask_branch = mask_branch
         self.proj = nn.Conv1d(feature_dim, hidden_dim, 1)
         self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
-        self.stem = ConvStem(hidden_dim, conv_stem) if conv_stem > 0 else None
+        self.stem = ConvStem(hidden_dim, conv_stem, stem_dilation) if conv_stem > 0 else None
         if embedding == "transformer":
             relative_T = T if pos_encoding == "relative" else 0
             self.embed = TransformerEmbedding(hidden_dim, num_layers, n_heads, head_dim, mlp_ratio, dropout,
@@ -54,7 +60,7 @@ class GSMT(nn.Module):
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
         self.cls_head = ClassificationHead(hidden_dim, num_classes)
-        head = MaskHead if mask_head == "conv" else PairwiseMaskHead
+        head = {"conv": MaskHead, "pairwise": PairwiseMaskHead, "interval": IntervalMaskHead}[mask_head]
         self.mask_head = head(hidden_dim, T) if mask_branch else None
         self.boundary_head = BoundaryHead(hidden_dim) if (boundary_gate and mask_branch) else None
 
@@ -74,7 +80,9 @@ class GSMT(nn.Module):
             x = self.stem(x, valid)
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
-        if self.mask_head is not None:
+        if isinstance(self.mask_head, IntervalMaskHead):
+            out["mask_logits"], out["start_log_probs"], out["end_log_probs"] = self.mask_head(x, valid)
+        elif self.mask_head is not None:
             out["mask_logits"] = self.mask_head(x, valid)
         if self.boundary_head is not None:
             out["boundary_logits"] = self.boundary_head(x, valid)
