@@ -45,8 +45,7 @@ OPTIONS = [
     dict(mask_head="pairwise", pos_encoding="fixed"),
     dict(mask_head="pairwise", boundary_gate=True, conv_stem=2),
     dict(mask_head="pairwise", pos_encoding="relative"),
-    dict(mask_head="interval", conv_stem=3, stem_dilation=2),
-    dict(mask_head="interval", boundary_gate=True),
+    dict(mask_head="pairwise", conv_stem=3, stem_dilation=2),
 ]
 
 
@@ -288,50 +287,12 @@ def test_checking_a_checkpoint_on_the_meta_device_does_not_import_dynamo():
             "from gsmt.engine.checkpoint import build_model\n"
             "for extra in ([], ['model.pos_encoding=relative'], ['model.pos_encoding=fixed', 'model.conv_stem=2',\n"
             "              'model.boundary_gate=true'], ['model.mask_head=conv'], ['model.embedding=cnn'],\n"
-            "              ['model.mask_head=interval', 'model.conv_stem=3', 'model.stem_dilation=2']):\n"
+            "              ['model.conv_stem=3', 'model.stem_dilation=2']):\n"
             "    with torch.device('meta'):\n"
             "        build_model(load_config('thumos', extra), 5, 16)\n"
             "print('torch._dynamo' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
-
-
-def _zeroed_interval_head(model: GSMT) -> GSMT:
-    head = model.mask_head
-    with torch.no_grad():
-        for p in (head.qk.weight, head.qk.bias, head.evidence.weight, head.evidence.bias, head.offset_bias):
-            p.zero_()
-    return model
-
-
-def test_interval_mask_by_hand():
-    # With every boundary logit equal, column t's start is uniform over the valid i <= t and its
-    # end over the valid i >= t: mask(i, t) = P(start <= i) * P(end >= i) in closed form.
-    model = _zeroed_interval_head(small(mask_head="interval"))
-    features, valid = inputs(n_valid=11)
-    with torch.no_grad():
-        p = torch.sigmoid(model(features, valid)["mask_logits"].double())
-    n = 11  # valid snippets of sample 1
-    i = torch.arange(n, dtype=torch.float64)[:, None]
-    t = torch.arange(n, dtype=torch.float64)[None, :]
-    started = torch.where(i <= t, (i + 1) / (t + 1), torch.ones(()))
-    not_ended = torch.where(i >= t, (n - i) / (n - t), torch.ones(()))
-    expected = (started * not_ended).clamp(max=1 - 1e-6)
-    assert torch.allclose(p[1, :n, :n], expected, atol=1e-5)
-    assert torch.all(p[1, n:, :n] < 1e-6)  # padded positions are never in a mask
-
-
-def test_interval_mask_columns_are_one_run_around_their_snippet():
-    model = small(mask_head="interval")
-    with torch.no_grad():
-        for p in model.mask_head.parameters():
-            p.normal_(0.0, 1.0)
-        features, valid = inputs()
-        p = torch.sigmoid(model(features, valid)["mask_logits"])
-    rises, falls = p.diff(dim=1) >= -1e-6, p.diff(dim=1) <= 1e-6
-    for t in range(T):  # non-decreasing up to t, non-increasing after: any threshold gives one run
-        assert rises[:, :t, t].all() and falls[:, t:, t].all()
-    assert torch.all(p[0].diagonal() > 0.99)
 
 
 def test_stem_dilation_grows_per_layer_and_rejects_absurd_values():

@@ -65,8 +65,7 @@ class ModelConfig:
     pos_encoding: str = bounded("none", choices=POS_ENCODINGS)
     embedding: str = bounded("transformer", choices=EMBEDDINGS)
     mask_branch: bool = True
-    # conv (paper: C -> T readout) | pairwise (snippet affinity + offset bias) | interval (start/end
-    # distributions per snippet; each mask column is one contiguous run)
+    # conv (paper: C -> T readout) | pairwise (snippet affinity + offset bias)
     mask_head: str = bounded("conv", choices=MASK_HEADS)
     boundary_gate: bool = False  # gate each mask column by P(no instance boundary between t and i)
     conv_stem: int = bounded(0, ge=0, le=64)  # residual k=3 conv layers before the embedding (local order)

@@ -33,9 +33,6 @@ class LossConfig:
     # Weight of the boundary head's own supervision (models with `boundary_gate`): a class-balanced
     # BCE on "an instance boundary lies between snippets j and j+1".
     boundary_head_weight: float = bounded(1.0, ge=0)
-    # Weight of the interval mask head's own supervision: -log P(start) - log P(end) of each
-    # foreground snippet's action (without it the mask loss alone leaves the distributions diffuse).
-    interval_weight: float = bounded(1.0, ge=0)
     eps: float = bounded(1e-8, gt=0)
 
     def __post_init__(self) -> None:
@@ -208,24 +205,6 @@ def boundary_head_loss(boundary_logits: torch.Tensor, breaks: torch.Tensor, usab
     return loss
 
 
-def interval_loss(start_log_probs: torch.Tensor, end_log_probs: torch.Tensor, mask_target: torch.Tensor,
-                  fg: torch.Tensor, valid: torch.Tensor, normalizer: float | None = None) -> torch.Tensor:
-    """Mean over foreground columns t of -log P(start = s) - log P(end = e), [s, e] the first and
-    last positive position of t's target mask, taken to include t (a short action given to a
-    neighbouring snippet lies beside it)."""
-    take = fg.to(torch.bool) & valid.to(torch.bool)
-    if not bool(take.any()):
-        return _zero_like_graph(start_log_probs)
-    T = mask_target.shape[1]
-    positive = mask_target.transpose(1, 2)[take] > 0.5  # [N, T(i)]
-    t = torch.arange(T, device=take.device)[None, :].expand_as(take)[take]
-    first = torch.where(positive.any(1), positive.to(torch.int8).argmax(1), t).clamp(max=t)
-    last = torch.where(positive.any(1), T - 1 - positive.flip(1).to(torch.int8).argmax(1), t).clamp(min=t)
-    log_start = start_log_probs.transpose(1, 2)[take].gather(1, first[:, None])[:, 0]
-    log_end = end_log_probs.transpose(1, 2)[take].gather(1, last[:, None])[:, 0]
-    return _mean(-(log_start + log_end).float(), normalizer)
-
-
 def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig,
               normalizers: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total L = L_c + mask_weight * L_m; logs hold every term, plus `total`, as a detached 0-d
@@ -249,12 +228,6 @@ def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], 
                                    fg, valid, cfg, bg=bg, normalizer=normalizers.get("mask"))
         total = total + cfg.mask_weight * lm
         parts.update(mask_parts)
-    if "start_log_probs" in outputs:
-        fg = (cls_target >= 0) & (cls_target < K)
-        li = interval_loss(outputs["start_log_probs"], outputs["end_log_probs"],
-                           batch["mask_target"].to(cls_logits.device), fg, valid, normalizers.get("mask"))
-        total = total + cfg.interval_weight * li
-        parts["interval"] = li.detach()
     if "boundary_logits" in outputs:
         breaks, usable = boundary_targets(cls_target, batch["mask_target"].to(cls_logits.device), valid, K)
         lb = boundary_head_loss(outputs["boundary_logits"], breaks, usable)

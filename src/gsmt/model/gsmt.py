@@ -7,12 +7,11 @@ from torch import nn
 
 from gsmt.errors import GsmtError
 from gsmt.model.embedding import CNNEmbedding, ConvStem, PositionalEncoding, TransformerEmbedding, zero_padded
-from gsmt.model.heads import (BoundaryHead, ClassificationHead, IntervalMaskHead, MaskHead, PairwiseMaskHead,
-                              gate_masks)
+from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, PairwiseMaskHead, gate_masks
 
 POS_ENCODINGS = ("none", "learned", "fixed", "relative")
 EMBEDDINGS = ("transformer", "cnn")
-MASK_HEADS = ("conv", "pairwise", "interval")
+MASK_HEADS = ("conv", "pairwise")
 
 
 class GSMT(nn.Module):
@@ -20,9 +19,7 @@ class GSMT(nn.Module):
     `cls_logits` [B, K+1, T] and (with the mask branch) `mask_logits` [B, T, T] with
     `mask_logits[b, i, t]` = logit of position i in the mask predicted from snippet t. With
     `boundary_gate`, also `boundary_logits` [B, T-1] (a boundary between snippets j and j+1), and the
-    mask logits are gated by them (`gate_masks`). With the `interval` mask head, also
-    `start_log_probs` / `end_log_probs` [B, T(i), T(t)]: where the action of snippet t starts / ends.
-    """
+    mask logits are gated by them (`gate_masks`)."""
 
     def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
@@ -40,7 +37,9 @@ class GSMT(nn.Module):
                             ("hidden_dim", hidden_dim), ("n_heads", n_heads)):
             if int(value) < 1:
                 raise GsmtError(f"model.{name}", f"must be a positive integer, got {value}")
-        if stem_dilation < 1 or (conv_stem > 1 and stem_dilation ** (conv_stem - 1) >= 4 * T):
+        if stem_dilation < 1:
+            raise GsmtError("model.stem_dilation", f"must be a positive integer, got {stem_dilation}")
+        if conv_stem > 1 and stem_dilation ** (conv_stem - 1) >= 4 * T:
             raise GsmtError("model.stem_dilation", f"{stem_dilation} ** {conv_stem - 1} dilates the conv stem past "
                                                    f"the {T}-snippet sequence; use fewer layers or a smaller base")
         if num_layers < 0:
@@ -60,7 +59,7 @@ class GSMT(nn.Module):
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
         self.cls_head = ClassificationHead(hidden_dim, num_classes)
-        head = {"conv": MaskHead, "pairwise": PairwiseMaskHead, "interval": IntervalMaskHead}[mask_head]
+        head = MaskHead if mask_head == "conv" else PairwiseMaskHead
         self.mask_head = head(hidden_dim, T) if mask_branch else None
         self.boundary_head = BoundaryHead(hidden_dim) if (boundary_gate and mask_branch) else None
 
@@ -80,9 +79,7 @@ class GSMT(nn.Module):
             x = self.stem(x, valid)
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
-        if isinstance(self.mask_head, IntervalMaskHead):
-            out["mask_logits"], out["start_log_probs"], out["end_log_probs"] = self.mask_head(x, valid)
-        elif self.mask_head is not None:
+        if self.mask_head is not None:
             out["mask_logits"] = self.mask_head(x, valid)
         if self.boundary_head is not None:
             out["boundary_logits"] = self.boundary_head(x, valid)

@@ -77,58 +77,6 @@ class PairwiseMaskHead(nn.Module):
         return affinity + bias.to(affinity.dtype)
 
 
-class IntervalMaskHead(nn.Module):
-    """The same two convs, then for each snippet t a distribution over where its action starts
-    (positions i <= t) and one over where it ends (i >= t); the mask is the interval they bound:
-    mask(i, t) = P(start <= i) * P(end >= i). A column is then one contiguous run around t by
-    construction: it cannot split an action into fragments at its inner phase changes, nor reach a
-    neighbouring instance across background (the pairwise head's failures on the development
-    feature models, BENCHMARKS.md). Each boundary logit is an affinity <q_i, k_t> (does i bound t's
-    action), a per-snippet evidence term (does an action start / end at i) and a learned function
-    of the offset i - t (the action lengths of the data); softmax over i picks one boundary."""
-
-    def __init__(self, C: int, T: int, dim: int = 64):
-        super().__init__()
-        self.T, self.dim = T, dim
-        self.conv1 = nn.Conv1d(C, C, 3, padding=1)
-        self.conv2 = nn.Conv1d(C, C, 3, padding=1)
-        # [start query, start key, end query, end key] and the two per-snippet evidence channels
-        self.qk = nn.Conv1d(C, 4 * dim, 1)
-        self.evidence = nn.Conv1d(C, 2, 3, padding=1)
-        self.offset_bias = nn.Parameter(torch.zeros(2, 2 * T - 1))  # [start, end] x (i - t)
-        index = torch.arange(T, device="cpu")  # not on the meta device: see RelativeBias
-        offset = index[:, None] - index[None, :]  # [i, t] = i - t
-        self.register_buffer("offset_index", offset + T - 1, persistent=False)
-        # start candidates i <= t, end candidates i >= t
-        self.register_buffer("allowed", torch.stack([offset <= 0, offset >= 0]), persistent=False)
-        self.register_buffer("diagonal", offset == 0, persistent=False)
-
-    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(mask logits, log P(start = i), log P(end = i)), each [B, T(i), T(t)]."""
-        h = _two_convs(self.conv1, self.conv2, x, valid)
-        qs, ks, qe, ke = self.qk(h).float().chunk(4, dim=1)  # [B, d, T] each
-        evidence = self.evidence(h).float()  # [B, 2, T(i)]
-        scale = 1.0 / math.sqrt(self.dim)
-        bias = self.offset_bias[:, self.offset_index].float()  # [2, T(i), T(t)]
-        start = torch.einsum("bdi,bdt->bit", qs, ks) * scale + evidence[:, 0, :, None] + bias[0]
-        end = torch.einsum("bdi,bdt->bit", qe, ke) * scale + evidence[:, 1, :, None] + bias[1]
-        # Valid positions only, and t itself always (a padded column then still has one candidate).
-        ok = valid[:, :, None] | self.diagonal
-        log_start = _masked_log_softmax(start, self.allowed[0] & ok)
-        log_end = _masked_log_softmax(end, self.allowed[1] & ok)
-        # log P(start <= i) and log P(end >= i), both over i for each column t
-        log_started = torch.logcumsumexp(log_start, dim=1)
-        log_not_ended = torch.logcumsumexp(log_end.flip(1), dim=1).flip(1)
-        return probability_logits(log_started + log_not_ended).to(x.dtype), log_start, log_end
-
-
-def _masked_log_softmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """log_softmax over dim 1 among `allowed` entries; the others get a finite floor far below any
-    log-probability (so that sums of two stay finite and no gradient reaches them)."""
-    log_p = torch.log_softmax(logits.masked_fill(~allowed, -math.inf), dim=1)
-    return log_p.masked_fill(~allowed, -1e30)
-
-
 class BoundaryHead(nn.Module):
     """conv(k=3) C->C, ReLU, conv(k=2) C->1: logit that an instance boundary lies between snippets
     j and j+1 ([B, T-1]), from the two snippets and their neighbours."""
@@ -152,11 +100,5 @@ def gate_masks(mask_logits: torch.Tensor, boundary_logits: torch.Tensor) -> torc
     log_keep = F.logsigmoid(-boundary_logits.float())  # log P(no boundary after snippet j), [B, T-1]
     cum = F.pad(torch.cumsum(log_keep, dim=1), (1, 0))  # [B, T]: sum of log_keep over j < k
     gate = -(cum[:, :, None] - cum[:, None, :]).abs()  # [B, T(i), T(t)], <= 0
-    return probability_logits(F.logsigmoid(mask_logits.float()) + gate).to(mask_logits.dtype)
-
-
-def probability_logits(log_p: torch.Tensor) -> torch.Tensor:
-    """Logits of probabilities given as logs, log(p / (1 - p)); p is capped just below 1 so that a
-    certain position keeps a finite logit (and gradient)."""
-    log_p = log_p.clamp(max=-1e-6)
-    return log_p - torch.log(-torch.expm1(log_p))
+    log_p = (F.logsigmoid(mask_logits.float()) + gate).clamp(max=-1e-6)
+    return (log_p - torch.log(-torch.expm1(log_p))).to(mask_logits.dtype)
