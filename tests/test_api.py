@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gsmt.api import Detection, Localizer
 from gsmt.data.annotations import load_annotations
@@ -57,6 +58,13 @@ def test_localizer_describes_its_model(loc, tiny_run):
     assert Localizer.from_checkpoint(tiny_run / "last.pt").classes == loc.classes
     with pytest.raises(GsmtError, match="checkpoint not found"):
         Localizer.from_checkpoint(tiny_run / "nope.pt")
+    # A device name is checked up front, naming the argument, not left to a torch error later.
+    with pytest.raises(GsmtError, match="device: must be auto, cpu"):
+        Localizer.from_checkpoint(tiny_run, device="gpu7")
+    assert Localizer.from_checkpoint(tiny_run, device=torch.device("cpu")).device == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(GsmtError, match="CUDA was asked for"):
+            Localizer.from_checkpoint(tiny_run, device="cuda")
 
 
 def test_predict_equals_the_command_pipeline(loc, tiny_run, tiny_data, validation):

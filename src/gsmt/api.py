@@ -27,6 +27,7 @@ from gsmt.data.readers import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.data.windows import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.predictor import predict_dataset
+from gsmt.engine.trainer import pick_device
 from gsmt.errors import GsmtError
 from gsmt.model import GSMT
 
@@ -86,7 +87,8 @@ class Localizer:
     """A trained GSMT with its decoding settings; predicts actions in seconds from features."""
 
     def __init__(self, model: GSMT, cfg: Config, meta: dict, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+        # A name is checked as `--device` is (auto | cpu | cuda | cuda:N | mps, and present here).
+        self.device = device if isinstance(device, torch.device) else pick_device(device, "device")
         self.model = model.to(self.device).eval()
         self.cfg = cfg
         self.meta = meta
