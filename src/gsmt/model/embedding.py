@@ -158,7 +158,8 @@ class CNNEmbedding(nn.Module):
 
 
 class ConvStem(nn.Module):
-    """`layers` residual blocks of conv(k=3) C->C + LayerNorm + ReLU before the snippet embedding:
+    """`layers` residual blocks of conv(k=3) C->C + GroupNorm (one group: statistics over the
+    whole sequence) + ReLU before the snippet embedding:
     each snippet sees its neighbours in order, which attention without positional encoding cannot
     (it is permutation-equivariant), so an action told by its local temporal pattern becomes visible.
     Block l is dilated by `dilation ** l`: with 2, five blocks see 63 snippets in order (an action's
