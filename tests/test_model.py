@@ -46,6 +46,7 @@ OPTIONS = [
     dict(mask_head="pairwise", boundary_gate=True, conv_stem=2),
     dict(mask_head="pairwise", pos_encoding="relative"),
     dict(mask_head="pairwise", conv_stem=3, stem_dilation=2),
+    dict(mask_head="pairwise", conv_stem=2, stem_norm="layer"),
 ]
 
 
@@ -304,3 +305,18 @@ def test_stem_dilation_grows_per_layer_and_rejects_absurd_values():
         GSMT(D, K, T, conv_stem=64, stem_dilation=64)
     with pytest.raises(GsmtError, match="stem_dilation"):
         GSMT(D, K, T, conv_stem=2, stem_dilation=0)
+
+
+def test_stem_norm_layer_keeps_a_snippet_to_its_receptive_field():
+    # Two k=3 blocks (dilation 1): snippet 0 sees snippets 0..2. With per-snippet LayerNorm a change
+    # at snippet 8 leaves its stem output alone; GroupNorm's whole-sequence statistics carry it there.
+    x = torch.randn(1, C, T)
+    far = x.clone()
+    far[0, :, 8] += 5.0
+    valid = torch.ones(1, T, dtype=torch.bool)
+    layer, group = small(conv_stem=2, stem_norm="layer").stem, small(conv_stem=2).stem
+    assert torch.equal(layer(x, valid)[..., :3], layer(far, valid)[..., :3])
+    assert not torch.allclose(layer(x, valid)[..., 6:11], layer(far, valid)[..., 6:11])
+    assert not torch.allclose(group(x, valid)[..., :3], group(far, valid)[..., :3])
+    with pytest.raises(GsmtError, match="stem_norm"):
+        GSMT(D, K, T, conv_stem=2, stem_norm="batch")

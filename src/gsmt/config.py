@@ -16,7 +16,7 @@ from gsmt.data.dataset import MODES as TEMPORAL_MODES
 from gsmt.data.readers import NoAliasLoader, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
-from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS
+from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
 from gsmt.postprocess.decode import MODES as DECODE_MODES
 from gsmt.postprocess.decode import SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
@@ -70,6 +70,7 @@ class ModelConfig:
     boundary_gate: bool = False  # gate each mask column by P(no instance boundary between t and i)
     conv_stem: int = bounded(0, ge=0, le=64)  # residual k=3 conv layers before the embedding (local order)
     stem_dilation: int = bounded(1, ge=1, le=64)  # conv stem layer l is dilated by stem_dilation ** l
+    stem_norm: str = bounded("group", choices=STEM_NORMS)  # group: over the whole sequence; layer: per snippet
 
 
 @dataclass

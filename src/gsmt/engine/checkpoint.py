@@ -88,6 +88,7 @@ def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
         boundary_gate=m.boundary_gate,
         conv_stem=m.conv_stem,
         stem_dilation=m.stem_dilation,
+        stem_norm=m.stem_norm,
     )
 
 

@@ -158,22 +158,28 @@ class CNNEmbedding(nn.Module):
 
 
 class ConvStem(nn.Module):
-    """`layers` residual blocks of conv(k=3) C->C + GroupNorm (one group: statistics over the
-    whole sequence) + ReLU before the snippet embedding:
+    """`layers` residual blocks of conv(k=3) C->C + norm + ReLU before the snippet embedding:
     each snippet sees its neighbours in order, which attention without positional encoding cannot
     (it is permutation-equivariant), so an action told by its local temporal pattern becomes visible.
     Block l is dilated by `dilation ** l`: with 2, five blocks see 63 snippets in order (an action's
-    whole extent on THUMOS14 grids) for the cost of five k=3 convs."""
+    whole extent on THUMOS14 grids) for the cost of five k=3 convs. `norm="group"`: GroupNorm with one
+    group (statistics over the whole sequence); `"layer"`: LayerNorm over the channels of each snippet
+    (a snippet's output then does not depend on snippets outside its receptive field)."""
 
-    def __init__(self, C: int, layers: int, dilation: int = 1):
+    def __init__(self, C: int, layers: int, dilation: int = 1, norm: str = "group"):
         super().__init__()
         self.convs = nn.ModuleList(
             nn.Conv1d(C, C, 3, padding=dilation**l, dilation=dilation**l) for l in range(layers)
         )
-        self.norms = nn.ModuleList(nn.GroupNorm(1, C) for _ in range(layers))
+        self.per_snippet = norm == "layer"
+        self.norms = nn.ModuleList((nn.LayerNorm(C) if self.per_snippet else nn.GroupNorm(1, C))
+                                   for _ in range(layers))
+
+    def _norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return norm(x.transpose(1, 2)).transpose(1, 2) if self.per_snippet else norm(x)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         for conv, norm in zip(self.convs, self.norms):
             # Padded snippets are zero before each conv, so a valid snippet's output does not depend on padding.
-            x = zero_padded(x + F.relu(norm(conv(zero_padded(x, valid)))), valid)
+            x = zero_padded(x + F.relu(self._norm(norm, conv(zero_padded(x, valid)))), valid)
         return x

@@ -12,6 +12,7 @@ from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, Pairwis
 POS_ENCODINGS = ("none", "learned", "fixed", "relative")
 EMBEDDINGS = ("transformer", "cnn")
 MASK_HEADS = ("conv", "pairwise")
+STEM_NORMS = ("group", "layer")
 
 
 class GSMT(nn.Module):
@@ -25,7 +26,8 @@ class GSMT(nn.Module):
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
-                 boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1):
+                 boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1,
+                 stem_norm: str = "group"):
         super().__init__()
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
@@ -33,6 +35,8 @@ class GSMT(nn.Module):
             raise GsmtError("model.embedding", f"unknown value {embedding!r}, choose from {EMBEDDINGS}")
         if mask_head not in MASK_HEADS:
             raise GsmtError("model.mask_head", f"unknown value {mask_head!r}, choose from {MASK_HEADS}")
+        if stem_norm not in STEM_NORMS:
+            raise GsmtError("model.stem_norm", f"unknown value {stem_norm!r}, choose from {STEM_NORMS}")
         for name, value in (("feature_dim", feature_dim), ("num_classes", num_classes), ("T", T),
                             ("hidden_dim", hidden_dim), ("n_heads", n_heads)):
             if int(value) < 1:
@@ -51,7 +55,7 @@ class GSMT(nn.Module):
         self.mask_branch = mask_branch
         self.proj = nn.Conv1d(feature_dim, hidden_dim, 1)
         self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
-        self.stem = ConvStem(hidden_dim, conv_stem, stem_dilation) if conv_stem > 0 else None
+        self.stem = ConvStem(hidden_dim, conv_stem, stem_dilation, stem_norm) if conv_stem > 0 else None
         if embedding == "transformer":
             relative_T = T if pos_encoding == "relative" else 0
             self.embed = TransformerEmbedding(hidden_dim, num_layers, n_heads, head_dim, mlp_ratio, dropout,
