@@ -208,13 +208,17 @@ def run_predict(args) -> str:
 
     own_group = not dist.is_initialized()
     ddp = init_distributed(device)
+    finished = False
     try:
         # A progress bar belongs on a terminal; in a log or a pipe it is noise around the real messages.
         results = predict_results(model, cfg, classes, videos, features, device=device,
                                   batch_size=args.batch_size, progress=sys.stderr.isatty(),
                                   where=args.data or args.features, shard=(ddp.rank, ddp.world_size))
+        finished = True
     finally:
         if ddp.world_size > 1 and own_group:
+            if finished:  # no rank tears the group down while another is still in the last collective
+                dist.barrier()
             dist.destroy_process_group()
     if results is None:  # another rank writes the submission
         return ""

@@ -341,14 +341,21 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
     # The process group comes first: every later check may fail on one rank only (rank 0 alone
     # takes the lock), and the ranks can only agree on a failure once they are a group.
     rank, world, made = _dist()
+    finished = False
     try:
-        return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
-                            annotations=annotations, device=device, batch_size=batch_size,
-                            progress=progress, rank=rank, world=world)
+        summary = _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
+                               annotations=annotations, device=device, batch_size=batch_size,
+                               progress=progress, rank=rank, world=world)
+        finished = True
+        return summary
     finally:
         if made:
             import torch.distributed as dist
 
+            if finished:
+                # Without it a rank could tear the group down while another is still leaving the last
+                # collective (a gloo abort at exit, seen once in CI).
+                dist.barrier()
             dist.destroy_process_group()
 
 
