@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -95,3 +100,44 @@ def assert_fatal(result: tuple[int, str, str], *names: object, problem: str = ""
         assert str(name) in line, (name, line)
     assert problem.lower() in line.lower(), (problem, line)
     return line
+
+
+# ------------------------------------------------------------------ two ranks of a gloo process group
+# A collective left waiting would block for torch's timeout (minutes); a settled error ends in the
+# seconds that starting Python, torch and transformers take on a loaded 2-core machine.
+DEADLINE = 180
+
+
+def rank_env() -> dict[str, str]:
+    """This process's environment without torchrun's variables, one thread per process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def two_ranks(args: list[str]) -> list[tuple[int, str, str]]:
+    """`gsmt ARGS` as ranks 0 and 1 of a 2-process group, launched with the variables torchrun sets
+    (torchrun itself stops the other workers when one fails, hiding each rank's own exit code):
+    [(exit code, stdout, stderr)] per rank, both within DEADLINE seconds."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = {**rank_env(), "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "gsmt.cli", *args], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    start = time.monotonic()
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, DEADLINE - (time.monotonic() - start)))
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results

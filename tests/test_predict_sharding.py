@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import rank_env, two_ranks
 from gsmt.cli import main
 from gsmt.data.synth import generate
 
@@ -37,8 +38,7 @@ def test_two_gloo_processes_write_the_one_process_submission(trained, tmp_path, 
     assert main(predict + ["--out", str(tmp_path / "one.json")]) == 0
     single = capsys.readouterr().out
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
+    env = rank_env()
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            "-m", "gsmt.cli", *predict, "--out", str(tmp_path / "two.json")],
                           capture_output=True, text=True, env=env, timeout=300)
@@ -49,3 +49,25 @@ def test_two_gloo_processes_write_the_one_process_submission(trained, tmp_path, 
     # Rank 0 alone reports; the summary line is the one-process line (but for the file name).
     assert done.stdout.strip().splitlines() == [single.strip().replace("one.json", "two.json")]
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_bad_file_in_one_rank_s_share_ends_both_ranks_with_exit_2(trained, tmp_path):
+    """The test videos' 2nd feature file (rank 1's share under 2 processes) is corrupt: one process
+    stops with the file's one-line error, and under 2 processes both ranks stop with that line."""
+    import shutil
+
+    data, run = trained
+    bad = tmp_path / "data"
+    shutil.copytree(data, bad)
+    database = json.loads((bad / "annotations.json").read_text())["database"]
+    test_videos = [vid for vid, video in database.items() if video["subset"] == "test"]  # shared out in order
+    corrupt = bad / "features" / f"{test_videos[1]}.npy"
+    corrupt.write_bytes(b"not a numpy file at all")
+    predict = ["predict", "--checkpoint", str(run), "--data", str(bad), "--device", "cpu"]
+    line = f"gsmt: error: {corrupt}: cannot read features, truncated or corrupt file"
+    ranks = two_ranks(predict + ["--out", str(tmp_path / "two.json")])
+    for code, stdout, stderr in ranks:
+        assert code == 2, stderr[-3000:]
+        assert [x for x in stderr.splitlines() if x.startswith("gsmt: error:")][0].startswith(line), stderr
+        assert "Traceback" not in stderr
+    assert not (tmp_path / "two.json").exists()

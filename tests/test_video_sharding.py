@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import rank_env, two_ranks
 from gsmt.cli import main
 from gsmt.io import LOCK_NAME, lock_folder
 from gsmt.video.clips import ClipSpec, write_clips
@@ -24,9 +23,6 @@ from gsmt.video.clips import ClipSpec, write_clips
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
-# A collective left waiting would block for torch's timeout (minutes); a settled error ends in the
-# seconds that starting Python, torch and transformers take on a loaded 2-core machine.
-DEADLINE = 180
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +42,6 @@ def world(tmp_path_factory) -> dict[str, Path]:
             "annotations": root / "clips" / "annotations.json"}
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    return env
-
-
 def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -68,7 +57,7 @@ def test_two_gloo_processes_write_the_one_process_folder(world, tmp_path, capsys
     single_out, single_err = capsys.readouterr()
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            "-m", "gsmt.cli", *_extract_args(world, two)],
-                          capture_output=True, text=True, env=_env(), timeout=300)
+                          capture_output=True, text=True, env=rank_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
     expected = _files(one)
@@ -87,37 +76,12 @@ def test_two_gloo_processes_write_the_one_process_folder(world, tmp_path, capsys
     assert not (two / LOCK_NAME).exists()
 
 
-def _two_ranks(args: list[str]) -> list[tuple[int, str, str]]:
-    """`gsmt ARGS` as ranks 0 and 1 of a 2-process group, launched with the variables torchrun sets
-    (torchrun itself stops the other workers when one fails, hiding each rank's own exit code):
-    [(exit code, stdout, stderr)] per rank, both within DEADLINE seconds."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    procs = []
-    for rank in range(2):
-        env = {**_env(), "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "gsmt.cli", *args], env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    start = time.monotonic()
-    results = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, DEADLINE - (time.monotonic() - start)))
-            results.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
 
 
 def test_rank_0_refused_by_the_lock_ends_both_ranks_with_exit_2(world, tmp_path):
     out = tmp_path / "locked"
     with lock_folder(out, "another job"):  # held by this test process: rank 0 cannot take it
-        ranks = _two_ranks(_extract_args(world, out))
+        ranks = two_ranks(_extract_args(world, out))
         assert sorted(os.listdir(out)) == [LOCK_NAME]  # nothing written by either rank
     line = f"gsmt: error: {out / LOCK_NAME}: folder is in use by process {os.getpid()} (another job): " \
            "wait for it to end, or use another output folder"
@@ -132,7 +96,7 @@ def test_an_invalid_out_ends_both_ranks_with_exit_2(world, tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "notes.txt").write_text("mine\n")
-    ranks = _two_ranks(_extract_args(world, out))
+    ranks = two_ranks(_extract_args(world, out))
     line = f"gsmt: error: {out}: is not empty and holds no extract.json of an earlier gsmt extract: choose a " \
            "new or empty folder for --out (gsmt extract never writes among other files)"
     for code, stdout, stderr in ranks:

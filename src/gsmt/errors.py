@@ -10,9 +10,12 @@ from pathlib import Path
 class GsmtError(Exception):
     """A fatal user error: the CLI prints `gsmt: error: <where>: <problem>` and exits with code 2."""
 
-    def __init__(self, where: str | Path | None, problem: str):
+    def __init__(self, where: str | Path | None, problem: str, *, shared: bool = False):
         self.where = str(where) if where is not None else None
         self.problem = problem
+        # Raised by every rank of a torchrun job together (after they exchanged their failures), so
+        # the ranks may still meet once to leave the process group.
+        self.shared = shared
         super().__init__(f"{self.where}: {problem}" if self.where else problem)
 
 

@@ -128,7 +128,7 @@ def _gather_shards(payload: dict, world: int) -> dict:
     dist.all_gather_object(parts, payload)
     for part in parts:
         if "error" in part:
-            raise GsmtError(*part["error"])
+            raise GsmtError(*part["error"], shared=True)
     merged: dict = {"results": {}, "faults": {}}
     for part in parts:
         merged["results"].update(part["results"])
@@ -208,16 +208,17 @@ def run_predict(args) -> str:
 
     own_group = not dist.is_initialized()
     ddp = init_distributed(device)
-    finished = False
     try:
         # A progress bar belongs on a terminal; in a log or a pipe it is noise around the real messages.
         results = predict_results(model, cfg, classes, videos, features, device=device,
                                   batch_size=args.batch_size, progress=sys.stderr.isatty(),
                                   where=args.data or args.features, shard=(ddp.rank, ddp.world_size))
-        finished = True
     finally:
         if ddp.world_size > 1 and own_group:
-            if finished:  # no rank tears the group down while another is still in the last collective
+            failure = sys.exc_info()[1]
+            if failure is None or getattr(failure, "shared", False):
+                # Every rank is here: no rank tears the group down while another is still in the last
+                # collective. A failure of one rank alone skips it (the others would never come).
                 dist.barrier()
             dist.destroy_process_group()
     if results is None:  # another rank writes the submission

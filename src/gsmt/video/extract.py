@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -225,10 +226,11 @@ def _settle(world: int, failure: Exception | None, share=None) -> list:
     parts: list = [None] * world
     dist.all_gather_object(parts, {"error": error, "share": share if failure is None else None})
     if failure is not None and not isinstance(failure, GsmtError):
+        failure.shared = True  # the other ranks raise together with it (see run_extract)
         raise failure
     first = next((part["error"] for part in parts if part["error"] is not None), None)
     if first is not None:
-        raise GsmtError(*first)
+        raise GsmtError(*first, shared=True)
     return [part["share"] for part in parts]
 
 
@@ -341,20 +343,19 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
     # The process group comes first: every later check may fail on one rank only (rank 0 alone
     # takes the lock), and the ranks can only agree on a failure once they are a group.
     rank, world, made = _dist()
-    finished = False
     try:
-        summary = _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
-                               annotations=annotations, device=device, batch_size=batch_size,
-                               progress=progress, rank=rank, world=world)
-        finished = True
-        return summary
+        return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
+                            annotations=annotations, device=device, batch_size=batch_size,
+                            progress=progress, rank=rank, world=world)
     finally:
         if made:
             import torch.distributed as dist
 
-            if finished:
-                # Without it a rank could tear the group down while another is still leaving the last
-                # collective (a gloo abort at exit, seen once in CI).
+            failure = sys.exc_info()[1]
+            if failure is None or getattr(failure, "shared", False):
+                # Every rank is here: without the barrier one could tear the group down while another
+                # is still leaving the last collective (a gloo abort at exit, seen in CI). A failure
+                # of one rank alone skips it, or that rank would wait for the others forever.
                 dist.barrier()
             dist.destroy_process_group()
 
