@@ -83,6 +83,22 @@ def test_long_vs_short_on_two_runs():
     short = decode(probs, masks, valid, ts, te, 6.0, mode="short", thresholds=[0.5], m1=1, theta_c=0.0)
     # runs 0..1 (max 0.9) and 3..4 (max 0.7)
     assert _as_tuples(short) == [(0.0, 2.0, 0, 0.63), (3.0, 5.0, 0, 0.49)]
+    # own: only the run that holds the source snippet 0
+    own = decode(probs, masks, valid, ts, te, 6.0, mode="own", thresholds=[0.5], m1=1, theta_c=0.0)
+    assert _as_tuples(own) == [(0.0, 2.0, 0, 0.63)]
+
+
+def test_own_keeps_the_run_of_each_source_snippet():
+    # snippet 4 (actionness 0.8) predicts runs 0..1 and 3..4; snippet 1 (0.6) predicts 0..1 only
+    probs, masks, valid, ts, te = _sample({4: [0.9, 0.8, 0.2, 0.6, 0.7, 0.1], 1: [0.8, 0.9, 0, 0, 0, 0]},
+                                          {4: [0.8, 0.1, 0.1], 1: [0.6, 0.2, 0.2]})
+    own = decode(probs, masks, valid, ts, te, 6.0, mode="own", thresholds=[0.5], m1=2, theta_c=0.0)
+    # 3..4 from snippet 4 (0.8 * 0.7); 0..1 from snippet 1 (0.6 * 0.9), not snippet 4's 0.8 * 0.9
+    assert _as_tuples(own) == [(3.0, 5.0, 0, 0.56), (0.0, 2.0, 0, 0.54)]
+    # a source snippet below the threshold in its own column gives no candidate at that threshold
+    masks[4, 4] = 0.4
+    own = decode(probs, masks, valid, ts, te, 6.0, mode="own", thresholds=[0.5], m1=2, theta_c=0.0)
+    assert _as_tuples(own) == [(0.0, 2.0, 0, 0.54)]
 
 
 def test_thresholds_merge_identical_candidates():
@@ -193,7 +209,7 @@ def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds
             runs = []
             if mode == "long" and idx:
                 runs = [(idx[0], idx[-1])]
-            elif mode == "short":
+            elif mode in ("short", "own"):
                 i = 0
                 while i < n:
                     if on[i]:
@@ -204,6 +220,8 @@ def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds
                         i = j + 1
                     else:
                         i += 1
+            if mode == "own":
+                runs = [(a, b) for a, b in runs if a <= t <= b]
             for a, b in runs:
                 peak = max(masks[i, t] for i in range(a, b + 1) if on[i])
                 for c in classes:
@@ -214,7 +232,7 @@ def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("mode", ["long", "short"])
+@pytest.mark.parametrize("mode", ["long", "short", "own"])
 def test_matches_plain_reference_loop(seed, mode):
     rng = np.random.default_rng(seed)
     n, n_cls = 20, 4
@@ -234,7 +252,8 @@ def test_matches_plain_reference_loop(seed, mode):
     np.testing.assert_array_equal(out.labels, [key[2] for _, key in ref])
 
 
-def test_decode_batch_matches_per_sample():
+@pytest.mark.parametrize("mode", ["short", "own"])
+def test_decode_batch_matches_per_sample(mode):
     rng = np.random.default_rng(7)
     b, n = 3, 10
     probs = rng.dirichlet(np.ones(4), size=(b, n)).transpose(0, 2, 1)
@@ -243,10 +262,11 @@ def test_decode_batch_matches_per_sample():
     valid[1, 7:] = False
     ts = np.tile(np.arange(n, dtype=float), (b, 1)) + np.array([[0.0], [5.0], [10.0]])
     durations = [20.0, 20.0, 18.0]
-    outs = decode_batch(probs, masks, valid, ts, ts + 1, durations, mode="short", m1=5)
+    outs = decode_batch(probs, masks, valid, ts, ts + 1, durations, mode=mode, m1=5)
     assert len(outs) == b
     for i in range(b):
-        one = decode(probs[i], masks[i], valid[i], ts[i], ts[i] + 1, durations[i], mode="short", m1=5)
+        one = decode(probs[i], masks[i], valid[i], ts[i], ts[i] + 1, durations[i], mode=mode, m1=5)
+        assert len(one) > 0
         np.testing.assert_array_equal(outs[i].segments, one.segments)
         np.testing.assert_array_equal(outs[i].scores, one.scores)
 

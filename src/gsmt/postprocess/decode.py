@@ -10,7 +10,7 @@ import numpy as np
 from gsmt.errors import GsmtError
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1).tolist())
-MODES = ("long", "short")
+MODES = ("long", "short", "own")
 SCORES = ("source", "run")
 
 
@@ -191,6 +191,10 @@ def decode(
     segment, so a mask spanning background or another class's snippets scores lower); either way
     times the mask's maximum over the run.
 
+    `mode`: each threshold's activated positions of column t give one run from the first to the
+    last (`long`), one run per connected group (`short`), or only the group that holds snippet t
+    (`own`: the column's other groups are masks of other instances, e.g. repeats of its class).
+
     A mask position activates when `masks[i, t] >= theta` and snippet i is valid. Ties in actionness
     (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score.
     """
@@ -261,6 +265,10 @@ def decode_many(
         run_max = values[rows].max(axis=1)
     else:
         rows, first, last = find_runs(active)
+        if mode == "own":  # a snippet's mask is its own instance: other runs are other instances' masks
+            source = kept.reshape(-1)[rows // n_thr]
+            held = (first <= source) & (source <= last)
+            rows, first, last = rows[held], first[held], last[held]
         run_max = _run_max(values, rows, first, last)
 
     sample = rows // (m * n_thr)  # [R]
