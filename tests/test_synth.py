@@ -193,7 +193,7 @@ def test_written_dataset(tmp_path, preset):
     p = PRESETS[preset]
     raw = json.loads((out / "annotations.json").read_text())
     expected_modes = {
-        "thumos-like": {"temporal_mode": "window", "decode_mode": "short", "train_subset": "validation",
+        "thumos-like": {"temporal_mode": "window", "decode_mode": "own", "train_subset": "validation",
                         "eval_subset": "test", "tiou": "thumos"},
         "anet-like": {"temporal_mode": "resize", "decode_mode": "long", "train_subset": "training",
                       "eval_subset": "validation", "tiou": "anet"},

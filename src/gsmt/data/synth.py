@@ -77,7 +77,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # THUMOS14: 200 validation (training) + 213 test videos.
     "thumos-like": Preset("thumos-like", 30.0, 8, 16, 20, 200, "validation", "test", 200 / 413,
-                          "window", "short", "thumos"),
+                          "window", "own", "thumos"),
     # ActivityNet v1.3: 10,024 training + 4,926 validation videos. 50 classes rather than 200 by
     # default so that a small demo has enough instances per class; `--classes 200` mirrors it.
     "anet-like": Preset("anet-like", 30.0, 16, 16, 50, 300, "training", "validation", 10024 / 14950,

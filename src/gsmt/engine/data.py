@@ -24,7 +24,7 @@ log = logging.getLogger("gsmt.data")
 # What each temporal mode implies when the data does not say (the paper's two benchmarks).
 MODE_DEFAULTS = {
     "resize": {"decode_mode": "long", "train_subset": "training", "eval_subset": "validation", "tiou": "anet"},
-    "window": {"decode_mode": "short", "train_subset": "validation", "eval_subset": "test", "tiou": "thumos"},
+    "window": {"decode_mode": "own", "train_subset": "validation", "eval_subset": "test", "tiou": "thumos"},
 }
 
 
