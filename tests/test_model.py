@@ -47,8 +47,6 @@ OPTIONS = [
     dict(mask_head="pairwise", pos_encoding="relative"),
     dict(mask_head="pairwise", conv_stem=3, stem_dilation=2),
     dict(mask_head="pairwise", conv_stem=2, stem_norm="layer"),
-    dict(mask_head="pairwise", conv_stem=2, stem_norm="layer", mask_skip=True),
-    dict(mask_head="conv", mask_skip=True),
 ]
 
 
@@ -322,16 +320,3 @@ def test_stem_norm_layer_keeps_a_snippet_to_its_receptive_field():
     assert not torch.allclose(group(x, valid)[..., :3], group(far, valid)[..., :3])
     with pytest.raises(GsmtError, match="stem_norm"):
         GSMT(D, K, T, conv_stem=2, stem_norm="batch")
-
-
-def test_mask_skip_feeds_the_projected_input_to_the_mask_head():
-    model = small(mask_head="pairwise", conv_stem=2, stem_norm="layer", mask_skip=True)
-    assert model.mask_head.conv1.in_channels == 2 * C
-    features, valid = inputs()
-    out = model(features, valid)
-    # Zeroing the skip half of conv1's weights must change the masks (the skip is read), not the classes.
-    with torch.no_grad():
-        model.mask_head.conv1.weight[:, C:] = 0
-    out2 = model(features, valid)
-    assert torch.equal(out["cls_logits"], out2["cls_logits"])
-    assert not torch.allclose(out["mask_logits"], out2["mask_logits"])

@@ -71,7 +71,6 @@ class ModelConfig:
     conv_stem: int = bounded(0, ge=0, le=64)  # residual k=3 conv layers before the embedding (local order)
     stem_dilation: int = bounded(1, ge=1, le=64)  # conv stem layer l is dilated by stem_dilation ** l
     stem_norm: str = bounded("group", choices=STEM_NORMS)  # group: over the whole sequence; layer: per snippet
-    mask_skip: bool = False  # the mask head also reads the projected input features (before stem and embedding)
 
 
 @dataclass

@@ -27,7 +27,7 @@ class GSMT(nn.Module):
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
                  boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1,
-                 stem_norm: str = "group", mask_skip: bool = False):
+                 stem_norm: str = "group"):
         super().__init__()
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
@@ -64,12 +64,7 @@ class GSMT(nn.Module):
             self.embed = CNNEmbedding(hidden_dim, dropout)
         self.cls_head = ClassificationHead(hidden_dim, num_classes)
         head = MaskHead if mask_head == "conv" else PairwiseMaskHead
-        # mask_skip: the mask head also reads the projected input (before stem and embedding), whose
-        # snippets of one instance look alike; the stem's context features also encode where in its
-        # instance a snippet lies, so alone they make columns pick mirrored positions.
-        self.mask_skip = mask_skip
-        in_channels = 2 * hidden_dim if mask_skip else hidden_dim
-        self.mask_head = head(hidden_dim, T, in_channels) if mask_branch else None
+        self.mask_head = head(hidden_dim, T) if mask_branch else None
         self.boundary_head = BoundaryHead(hidden_dim) if (boundary_gate and mask_branch) else None
 
     def forward(self, features: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -83,13 +78,13 @@ class GSMT(nn.Module):
         valid = valid.to(torch.bool)
         # The k=1 projection keeps padded snippets (even NaN ones) in their own positions, so
         # zeroing its output suffices and avoids a pass over the wide input.
-        x0 = x = zero_padded(self.pos(self.proj(features)), valid)
+        x = zero_padded(self.pos(self.proj(features)), valid)
         if self.stem is not None:
             x = self.stem(x, valid)
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
         if self.mask_head is not None:
-            out["mask_logits"] = self.mask_head(torch.cat([x, x0], dim=1) if self.mask_skip else x, valid)
+            out["mask_logits"] = self.mask_head(x, valid)
         if self.boundary_head is not None:
             out["boundary_logits"] = self.boundary_head(x, valid)
             out["mask_logits"] = gate_masks(out["mask_logits"], out["boundary_logits"])

@@ -34,9 +34,9 @@ class MaskHead(nn.Module):
     """conv(k=3) C->C, ReLU, conv(k=3) C->C, ReLU, conv(k=1) C->T: output [B, T(i), T(t)], whose
     column t is the full-length mask logit predicted from snippet t (paper Eq. 4)."""
 
-    def __init__(self, C: int, T: int, in_channels: int | None = None):
+    def __init__(self, C: int, T: int):
         super().__init__()
-        self.conv1 = nn.Conv1d(in_channels or C, C, 3, padding=1)
+        self.conv1 = nn.Conv1d(C, C, 3, padding=1)
         self.conv2 = nn.Conv1d(C, C, 3, padding=1)
         self.out = nn.Conv1d(C, T, 1)
 
@@ -50,10 +50,10 @@ class PairwiseMaskHead(nn.Module):
     learned function of their offset. Unlike the C->T readout it is translation-equivariant, so a
     column follows its action's extent instead of recalling absolute positions (BENCHMARKS.md)."""
 
-    def __init__(self, C: int, T: int, in_channels: int | None = None, dim: int = 64):
+    def __init__(self, C: int, T: int, dim: int = 64):
         super().__init__()
         self.T, self.dim = T, dim
-        self.conv1 = nn.Conv1d(in_channels or C, C, 3, padding=1)
+        self.conv1 = nn.Conv1d(C, C, 3, padding=1)
         self.conv2 = nn.Conv1d(C, C, 3, padding=1)
         self.query = nn.Conv1d(C, dim, 1)
         self.key = nn.Conv1d(C, dim, 1)
