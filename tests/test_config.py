@@ -47,3 +47,16 @@ def test_apply_overrides_limits_sections():
     assert apply_overrides(cfg, ["decode.max_keep=7"], sections=("decode",)).decode.max_keep == 7
     with pytest.raises(GsmtError, match="only decode"):
         apply_overrides(cfg, ["train.lr=1"], sections=("decode",))
+
+
+def test_retired_keys_of_earlier_checkpoints_load_at_their_neutral_value():
+    from gsmt.config import config_from_dict
+
+    values = load_config("thumos").to_dict()
+    values["model"]["mask_skip"] = False  # written by every checkpoint of 2026-12-01 00:13-03:40
+    values["loss"]["interval_weight"] = 1.0  # 2026-11-30: weighted only the removed interval head
+    assert config_from_dict(values) == load_config("thumos")
+    values["model"]["mask_skip"] = True
+    with pytest.raises(GsmtError, match=r"^checkpoint: config key 'model.mask_skip' was removed from gsmt; .* "
+                                        r"only at False, got True$"):
+        config_from_dict(values)

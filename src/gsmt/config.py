@@ -175,6 +175,15 @@ def _coerce(value, hint, key: str, where: str, bounds: Bounds | None = None):
     raise GsmtError(where, f"config key '{key}' must be {name}, got {value!r}")
 
 
+# Keys of earlier versions, which their checkpoints and config.yaml files record: loaded and ignored
+# at the values that leave today's model unchanged (any value: None); another value needs the
+# version that had the option.
+RETIRED: dict[str, tuple | None] = {
+    "model.mask_skip": (False,),  # 2026-12-01: the mask head also read the projected input
+    "loss.interval_weight": None,  # 2026-11-30: weighted the removed `interval` mask head only
+}
+
+
 def _build(cls, values: dict, where: str, prefix: str = ""):
     """Build dataclass `cls` from a dict, refusing unknown keys and values of the wrong type."""
     if not isinstance(values, dict):
@@ -183,6 +192,12 @@ def _build(cls, values: dict, where: str, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
+        if key not in fields and f"{prefix}{key}" in RETIRED:
+            accepted = RETIRED[f"{prefix}{key}"]
+            if accepted is None or any(value is v for v in accepted):
+                continue
+            raise GsmtError(where, f"config key '{prefix}{key}' was removed from gsmt; a config of an earlier "
+                                   f"version loads with it only at {', '.join(map(repr, accepted))}, got {value!r}")
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise GsmtError(where, f"unknown config key '{prefix}{key}' (known: {known})")
