@@ -144,3 +144,24 @@ def test_merge_windows_is_concatenate_then_soft_nms():
     np.testing.assert_array_equal(merged.segments, direct.segments)
     np.testing.assert_array_equal(merged.scores, direct.scores)
     assert len(merge_windows([])) == 0
+
+
+def test_decay_fragments_hand_computed():
+    from gsmt.postprocess.decode import FlatDetections
+    from gsmt.postprocess.nms import decay_fragments
+
+    # video 0: whole [0, 10] (0.8); its first phase [0, 3] (0.9, higher: kept); its last phase
+    # [7.5, 10] (0.6, inside and 4x shorter: decayed); [8, 12] (0.5: only half inside); [2, 4] of
+    # label 1 (another class: kept). Video 1: [0, 4] (0.7) inside video 0's whole: other video, kept.
+    dets = FlatDetections(np.array([0, 0, 0, 0, 0, 1]),
+                          np.array([[0, 3], [0, 10], [7.5, 10], [8, 12], [2, 4], [0, 4]], dtype=float),
+                          np.array([0, 0, 0, 0, 1, 0]), np.array([0.9, 0.8, 0.6, 0.5, 0.4, 0.7]))
+    out = decay_fragments(dets, 0.2)
+    np.testing.assert_array_equal(out.group, [0, 0, 0, 0, 0, 1])
+    np.testing.assert_allclose(out.scores, [0.9, 0.8, 0.5, 0.4, 0.12, 0.7])
+    np.testing.assert_array_equal(out.segments[:, 0], [0, 0, 8, 2, 7.5, 0])
+    # [4.5, 10] is inside too but more than half as long as [0, 10] (5.5 > 10 / 2): not a fragment
+    near_whole = FlatDetections(np.zeros(2, np.int64), np.array([[0, 10], [4.5, 10]], dtype=float),
+                                np.zeros(2, np.int64), np.array([0.8, 0.6]))
+    np.testing.assert_allclose(decay_fragments(near_whole, 0.2).scores, [0.8, 0.6])
+    assert decay_fragments(dets, 1.0) is dets  # off

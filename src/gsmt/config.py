@@ -118,6 +118,8 @@ class DecodeConfig:
     nms_iou_threshold: float = bounded(0.5, ge=0, le=1)  # linear decay only
     nms_per_class: bool = True
     max_keep: int = bounded(100, ge=1)  # detections per video after Soft-NMS
+    # then: score x this for a detection inside a higher-scored one of its class >= 2x longer (1 = off)
+    fragment_decay: float = bounded(1.0, ge=0, le=1)
     drop_edge_cuts: bool = True  # window mode: leave actions cut by an inner window edge to the neighbour
     # auto (from the data) | anet | thumos | epic | comma list (checked by `validate`)
     tiou: str = bounded("auto", nonempty=True)

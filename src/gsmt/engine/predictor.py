@@ -13,9 +13,9 @@ from tqdm import tqdm
 from gsmt.config import DecodeConfig
 from gsmt.data.dataset import TALDataset, collate
 from gsmt.model import GSMT
-from gsmt.postprocess import Detections, actionness_decode, soft_nms
+from gsmt.postprocess import Detections, actionness_decode
 from gsmt.postprocess.decode import FlatDetections, decode_many
-from gsmt.postprocess.nms import soft_nms_many
+from gsmt.postprocess.nms import decay_fragments, soft_nms_many
 from gsmt.postprocess.windows import drop_edge_cuts_many
 
 
@@ -59,8 +59,9 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
                              for f in ("group", "segments", "labels", "scores")))
     # Grouped by video, each video's windows in dataset order (a stable sort keeps it).
     found = found.take(np.argsort(found.group, kind="stable"))
-    kept = soft_nms_many(found, len(video_index), **_nms_options(decode_cfg)).split(len(video_index))
-    return dict(zip(video_index, kept))
+    kept = decay_fragments(soft_nms_many(found, len(video_index), **_nms_options(decode_cfg)),
+                           decode_cfg.fragment_decay)
+    return dict(zip(video_index, kept.split(len(video_index))))
 
 
 def decode_samples(probs: np.ndarray, masks: np.ndarray | None, batch: dict, cfg: DecodeConfig) -> FlatDetections:
@@ -135,10 +136,6 @@ def decode_sample(probs: np.ndarray, masks: np.ndarray | None, batch: dict, i: i
 def _nms_options(cfg: DecodeConfig) -> dict:
     return dict(sigma=cfg.nms_sigma, method=cfg.nms_method, iou_threshold=cfg.nms_iou_threshold,
                 per_class=cfg.nms_per_class, max_keep=cfg.max_keep)
-
-
-def suppress(dets: Detections, cfg: DecodeConfig) -> Detections:
-    return soft_nms(dets.segments, dets.scores, dets.labels, **_nms_options(cfg))
 
 
 def to_results(detections: dict[str, Detections], classes: list[str]) -> dict[str, list[dict]]:

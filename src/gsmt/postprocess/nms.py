@@ -151,6 +151,26 @@ def _soft_nms_block(dets: FlatDetections, groups: np.ndarray, counts: np.ndarray
     return offsets[groups][row_of] + local, scores[row_of, local]
 
 
+def decay_fragments(dets: FlatDetections, factor: float, *, cover: float = 0.9, ratio: float = 2.0) -> FlatDetections:
+    """Each group's detections with `factor` times their score where they lie (`cover` of their
+    length) inside a higher-scored detection of their group and label at least `ratio` times longer;
+    every group re-sorted by score (ties keep their order). A part of an instance (e.g. its first
+    phase alone) then ranks below the whole, which Soft-NMS cannot do at their low IoU."""
+    if factor >= 1.0 or len(dets) == 0:
+        return dets
+    scores = dets.scores.copy()
+    cuts = np.flatnonzero(np.diff(dets.group)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(dets)]):  # per video: at most max_keep rows
+        seg, score, label = dets.segments[lo:hi], dets.scores[lo:hi], dets.labels[lo:hi]
+        length = seg[:, 1] - seg[:, 0]
+        inter = np.minimum(seg[:, None, 1], seg[None, :, 1]) - np.maximum(seg[:, None, 0], seg[None, :, 0])
+        inside = ((inter >= cover * length[None, :]) & (length[:, None] >= ratio * length[None, :])
+                  & (score[:, None] > score[None, :]) & (label[:, None] == label[None, :]))  # [whole, part]
+        scores[lo:hi] = np.where(inside.any(axis=0), score * factor, score)
+    order = np.lexsort((-scores, dets.group))
+    return FlatDetections(dets.group[order], dets.segments[order], dets.labels[order], scores[order])
+
+
 def merge_windows(parts: Sequence[Detections], **nms_options) -> Detections:
     """Detections of the windows of one video (already in video seconds) -> Soft-NMS over their union."""
     merged = Detections.concatenate(parts)
