@@ -254,22 +254,24 @@ def decode_many(
     usable = np.arange(m)[None, :] < n_keep[:, None]  # [B, m]
     active4 = ((columns[:, :, None, :] >= thr[None, None, :, None]) & valid[:, None, None, :]
                & usable[:, :, None, None])  # [B, m, n_thr, T]
-    values = np.where(active4, columns[:, :, None, :], -np.inf).reshape(-1, t)
     active = active4.reshape(-1, t)  # row (b, j, threshold), as `decode` orders one sample's rows
 
     if mode == "long":
         rows = np.nonzero(active.any(axis=1))[0]
         first = active[rows].argmax(axis=1)
         last = t - 1 - active[rows, ::-1].argmax(axis=1)
-        # Only activated positions hold finite values, and the others in [first, last] are below theta.
-        run_max = values[rows].max(axis=1)
+        # The maximum over the activated positions: the column's maximum over valid positions, which
+        # is activated whenever any position is.
+        column_max = np.where(valid[:, None, :], columns, -np.inf).max(axis=2).reshape(-1)  # [B * m]
+        run_max = column_max[rows // n_thr]
     else:
         rows, first, last = find_runs(active)
         if mode == "own":  # a snippet's mask is its own instance: other runs are other instances' masks
             source = kept.reshape(-1)[rows // n_thr]
             held = (first <= source) & (source <= last)
             rows, first, last = rows[held], first[held], last[held]
-        run_max = _run_max(values, rows, first, last)
+        # Every position of a run is activated: its maximum is the column's over first..last.
+        run_max = _run_max(columns.reshape(-1, t), rows // n_thr, first, last)
 
     sample = rows // (m * n_thr)  # [R]
     j = (rows // n_thr) % m
