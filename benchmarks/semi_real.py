@@ -41,7 +41,8 @@ from gsmt.data.features import FeatureStore
 from gsmt.data.packaged import load_blocked
 from gsmt.data.synth import DEFAULT_DIFFICULTY, generate
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.trainer import pick_device, train
+from gsmt.engine.device import pick_device
+from gsmt.engine.trainer import train
 from gsmt.evaluation import DetectionMetrics, evaluate_detection, parse_tiou
 from gsmt.jobs import predict_results
 

@@ -40,7 +40,7 @@ def measure(args) -> None:
     from gsmt.engine import predictor
     from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from gsmt.engine.data import make_dataset, open_data, subset_videos
-    from gsmt.engine.trainer import pick_device
+    from gsmt.engine.device import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

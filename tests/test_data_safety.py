@@ -312,8 +312,8 @@ def test_under_ddp_only_rank_0_claims_the_run_directory(monkeypatch):
     # `train` claims (checks, locks, clears) the run directory through `_on_main`: the other ranks
     # never touch it and raise rank 0's error when there is one (test_ddp.py runs real processes).
     claimed = []
-    assert trainer._on_main(trainer._Dist(rank=1, world_size=1), lambda: claimed.append(1)) is None
-    assert trainer._on_main(trainer._Dist(rank=0, world_size=1), lambda: claimed.append(0) or "lock") == "lock"
+    assert trainer._on_main(trainer.Dist(rank=1, world_size=1), lambda: claimed.append(1)) is None
+    assert trainer._on_main(trainer.Dist(rank=0, world_size=1), lambda: claimed.append(0) or "lock") == "lock"
     assert claimed == [0]
 
 

@@ -27,7 +27,7 @@ from gsmt.data.readers import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.data.windows import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.predictor import predict_dataset
-from gsmt.engine.trainer import pick_device
+from gsmt.engine.device import pick_device
 from gsmt.errors import GsmtError
 from gsmt.model import GSMT
 

@@ -145,7 +145,7 @@ def _add_extract(sub) -> None:
 def _video_device(name: str) -> str:
     """The device asked for, checked before any work: `--device cuda` on a machine without CUDA is
     one line, not torch's AssertionError from deep inside the model's `.to()`."""
-    from gsmt.engine.trainer import pick_device
+    from gsmt.engine.device import pick_device
 
     return str(pick_device(name, "--device"))
 

@@ -162,7 +162,7 @@ def run_predict(args) -> str:
     from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from gsmt.engine.data import open_data, subset_videos
     from gsmt.engine.predictor import submission
-    from gsmt.engine.trainer import pick_device
+    from gsmt.engine.device import pick_device
 
     check_output_location(args.out, "file")
     refuse_overwriting_inputs(args.out, {"--checkpoint": checkpoint_inputs(args.checkpoint),
@@ -204,7 +204,7 @@ def run_predict(args) -> str:
     # Under torchrun every process predicts a share of the videos and rank 0 writes the file.
     import torch.distributed as dist
 
-    from gsmt.engine.trainer import init_distributed
+    from gsmt.engine.device import init_distributed
 
     own_group = not dist.is_initialized()
     ddp = init_distributed(device)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,11 @@ from gsmt.engine.checkpoint import (build_model, check_training_state, load_chec
                                     save_checkpoint)
 from gsmt.engine.data import (load_resident, make_dataset, open_data, report_faults, require_features,
                               resolve_config, split_for_selection, subset_videos)
+from gsmt.engine.device import Dist, init_distributed, pick_device
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
 from gsmt.errors import Faults, GsmtError
 from gsmt.io import check_output_location
-from gsmt.schema import DEVICE, satisfies
 from gsmt.evaluation import evaluate_detection
 from gsmt.losses import gsmt_loss, mask_iou
 from gsmt.model import count_parameters
@@ -44,55 +43,13 @@ class TrainResult:
     model: torch.nn.Module | None = None  # this process's trained weights (each DDP rank has its own)
 
 
-@dataclass
-class _Dist:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> _Dist:
-    """This process's rank and the world size under `torchrun` (its WORLD_SIZE, RANK, MASTER_ADDR
-    variables); one process without them. NCCL on CUDA, gloo elsewhere."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return _Dist()
-    if device.type == "cuda":
-        # NCCL's object collectives (broadcast_object_list, all_gather_object) use the current
-        # device: without this every rank would stage them on cuda:0.
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size())
-
-
-def pick_device(name: str, where: str = "train.device") -> torch.device:
-    """A torch device by name (auto | cpu | cuda | cuda:N | mps); one that is absent is a GsmtError."""
-    if not satisfies(name, str, DEVICE):
-        raise GsmtError(where, f"must be {DEVICE.pattern_text}, got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GsmtError(where, "CUDA was asked for but is not available")
-    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
-        raise GsmtError(where, f"no {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise GsmtError(where, "MPS was asked for but is not available")
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return torch.device(name)
-
-
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool, inputs: dict | None = None) -> None:
     """Check a run directory as `train` does (gsmt.engine.rundir), create it, clear it with
     `overwrite`; the lock is released on return (`train` holds it for the whole run)."""
     claim_run_dir(out, inputs=inputs or {}, resume=resume, overwrite=overwrite).release()
 
 
-def _on_main(ddp: _Dist, fn):
+def _on_main(ddp: Dist, fn):
     """Run `fn` on rank 0 only; its GsmtError is raised on every rank (no rank waits forever)."""
     result, error = None, None
     if ddp.main:
@@ -271,7 +228,7 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
             lock.release()
 
 
-def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotations: Annotations, run_dir: Path,
+def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotations: Annotations, run_dir: Path,
                   train_videos, fit_videos, select_videos, train_set, val_set, feature_dim: int,
                   data_record: dict, *, resume: bool, progress: bool,
                   stop_after_steps: int | None) -> TrainResult:
@@ -473,7 +430,7 @@ def _train_locked(cfg: Config, ddp: _Dist, device: torch.device, source, annotat
     return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params, model)
 
 
-def _agree(ok: torch.Tensor, ddp: _Dist) -> bool:
+def _agree(ok: torch.Tensor, ddp: Dist) -> bool:
     """True only when the device flag `ok` (a bool tensor) holds on every rank."""
     if ddp.world_size == 1:
         return bool(ok)
@@ -488,7 +445,7 @@ def _loss_record(sums: dict[str, float], n: int) -> dict[str, float]:
     return {names.get(k, f"loss_{k}"): v / n for k, v in sums.items()}
 
 
-def _normalizers(batch: dict, ddp: _Dist, num_classes: int) -> dict | None:
+def _normalizers(batch: dict, ddp: Dist, num_classes: int) -> dict | None:
     """Per-rank loss normalisers from global counts, so that DDP's gradient average equals the
     gradient of one process on the whole global batch."""
     if ddp.world_size == 1:
@@ -504,7 +461,7 @@ def _normalizers(batch: dict, ddp: _Dist, num_classes: int) -> dict | None:
     return {"cls": float(counts[0]), "mask": float(counts[1])}
 
 
-def _average_across_ranks(record: dict, ddp: _Dist) -> dict:
+def _average_across_ranks(record: dict, ddp: Dist) -> dict:
     if ddp.world_size == 1:
         return record
     keys = [k for k in record if k.startswith("loss") or k == "fallback_fraction"]

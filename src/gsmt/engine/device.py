@@ -1,0 +1,54 @@
+"""Which device a job runs on, and its place in a `torchrun` process group."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from gsmt.errors import GsmtError
+from gsmt.schema import DEVICE, satisfies
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """This process's rank and the world size under `torchrun` (its WORLD_SIZE, RANK, MASTER_ADDR
+    variables); one process without them. NCCL on CUDA, gloo elsewhere."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Dist()
+    if device.type == "cuda":
+        # NCCL's object collectives (broadcast_object_list, all_gather_object) use the current
+        # device: without this every rank would stage them on cuda:0.
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def pick_device(name: str, where: str = "train.device") -> torch.device:
+    """A torch device by name (auto | cpu | cuda | cuda:N | mps); one that is absent is a GsmtError."""
+    if not satisfies(name, str, DEVICE):
+        raise GsmtError(where, f"must be {DEVICE.pattern_text}, got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GsmtError(where, "CUDA was asked for but is not available")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise GsmtError(where, f"no {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise GsmtError(where, "MPS was asked for but is not available")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return torch.device(name)
