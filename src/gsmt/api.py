@@ -22,7 +22,7 @@ import torch
 from gsmt.config import Config
 from gsmt.data.annotations import Video
 from gsmt.data.dataset import TALDataset, collate
-from gsmt.data.features import LAYOUTS, _is_ambiguous, _read_array, _resolve_layout, to_snippet_matrix
+from gsmt.data.features import LAYOUTS, is_ambiguous, read_array, resolve_layout, to_snippet_matrix
 from gsmt.data.readers import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.data.windows import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
@@ -117,7 +117,7 @@ class Localizer:
     def _raw_array(self, features, name: str) -> tuple[np.ndarray, str | Path]:
         """A video's features as given (a file's array, or an array-like of numbers), 2-D, not yet laid out."""
         if isinstance(features, (str, Path)):
-            array, where = _read_array(Path(features)), features
+            array, where = read_array(Path(features)), features
         else:
             where = name
             try:
@@ -142,16 +142,16 @@ class Localizer:
         raw = [self._raw_array(f, f"video_{i}") for i, f in enumerate(items)]
         decided = layout
         if layout == "auto":
-            clear = [a for a, _ in raw if not _is_ambiguous(a.shape, self.feature_dim)]
+            clear = [a for a, _ in raw if not is_ambiguous(a.shape, self.feature_dim)]
             if clear:
-                decided = _resolve_layout(clear[0].shape, "features", "auto", self.feature_dim, None)
+                decided = resolve_layout(clear[0].shape, "features", "auto", self.feature_dim, None)
         out = []
         for array, where in raw:
-            if decided == "auto" and _is_ambiguous(array.shape, self.feature_dim):
+            if decided == "auto" and is_ambiguous(array.shape, self.feature_dim):
                 raise GsmtError(where, f"cannot resolve layout, pass layout (square {array.shape[0]}x"
                                        f"{array.shape[1]} array and no other video of this call has unequal "
                                        "axes): give layout='TD' or layout='DT'")
-            use = decided if _is_ambiguous(array.shape, self.feature_dim) else layout
+            use = decided if is_ambiguous(array.shape, self.feature_dim) else layout
             out.append(to_snippet_matrix(array, where, layout=use, feature_dim=self.feature_dim))
         return out
 

@@ -41,7 +41,7 @@ _FLOATS = (np.float16, np.float32, np.float64)
 MAX_FEATURE_BYTES = 1 << 34  # 16 GiB: one video's features; a larger declared array is refused unread
 
 
-def _is_ambiguous(shape: tuple[int, ...], feature_dim: int | None, expected_length: int | None = None) -> bool:
+def is_ambiguous(shape: tuple[int, ...], feature_dim: int | None, expected_length: int | None = None) -> bool:
     """Whether `auto` cannot resolve this 2-D shape's layout by itself (see the module docstring)."""
     if len(shape) != 2:
         return False
@@ -79,8 +79,9 @@ def _npy_shape(path: Path) -> tuple[tuple[int, ...], int]:
     return tuple(shape), dtype.itemsize
 
 
-def _resolve_layout(shape: tuple[int, int], where: str | Path, layout: str, feature_dim: int | None,
+def resolve_layout(shape: tuple[int, int], where: str | Path, layout: str, feature_dim: int | None,
                     expected_length: int | None) -> str:
+    """`TD` or `DT` for an array of this shape: the given layout checked, or `auto` decided."""
     if layout not in LAYOUTS:
         raise GsmtError(where, f"unknown feature layout {layout!r} (use one of {', '.join(LAYOUTS)})")
     if layout != "auto":
@@ -109,7 +110,7 @@ def to_snippet_matrix(array: np.ndarray, where: str | Path, *, layout: str = "au
         raise GsmtError(where, f"features must be 2-D [T, D] or [D, T], got shape {tuple(array.shape)}")
     if array.dtype.type not in _FLOATS:
         raise GsmtError(where, f"features must be float16/32/64, got {array.dtype}")
-    resolved = _resolve_layout(array.shape, where, layout, feature_dim, expected_length)
+    resolved = resolve_layout(array.shape, where, layout, feature_dim, expected_length)
     feats = array.T if resolved == "DT" else array
     if feature_dim is not None and feats.shape[1] != feature_dim:
         raise GsmtError(where, f"feature dimension {feats.shape[1]} differs from expected {feature_dim}")
@@ -195,7 +196,7 @@ def _check_regular(path: Path) -> None:
         raise GsmtError(path, f"larger than {MAX_FEATURE_BYTES / (1 << 30):g} GiB, refused unread")
 
 
-def _read_array(path: Path) -> np.ndarray:
+def read_array(path: Path) -> np.ndarray:
     """The array a feature file holds, as stored (before the layout rule)."""
     loader = _LOADERS.get(path.suffix.lower())
     if loader is None:
@@ -223,7 +224,7 @@ def read_features(path: str | Path, *, layout: str = "auto", feature_dim: int | 
     non-2-D, non-float or non-finite input raises `GsmtError(path, ...)`.
     """
     path = Path(path)
-    array = _read_array(path)
+    array = read_array(path)
     return to_snippet_matrix(array, path, layout=layout, feature_dim=feature_dim, expected_length=expected_length)
 
 
@@ -351,7 +352,7 @@ class FeatureStore:
         if path is None:
             tried = (self.suffix,) if self.suffix else FILE_SUFFIXES
             raise GsmtError(self.root / vid, f"no feature file for this video (tried {', '.join(tried)})")
-        return _read_array(path), path
+        return read_array(path), path
 
     def _shape(self, vid: str, *, cheap: bool = False) -> tuple[int, ...] | None:
         """The stored shape of `vid`'s array; `cheap`: only when it costs no data read (.h5, .npy)."""
@@ -368,7 +369,7 @@ class FeatureStore:
                 raise
             except (OSError, ValueError, EOFError) as exc:
                 raise GsmtError(path, f"cannot read features, truncated or corrupt file ({_first_line(exc)})") from None
-        return None if cheap else tuple(_read_array(path).shape)
+        return None if cheap else tuple(read_array(path).shape)
 
     def _ids(self) -> list[str]:
         if self.is_h5:
@@ -385,9 +386,9 @@ class FeatureStore:
                 try:
                     check_video_id(vid, self.root)
                     shape = self._shape(vid)
-                    if shape is None or len(shape) != 2 or _is_ambiguous(shape, self._feature_dim):
+                    if shape is None or len(shape) != 2 or is_ambiguous(shape, self._feature_dim):
                         continue
-                    self._dataset_layout = _resolve_layout(shape, self.root, "auto", self._feature_dim, None)
+                    self._dataset_layout = resolve_layout(shape, self.root, "auto", self._feature_dim, None)
                     break
                 except GsmtError:
                     continue  # an unreadable file says nothing about the layout; loading it will tell
@@ -402,7 +403,7 @@ class FeatureStore:
                 return None
             if shape[0] == shape[1]:
                 return int(shape[0])
-            layout = _resolve_layout(shape, self.root, self.layout, self._feature_dim, None)
+            layout = resolve_layout(shape, self.root, self.layout, self._feature_dim, None)
         except GsmtError:
             return None
         return int(shape[1] if layout == "DT" else shape[0])
@@ -412,7 +413,7 @@ class FeatureStore:
         vid = check_video_id(video_id, self.root)
         array, where = self._raw(vid)
         layout = self.layout
-        if layout == "auto" and _is_ambiguous(np.shape(array), self._feature_dim, expected_length):
+        if layout == "auto" and is_ambiguous(np.shape(array), self._feature_dim, expected_length):
             layout = self._decide_layout()
             if not layout:
                 rows, cols = np.shape(array)
