@@ -299,3 +299,18 @@ def test_a_batch_with_bad_videos_still_extracts_the_good_ones(tmp_path, clips, m
     assert sorted(ann["database"]) == ["good", "short"]
     assert np.load(out / "features" / "short.npy").shape == (1, 48)
     assert ann["database"]["short"]["duration"] == pytest.approx(0.3)
+
+
+def test_video_demo_end_to_end(tmp_path, capsys, one_thread):
+    """`gsmt demo --video` on 8 clips: features, a trained run, detections, metrics and a timeline
+    with the ground-truth row (gsmt detect alone knows no ground truth)."""
+    out = tmp_path / "vdemo"
+    assert main(["demo", "--video", "--videos", "8", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["average_mAP"] <= 1.0
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in out.iterdir()) == ["backbone", "clips", "data", "detections", "metrics.json",
+                                                     "run", "timeline.png"]
+    capsys.readouterr()
+    assert main(["demo", "--video", "--videos", "8", "--out", str(out)]) == 2  # never over its own results
+    assert "use --overwrite" in capsys.readouterr().err

@@ -163,7 +163,7 @@ def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progre
 
 # ------------------------------------------------------------------------------ gsmt demo --video
 # What `gsmt demo --video` writes into its folder: `--overwrite` removes these and nothing else.
-VIDEO_DEMO_ENTRIES = ("clips", "backbone", "data", "run", "detections", "metrics.json")
+VIDEO_DEMO_ENTRIES = ("clips", "backbone", "data", "run", "detections", "metrics.json", "timeline.png")
 
 
 def run_video_demo(*, out: Path = Path("demo_video_out"), overwrite: bool = False, videos: int = 48, seed: int = 0,
@@ -231,6 +231,9 @@ def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
     print(f"subtitles of {shown} ({vtt}; a player shows them over clips/videos/{shown}.mp4):")
     print(vtt.read_text(encoding="utf-8").rstrip())
     print(f"ground truth: {db[shown]['annotations']}")
-    print(f"timeline: {out / 'detections' / (shown + '_timeline.png')}")
+    # `gsmt detect` knows no ground truth; the demo does, so its timeline shows both.
+    if gsmt(["visualize", "--gt", str(out / "data" / "annotations.json"), "--pred",
+             str(out / "detections" / "detections.json"), "--video", shown, "--out", str(out / "timeline.png")]) != 0:
+        raise GsmtError(out, "gsmt visualize failed (see above)")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     return {"average_mAP": float(metrics["average_mAP"]), "video": shown}

@@ -157,13 +157,19 @@ def timeline_figure(
             rows, pred[:, 1] - pred[:, 0], left=pred[:, 0], height=height,
             color=[colors[int(k)] for k in pred_lab], edgecolor="0.25", linewidth=0.5,
         )
-        # class and score beside the bar, on the side with room; the class name matters when
-        # colours repeat (more than 20 classes)
-        right_room = pred[:, 1] < 0.75 * duration
-        for row, (s, e), k, sc, right in zip(rows, pred, pred_lab, pred_sc, right_room):
-            x, ha = (e + 0.006 * duration, "left") if right else (s - 0.006 * duration, "right")
-            ax.text(x, row, f"{_class_name(int(k), classes)} {sc:.2f}", ha=ha, va="center",
-                    fontsize=8)
+        # class and score beside the bar, on the side with room, else inside it (a bar spanning
+        # the video would put it over the rank labels); the class name matters when colours
+        # repeat (more than 20 classes)
+        for row, (s, e), k, sc in zip(rows, pred, pred_lab, pred_sc):
+            text, inside = f"{_class_name(int(k), classes)} {sc:.2f}", {}
+            if e < 0.75 * duration:
+                x, ha = e + 0.006 * duration, "left"
+            elif s > 0.25 * duration:
+                x, ha = s - 0.006 * duration, "right"
+            else:
+                x, ha = max(s, 0.0) + 0.006 * duration, "left"
+                inside = {"bbox": {"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1}}
+            ax.text(x, row, text, ha=ha, va="center", fontsize=8, **inside)
     else:
         ax.text(0.5 * duration, 1, "no predictions", ha="center", va="center", color="0.4",
                 fontsize=9, fontstyle="italic")
