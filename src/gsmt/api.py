@@ -26,8 +26,8 @@ from gsmt.data.features import LAYOUTS, is_ambiguous, read_array, resolve_layout
 from gsmt.data.readers import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.data.windows import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.predictor import predict_dataset
 from gsmt.engine.device import pick_device
+from gsmt.engine.predictor import predict_dataset
 from gsmt.errors import GsmtError
 from gsmt.model import GSMT
 

@@ -15,9 +15,9 @@ from gsmt.data.annotations import load_annotations
 from gsmt.data.synth import generate, is_synth_output
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.data import open_data, subset_videos
+from gsmt.engine.device import pick_device
 from gsmt.engine.predictor import submission
 from gsmt.engine.rundir import RUN_ENTRIES, is_run_dir
-from gsmt.engine.device import pick_device
 from gsmt.engine.trainer import train
 from gsmt.errors import GsmtError
 from gsmt.io import LOCK_NAME, atomic_write_text, check_output_location, lock_folder
