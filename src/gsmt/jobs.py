@@ -204,7 +204,7 @@ def run_predict(args) -> str:
     # Under torchrun every process predicts a share of the videos and rank 0 writes the file.
     import torch.distributed as dist
 
-    from gsmt.engine.device import init_distributed
+    from gsmt.engine.device import init_distributed, leave_group
 
     own_group = not dist.is_initialized()
     ddp = init_distributed(device)
@@ -215,12 +215,7 @@ def run_predict(args) -> str:
                                   where=args.data or args.features, shard=(ddp.rank, ddp.world_size))
     finally:
         if ddp.world_size > 1 and own_group:
-            failure = sys.exc_info()[1]
-            if failure is None or getattr(failure, "shared", False):
-                # Every rank is here: no rank tears the group down while another is still in the last
-                # collective. A failure of one rank alone skips it (the others would never come).
-                dist.barrier()
-            dist.destroy_process_group()
+            leave_group()
     if results is None:  # another rank writes the submission
         return ""
     external = {"used": False}

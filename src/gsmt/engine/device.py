@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,17 @@ def init_distributed(device: torch.device) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def leave_group() -> None:
+    """Destroy this job's process group (call it in a `finally`). Every rank first meets at a
+    barrier, so none tears the group down while another is still leaving the last collective (a
+    gloo abort at exit, seen in CI), unless the exception in flight was raised by this rank alone
+    (not `shared`): the others would never come."""
+    failure = sys.exc_info()[1]
+    if failure is None or getattr(failure, "shared", False):
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def pick_device(name: str, where: str = "train.device") -> torch.device:

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -226,7 +225,7 @@ def _settle(world: int, failure: Exception | None, share=None) -> list:
     parts: list = [None] * world
     dist.all_gather_object(parts, {"error": error, "share": share if failure is None else None})
     if failure is not None and not isinstance(failure, GsmtError):
-        failure.shared = True  # the other ranks raise together with it (see run_extract)
+        failure.shared = True  # the other ranks raise together with it (engine.device.leave_group)
         raise failure
     first = next((part["error"] for part in parts if part["error"] is not None), None)
     if first is not None:
@@ -349,15 +348,9 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
                             progress=progress, rank=rank, world=world)
     finally:
         if made:
-            import torch.distributed as dist
+            from gsmt.engine.device import leave_group
 
-            failure = sys.exc_info()[1]
-            if failure is None or getattr(failure, "shared", False):
-                # Every rank is here: without the barrier one could tear the group down while another
-                # is still leaving the last collective (a gloo abort at exit, seen in CI). A failure
-                # of one rank alone skips it, or that rank would wait for the others forever.
-                dist.barrier()
-            dist.destroy_process_group()
+            leave_group()
 
 
 def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, annotations, device, batch_size,
