@@ -15,7 +15,8 @@ def test_presets_load(name):
 
 def test_preset_values_follow_the_paper_settings():
     anet, thumos = load_config("anet"), load_config("thumos")
-    assert (anet.data.temporal_mode, anet.data.T, anet.decode.mode, anet.decode.nms_sigma) == ("resize", 100, "long", 0.6)
+    assert (anet.data.temporal_mode, anet.data.T, anet.decode.nms_sigma) == ("resize", 100, 0.6)
+    assert (anet.decode.mode, anet.decode.mask_score) == ("own+long", "iou")  # the paper: long, max
     assert (thumos.data.temporal_mode, thumos.data.T, thumos.decode.mode) == ("window", 256, "own")
     assert (thumos.decode.topk_classes, thumos.decode.nms_sigma, thumos.decode.max_keep) == (2, 0.4, 200)
 

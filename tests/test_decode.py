@@ -88,6 +88,23 @@ def test_long_vs_short_on_two_runs():
     assert _as_tuples(own) == [(0.0, 2.0, 0, 0.63)]
 
 
+def test_own_plus_long_and_the_soft_iou_mask_score():
+    # Column 0 = [0.9, 0.8, 0.2, 0.6, 0.7, 0.1], theta 0.5: own run 0..1 and long span 0..4.
+    probs, masks, valid, ts, te = _sample(TWO_RUNS, P0)
+    kw = dict(thresholds=[0.5], m1=1, theta_c=0.0)
+    both = decode(probs, masks, valid, ts, te, 6.0, mode="own+long", **kw)
+    assert _as_tuples(both) == [(0.0, 2.0, 0, 0.63), (0.0, 5.0, 0, 0.63)]  # both scored 0.7 * max 0.9
+    # Soft IoU, column sum 3.3: own 0..1 -> 1.7 / (2 + 1.6); long 0..4 -> 3.2 / (5 + 0.1).
+    iou = decode(probs, masks, valid, ts, te, 6.0, mode="own+long", mask_score="iou", **kw)
+    assert _as_tuples(iou) == [(0.0, 5.0, 0, round(0.7 * 3.2 / 5.1, 12)), (0.0, 2.0, 0, round(0.7 * 1.7 / 3.6, 12))]
+    # Padding is neither inside nor outside: snippet 4 invalid -> long 0..3 -> 2.5 / (4 + 0.1).
+    valid[4] = False
+    iou = decode(probs, masks, valid, ts, te, 6.0, mode="long", mask_score="iou", **kw)
+    assert _as_tuples(iou) == [(0.0, 4.0, 0, round(0.7 * 2.5 / 4.1, 12))]
+    with pytest.raises(GsmtError, match="mask_score"):
+        decode(probs, masks, valid, ts, te, 6.0, mask_score="mean", **kw)
+
+
 def test_own_keeps_the_run_of_each_source_snippet():
     # snippet 4 (actionness 0.8) predicts runs 0..1 and 3..4; snippet 1 (0.6) predicts 0..1 only
     probs, masks, valid, ts, te = _sample({4: [0.9, 0.8, 0.2, 0.6, 0.7, 0.1], 1: [0.8, 0.9, 0, 0, 0, 0]},
@@ -195,7 +212,8 @@ def test_to_video_time_shifts_and_clips():
     np.testing.assert_array_equal(d.segments, [[0.0, 2.0], [3.0, 5.0]])  # input untouched
 
 
-def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds, m1, m2, theta_c):
+def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds, m1, m2, theta_c,
+                      mask_score="max"):
     """Plain loops over snippets, thresholds and runs; output sorted by (-score, start, end, label)."""
     n_cls, n = probs.shape[0] - 1, probs.shape[1]
     act = {t: max(probs[:n_cls, t]) for t in range(n) if valid[t]}
@@ -207,9 +225,7 @@ def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds
             on = [bool(valid[i]) and masks[i, t] >= th for i in range(n)]
             idx = [i for i in range(n) if on[i]]
             runs = []
-            if mode == "long" and idx:
-                runs = [(idx[0], idx[-1])]
-            elif mode in ("short", "own"):
+            if mode in ("short", "own", "own+long"):
                 i = 0
                 while i < n:
                     if on[i]:
@@ -220,20 +236,28 @@ def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds
                         i = j + 1
                     else:
                         i += 1
-            if mode == "own":
+            if mode in ("own", "own+long"):
                 runs = [(a, b) for a, b in runs if a <= t <= b]
+            if mode in ("long", "own+long") and idx:
+                runs.append((idx[0], idx[-1]))
             for a, b in runs:
-                peak = max(masks[i, t] for i in range(a, b + 1) if on[i])
+                if mask_score == "iou":
+                    inside = sum(masks[i, t] for i in range(a, b + 1) if valid[i])
+                    total = sum(masks[i, t] for i in range(n) if valid[i])
+                    factor = inside / (sum(1 for i in range(a, b + 1) if valid[i]) + total - inside)
+                else:
+                    factor = max(masks[i, t] for i in range(a, b + 1) if on[i])
                 for c in classes:
                     key = (min(max(ts[a], 0.0), duration), min(max(te[b], 0.0), duration), c)
-                    best[key] = max(best.get(key, -1.0), probs[c, t] * peak)
+                    best[key] = max(best.get(key, -1.0), probs[c, t] * factor)
     out = sorted(((s, key) for key, s in best.items() if s >= theta_c), key=lambda x: (-x[0], x[1]))
     return out[:m2]
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("mode", ["long", "short", "own"])
-def test_matches_plain_reference_loop(seed, mode):
+@pytest.mark.parametrize("mode", ["long", "short", "own", "own+long"])
+@pytest.mark.parametrize("mask_score", ["max", "iou"])
+def test_matches_plain_reference_loop(seed, mode, mask_score):
     rng = np.random.default_rng(seed)
     n, n_cls = 20, 4
     logits = rng.normal(size=(n_cls + 1, n)) * 2
@@ -243,17 +267,20 @@ def test_matches_plain_reference_loop(seed, mode):
     ts = np.arange(n) * 0.8 - 1.0
     te = ts + 0.8
     kw = dict(mode=mode, topk_classes=1 + seed % 2, thresholds=DEFAULT_THRESHOLDS, m1=8, m2=30, theta_c=0.05)
-    out = decode(probs, masks, valid, ts, te, 14.0, **kw)
+    out = decode(probs, masks, valid, ts, te, 14.0, mask_score=mask_score, **kw)
     ref = _reference_decode(probs, masks, valid, ts, te, 14.0, kw["mode"], kw["topk_classes"],
-                            kw["thresholds"], kw["m1"], kw["m2"], kw["theta_c"])
+                            kw["thresholds"], kw["m1"], kw["m2"], kw["theta_c"], mask_score)
     assert len(out) == len(ref) > 0
-    np.testing.assert_array_equal(out.scores, [s for s, _ in ref])
+    if mask_score == "max":
+        np.testing.assert_array_equal(out.scores, [s for s, _ in ref])
+    else:  # the reference sums in another order than the cumulative sums: the last bits may differ
+        np.testing.assert_allclose(out.scores, [s for s, _ in ref], rtol=1e-12, atol=0)
     np.testing.assert_array_equal(out.segments, [key[:2] for _, key in ref])
     np.testing.assert_array_equal(out.labels, [key[2] for _, key in ref])
 
 
-@pytest.mark.parametrize("mode", ["short", "own"])
-def test_decode_batch_matches_per_sample(mode):
+@pytest.mark.parametrize("mode, mask_score", [("short", "max"), ("own", "max"), ("own+long", "iou")])
+def test_decode_batch_matches_per_sample(mode, mask_score):
     rng = np.random.default_rng(7)
     b, n = 3, 10
     probs = rng.dirichlet(np.ones(4), size=(b, n)).transpose(0, 2, 1)
@@ -262,10 +289,11 @@ def test_decode_batch_matches_per_sample(mode):
     valid[1, 7:] = False
     ts = np.tile(np.arange(n, dtype=float), (b, 1)) + np.array([[0.0], [5.0], [10.0]])
     durations = [20.0, 20.0, 18.0]
-    outs = decode_batch(probs, masks, valid, ts, ts + 1, durations, mode=mode, m1=5)
+    outs = decode_batch(probs, masks, valid, ts, ts + 1, durations, mode=mode, mask_score=mask_score, m1=5)
     assert len(outs) == b
     for i in range(b):
-        one = decode(probs[i], masks[i], valid[i], ts[i], ts[i] + 1, durations[i], mode=mode, m1=5)
+        one = decode(probs[i], masks[i], valid[i], ts[i], ts[i] + 1, durations[i], mode=mode,
+                     mask_score=mask_score, m1=5)
         assert len(one) > 0
         np.testing.assert_array_equal(outs[i].segments, one.segments)
         np.testing.assert_array_equal(outs[i].scores, one.scores)

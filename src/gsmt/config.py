@@ -18,7 +18,7 @@ from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
 from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
 from gsmt.postprocess.decode import MODES as DECODE_MODES
-from gsmt.postprocess.decode import SCORES
+from gsmt.postprocess.decode import MASK_SCORES, SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
 from gsmt.schema import DEVICE, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
 
@@ -113,6 +113,8 @@ class DecodeConfig:
     theta_c: float = bounded(0.1, ge=0, le=1)
     # source (paper: P[c, t] of the source snippet) | run (mean P[c] over the segment)
     score: str = bounded("source", choices=SCORES)
+    # max (paper: the mask's maximum over the segment) | iou (soft IoU of the segment with the mask)
+    mask_score: str = bounded("max", choices=MASK_SCORES)
     nms_method: str = bounded("gaussian", choices=NMS_METHODS)
     nms_sigma: float = bounded(0.6, gt=0)
     nms_iou_threshold: float = bounded(0.5, ge=0, le=1)  # linear decay only

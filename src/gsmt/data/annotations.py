@@ -331,7 +331,8 @@ def _segment(value, source, video_id: str) -> tuple[float, float]:
 
 
 # The `gsmt` fields that settings are taken from (`gsmt.engine.data.resolve_config`), and their values.
-_META_CHOICES = {"temporal_mode": ("auto", "resize", "window"), "decode_mode": ("auto", "long", "short", "own"),
+_META_CHOICES = {"temporal_mode": ("auto", "resize", "window"),
+                 "decode_mode": ("auto", "long", "short", "own", "own+long"),
                  "feature_layout": ("auto", "TD", "DT")}
 
 

@@ -10,8 +10,9 @@ import numpy as np
 from gsmt.errors import GsmtError
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1).tolist())
-MODES = ("long", "short", "own")
+MODES = ("long", "short", "own", "own+long")
 SCORES = ("source", "run")
+MASK_SCORES = ("max", "iou")
 
 
 @dataclass
@@ -116,6 +117,34 @@ def _run_max(values: np.ndarray, rows: np.ndarray, first: np.ndarray, last: np.n
     return np.maximum.reduceat(flat, np.stack([starts, stops], axis=1).ravel())[::2]
 
 
+def _spans(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, first, last) of the first and last True of every row of [R, T] that has one."""
+    rows = np.nonzero(active.any(axis=1))[0]
+    first = active[rows].argmax(axis=1)
+    last = active.shape[1] - 1 - active[rows, ::-1].argmax(axis=1)
+    return rows, first, last
+
+
+def _column_max(columns: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each column's maximum over valid positions ([B, m, T] -> [B * m]): the maximum over a `long`
+    span's activated positions, since it is activated whenever any position is."""
+    return np.where(valid[:, None, :], columns, -np.inf).max(axis=2).reshape(-1)
+
+
+def _soft_iou(columns: np.ndarray, valid: np.ndarray, column: np.ndarray, first: np.ndarray,
+              last: np.ndarray) -> np.ndarray:
+    """Soft IoU of each candidate first..last with its column [B * m] of `columns` [B, m, T], over
+    valid positions: inside sum / (valid length + outside sum)."""
+    b, m, t = columns.shape
+    on = np.repeat(valid, m, axis=0)  # [B * m, T]
+    zero = np.zeros((b * m, 1))
+    mass = np.concatenate([zero, np.cumsum(np.where(on, columns.reshape(-1, t), 0.0), axis=1)], axis=1)
+    count = np.concatenate([zero, np.cumsum(on, axis=1)], axis=1)
+    inside = mass[column, last + 1] - mass[column, first]
+    length = count[column, last + 1] - count[column, first]
+    return inside / (length + mass[column, t] - inside)
+
+
 def _top_classes(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest entries of each column of scores [K, N] -> [N, k] (ties: lower id first)."""
     return np.argsort(-scores, axis=0, kind="stable")[:k].T
@@ -182,6 +211,7 @@ def decode(
     m2: int = 200,
     theta_c: float = 0.1,
     score: str = "source",
+    mask_score: str = "max",
 ) -> Detections:
     """Decode one sample: probs [K+1, T] (softmax, background last), masks [T, T] with column t
     predicted by snippet t, valid [T], snippet spans t_start/t_end [T] in video seconds.
@@ -189,11 +219,16 @@ def decode(
     `score`: a candidate's class probability is the source snippet's `P[c, t]` (`source`, the
     paper) or its mean over the candidate's snippets first..last (`run`: evidence of the whole
     segment, so a mask spanning background or another class's snippets scores lower); either way
-    times the mask's maximum over the run.
+    times the mask factor: the column's maximum over the run (`mask_score="max"`, the paper) or the
+    soft IoU of the candidate with the column, sum of the column inside / (length + sum outside),
+    over valid snippets (`"iou"`: how well the segment matches the whole mask, so a part of a
+    larger mask and a span over low-mask gaps score lower than the segment the mask draws).
 
     `mode`: each threshold's activated positions of column t give one run from the first to the
     last (`long`), one run per connected group (`short`), or only the group that holds snippet t
-    (`own`: the column's other groups are masks of other instances, e.g. repeats of its class).
+    (`own`: the column's other groups are masks of other instances, e.g. repeats of its class), or
+    both the `own` group and the `long` span (`own+long`: a mask may break inside its own action as
+    well as reach a neighbour; `mask_score="iou"` then ranks the two).
 
     A mask position activates when `masks[i, t] >= theta` and snippet i is valid. Ties in actionness
     (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score.
@@ -205,7 +240,8 @@ def decode(
         raise ValueError(f"masks must be [T, T] = [{t}, {t}], got {masks.shape}")
     flat = decode_many(probs[None], masks[None], valid[None], t_start[None], t_end[None],
                        np.asarray([duration], dtype=np.float64), mode=mode, topk_classes=topk_classes,
-                       thresholds=thresholds, m1=m1, m2=m2, theta_c=theta_c, score=score)
+                       thresholds=thresholds, m1=m1, m2=m2, theta_c=theta_c, score=score,
+                       mask_score=mask_score)
     return Detections(flat.segments, flat.labels, flat.scores)
 
 
@@ -224,6 +260,7 @@ def decode_many(
     m2: int = 200,
     theta_c: float = 0.1,
     score: str = "source",
+    mask_score: str = "max",
 ) -> FlatDetections:
     """`decode` of a whole batch at once: probs [B, K+1, T], masks [B, T, T], valid / t_start /
     t_end [B, T], durations [B]; group b of the result is exactly `decode` of sample b.
@@ -242,6 +279,8 @@ def decode_many(
     thr = _check_options(num_classes, mode, topk_classes, thresholds)
     if score not in SCORES:
         raise GsmtError("decode", f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    if mask_score not in MASK_SCORES:
+        raise GsmtError("decode", f"unknown mask_score {mask_score!r}; expected one of {', '.join(MASK_SCORES)}")
     m, n_thr = min(int(m1), t), len(thr)
     if b == 0 or m <= 0 or n_thr == 0:
         return FlatDetections.empty()
@@ -257,21 +296,22 @@ def decode_many(
     active = active4.reshape(-1, t)  # row (b, j, threshold), as `decode` orders one sample's rows
 
     if mode == "long":
-        rows = np.nonzero(active.any(axis=1))[0]
-        first = active[rows].argmax(axis=1)
-        last = t - 1 - active[rows, ::-1].argmax(axis=1)
-        # The maximum over the activated positions: the column's maximum over valid positions, which
-        # is activated whenever any position is.
-        column_max = np.where(valid[:, None, :], columns, -np.inf).max(axis=2).reshape(-1)  # [B * m]
-        run_max = column_max[rows // n_thr]
+        rows, first, last = _spans(active)
+        mask_factor = _column_max(columns, valid)[rows // n_thr]
     else:
         rows, first, last = find_runs(active)
-        if mode == "own":  # a snippet's mask is its own instance: other runs are other instances' masks
+        if mode in ("own", "own+long"):  # other runs of a snippet's mask are other instances' masks
             source = kept.reshape(-1)[rows // n_thr]
             held = (first <= source) & (source <= last)
             rows, first, last = rows[held], first[held], last[held]
         # Every position of a run is activated: its maximum is the column's over first..last.
-        run_max = _run_max(columns.reshape(-1, t), rows // n_thr, first, last)
+        mask_factor = _run_max(columns.reshape(-1, t), rows // n_thr, first, last)
+        if mode == "own+long":
+            spans = _spans(active)
+            mask_factor = np.concatenate([mask_factor, _column_max(columns, valid)[spans[0] // n_thr]])
+            rows, first, last = (np.concatenate(pair) for pair in zip((rows, first, last), spans))
+    if mask_score == "iou":
+        mask_factor = _soft_iou(columns, valid, rows // n_thr, first, last)
 
     sample = rows // (m * n_thr)  # [R]
     j = (rows // n_thr) % m
@@ -287,7 +327,7 @@ def decode_many(
         class_prob = (csum[rs, labels, l_ + 1] - csum[rs, labels, f]) / (l_ - f + 1)
     else:
         class_prob = probs[rs, labels, np.repeat(snippet, k)]
-    scores = class_prob * np.repeat(run_max, k)
+    scores = class_prob * np.repeat(mask_factor, k)
     starts = np.repeat(t_start[sample, first], k)
     ends = np.repeat(t_end[sample, last], k)
     return _finish_many(rs, starts, ends, labels, scores, durations, theta_c, m2)
