@@ -130,7 +130,7 @@ BAD_CONFIG = [
     # YAML reads on/off, yes/no as booleans: a choice given one names its choices, not the type str.
     ("train.resident=on", "train.resident", "one of auto, always, never, got True (YAML reads on/off, yes/no "
                                             "and true/false as booleans)"),
-    ("decode.mode=no", "decode.mode", "one of auto, long, short, own, got False (YAML reads on/off, yes/no and "
+    ("decode.mode=no", "decode.mode", "one of auto, long, short, own, own+long, got False (YAML reads on/off, yes/no and "
                                       "true/false as booleans)"),
     ("train.device=off", "train.device", "auto, cpu, cuda, cuda:N or mps, got False (YAML reads on/off, "
                                          "yes/no and true/false as booleans)"),
