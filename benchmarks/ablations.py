@@ -564,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
               + f", difficulty {args.difficulty:g}, D = "
               f"{semi_real.FEATURE_DIM}, seeds {' '.join(map(str, args.seeds))}. "
               + "; ".join(f"{semi_real.BENCHMARKS[k].title}: {counts[k][0]} `{semi_real.BENCHMARKS[k].train_subset}` "
-                          f"videos for training (a `data.val_fraction` share held out for model selection), {counts[k][1]} "
+                          "videos for training (the preset's `data.val_fraction` share, if any, held out for "
+                          f"model selection), {counts[k][1]} "
                           f"`{semi_real.BENCHMARKS[k].eval_subset}` videos evaluated" for k in keys) + ". "
               + ("Settings beyond the presets: `" + " ".join(base[keys[0]]) + "`. " if base[keys[0]] else "")
               + "Numbers are mAP (%) on the evaluated videos, mean ± sd over seeds; paper numbers are its "

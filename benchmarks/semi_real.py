@@ -193,7 +193,7 @@ def load_trained(bench: Benchmark, data_dir: Path, run_dir: Path, device: torch.
     """(model on `device`, its config, meta, annotations, features, evaluated videos) of a trained run.
 
     The model is the run's best.pt: chosen on the held-out share of the training subset
-    (data.val_fraction), never on the evaluated one."""
+    (data.val_fraction), never on the evaluated one; the last epoch where that share is 0."""
     model, rcfg, meta = model_from_checkpoint(load_checkpoint(run_dir), run_dir)
     model.to(device)
     ann = load_annotations(data_dir / "annotations.json")

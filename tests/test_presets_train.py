@@ -1,0 +1,60 @@
+"""The shipped presets train, predict and evaluate on this CPU as a user runs them: CI-sized data,
+one epoch, the preset's own model, training and decoding otherwise untouched."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from conftest import cli, single_thread
+
+from gsmt.config import load_config
+from gsmt.data.synth import generate
+
+ONE_EPOCH = ["train.epochs=1", "train.device=cpu", "train.threads=1"]
+
+
+@pytest.mark.parametrize("preset, data_preset, videos", [("thumos", "thumos-like", 4), ("anet", "anet-like", 24)])
+def test_a_preset_trains_predicts_and_evaluates_on_the_cpu(tmp_path, capsys, preset, data_preset, videos):
+    data, run, pred = tmp_path / "data", tmp_path / "run", tmp_path / "pred.json"
+    generate(data, preset=data_preset, videos=videos, num_classes=3, feature_dim=16, seed=0)
+    sets = [a for o in ONE_EPOCH for a in ("--set", o)]
+    with single_thread():
+        code, out, err = cli(capsys, "train", preset, "--data", data, "--out", run, "--quiet", *sets)
+        assert code == 0, err
+        assert (" 0 videos for model selection" in out) is (preset == "thumos"), out
+        assert cli(capsys, "predict", "--checkpoint", run, "--data", data, "--out", pred, "--device", "cpu")[0] == 0
+    code, out, err = cli(capsys, "eval", "--gt", data / "annotations.json", "--pred", pred,
+                         "--json", tmp_path / "m.json")
+    assert code == 0, err
+
+    # The run is the preset with only the three overrides (its architecture, schedule and decoding);
+    # the feature grid is the data's, read at training time.
+    ran = load_config(run / "config.yaml")
+    grid = dict(fps=None, feature_stride=None, feature_window=None, window_stride=None)
+    assert replace(ran, data=replace(ran.data, **grid)) == load_config(preset, ONE_EPOCH)
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    if preset == "thumos":
+        # No held-out selection videos: best.pt is the last epoch, and the weights are the average.
+        assert state["best"]["metric"] == "last" and state["ema_model"] is not None
+    else:
+        assert state["best"]["metric"] == "val_mAP" and state["ema_model"] is None
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in log if "epoch" in r and "loss" in r]
+    assert len(epochs) == 1 and math.isfinite(epochs[0]["loss"])
+    assert ("val_mAP" in epochs[0]) is (preset == "anet")
+
+    annotations = json.loads((data / "annotations.json").read_text())["database"]
+    evaluated = {v for v, a in annotations.items() if a["subset"] == load_config(preset).data.eval_subset}
+    results = json.loads(pred.read_text())["results"]
+    assert set(results) == evaluated
+    for video, detections in results.items():
+        assert detections, video
+        for d in detections:
+            start, end = d["segment"]
+            assert 0 <= start < end <= annotations[video]["duration"] + 1e-6 and 0 < d["score"] <= 1
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert 0 <= metrics["average_mAP"] <= 1
