@@ -26,7 +26,7 @@ from gsmt.evaluation.analysis import (
 from gsmt.evaluation.detection import ground_truth_arrays, match_predictions, match_video_ids
 
 JSON_KEYS = {"tiou", "num_gt", "num_predictions", "counts", "profile", "by_length", "by_coverage",
-             "false_negatives", "mAP_tiou", "average_mAP"}
+             "false_negatives", "mAP_tiou", "average_mAP", "localization_kinds"}
 PICTURES = ("fp_profile.png", "fp_pie.png", "map_bins.png")
 
 
@@ -86,6 +86,29 @@ def test_each_type_and_the_order_rule():
     assert r.profile[2:] == [zero_counts()] * 8
     # missed: x [30, 40], y [38, 48], y [70, 80]; all ground truth lies in length bin M (6, 12]
     assert r.false_negatives == {"XS": None, "S": None, "M": 0.5, "L": None, "XL": None}
+
+
+def test_localization_errors_by_kind():
+    ann = Annotations(classes=["x", "y"], videos=[
+        video("a", [[10, 20], [30, 40], [50, 60], [80, 100], [60, 75]], [0, 0, 0, 0, 1])])
+    preds = {"a": [
+        p("x", 0.9, 12, 38),  # over 8/10 of x [10, 20] and of x [30, 40]: merged (tIoU 0.29 with each)
+        p("x", 0.8, 50, 53),  # all inside x [50, 60]: too short
+        p("x", 0.7, 79, 89),  # 9 of its 10 s inside x [80, 100], exactly 90%: too short
+        p("x", 0.6, 78.9, 88.9),  # 89% inside, 45% of the instance: shifted
+        p("x", 0.5, 28, 52),  # all of x [30, 40] inside it: too long
+        # all of x [50, 60] and 12 of 15 s of y [60, 75] (tIoU 0.48): only its own label can merge
+        p("x", 0.4, 50, 72),
+    ]}
+    r = analyze_detection(ann, preds, tiou_set=[0.5])
+    assert r.types == ["localization"] * 6
+    assert r.localization_kinds == {  # G = 5: the last prediction is in the top N only
+        "top_G": {"merged": 1, "too_short": 2, "too_long": 1, "shifted": 1},
+        "top_N": {"merged": 1, "too_short": 2, "too_long": 2, "shifted": 1}}
+    table = r.format_table()
+    assert "  too short              2   40.0%       2   33.3%" in table
+    assert table.index("localization") < table.index("  merged") < table.index("confusion")
+    assert r.to_json()["localization_kinds"] == r.localization_kinds
 
 
 def test_thresholds_sit_on_their_edges():
@@ -220,6 +243,8 @@ def test_empty_predictions_give_zeros_and_valid_json():
     r = analyze_detection(ann, {"results": {}}, tiou_set=[0.5])
     assert (r.num_gt, r.num_predictions, r.types) == (2, 0, [])
     assert r.counts == zero_counts() and r.profile == [zero_counts()] * 10
+    assert r.localization_kinds == {k: {"merged": 0, "too_short": 0, "too_long": 0, "shifted": 0}
+                                    for k in ("top_G", "top_N")}
     assert r.by_length["XS"] == {"instances": 1, "average_mAP": 0.0}
     assert r.by_length["S"] == {"instances": 0, "average_mAP": None}
     assert r.false_negatives == {"XS": 1.0, "S": None, "M": None, "L": None, "XL": 1.0}

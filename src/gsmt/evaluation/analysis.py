@@ -20,6 +20,15 @@ zero-length ground truth) counts as tIoU 0 here. Predictions on other videos are
 that no ground truth carries is kept: such a prediction is a wrong_label, confusion or background.
 `profile[k]` counts the six types among the predictions ranked kG .. (k+1)G - 1 (k = 0..9).
 
+**Localization errors by kind** (`localization_kinds`, among the top G and the top N), against the
+prediction's highest-tIoU ground truth g of its label (the first in file order on ties), each by
+the first rule that applies:
+1. `merged`: the prediction covers more than half of each of two or more ground truths of its label
+   (it spans repeats of its action);
+2. `too_short`: at least 90% of the prediction lies inside g (a fragment of its instance);
+3. `too_long`: at least 90% of g lies inside the prediction;
+4. `shifted`: neither (both edges off).
+
 **Bins** (DETAD's THUMOS14 bins) of the ground truth: length in seconds XS (0, 3], S (3, 6],
 M (6, 12], L (12, 18], XL over 18; coverage (length / video duration) XS (0, .02], S (.02, .04],
 M (.04, .06], L (.06, .08], XL over .08. A ground truth of length <= 0 is in no bin.
@@ -61,6 +70,8 @@ from gsmt.evaluation.detection import (
 )
 
 ERROR_TYPES = ("true_positive", "double_detection", "wrong_label", "localization", "confusion", "background")
+LOCALIZATION_KINDS = ("merged", "too_short", "too_long", "shifted")
+NESTED = 0.9  # share of one segment inside the other for too_short / too_long
 BIN_NAMES = ("XS", "S", "M", "L", "XL")
 LENGTH_EDGES = (0.0, 3.0, 6.0, 12.0, 18.0)  # seconds; the last bin is open
 COVERAGE_EDGES = (0.0, 0.02, 0.04, 0.06, 0.08)  # share of the video
@@ -82,6 +93,7 @@ class Analysis:
     false_negatives: dict[str, float | None]
     mAP_tiou: list[float]  # the thresholds the bin mAPs average over
     average_mAP: float  # all ground truth, nothing dropped: `gsmt eval`'s average mAP
+    localization_kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # "top_G" / "top_N" -> counts
     types: list[str] = field(default_factory=list, repr=False)  # type of each top prediction, by rank
 
     def to_json(self) -> dict:
@@ -93,6 +105,7 @@ class Analysis:
             "by_coverage": {k: dict(v) for k, v in self.by_coverage.items()},
             "false_negatives": dict(self.false_negatives),
             "mAP_tiou": list(self.mAP_tiou), "average_mAP": self.average_mAP,
+            "localization_kinds": {k: dict(v) for k, v in self.localization_kinds.items()},
         }
 
     def format_table(self) -> str:
@@ -105,6 +118,11 @@ class Analysis:
             share_g = 100 * top_g[t] / g
             share_n = 100 * self.counts[t] / n if n else 0.0
             lines.append(f"{t:<19}{top_g[t]:>7} {share_g:6.1f}% {self.counts[t]:>7} {share_n:6.1f}%")
+            if t == "localization" and self.localization_kinds:
+                for k in LOCALIZATION_KINDS:
+                    in_g, in_n = self.localization_kinds["top_G"][k], self.localization_kinds["top_N"][k]
+                    lines.append(f"  {k.replace('_', ' '):<17}{in_g:>7} {100 * in_g / g:6.1f}% {in_n:>7} "
+                                 f"{100 * in_n / n if n else 0.0:6.1f}%")
         thr = self.mAP_tiou
         span = f"{thr[0]:g}" if len(thr) == 1 else f"{thr[0]:g}:{thr[-1]:g}"
         lines.append(f"bins (average mAP % over tIoU {span}; all: {100 * self.average_mAP:.2f})")
@@ -191,6 +209,27 @@ def classify(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndar
     return kind, matched_gt
 
 
+def localization_kind(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndarray
+                      ) -> np.ndarray:
+    """Kind (index into LOCALIZATION_KINDS) of predictions that are localization errors, i.e. that
+    have a ground truth of their label with tIoU >= MIN_TIOU in their video."""
+    kind = np.full(len(video), len(LOCALIZATION_KINDS) - 1, dtype=np.int64)
+    for at, members in _video_buckets(video, gt.video, len(gt.video_ids)):
+        p, g = seg[at][:, None, :], gt.segments[members]  # [m, 1, 2], [m, s, 2]
+        inter = np.clip(np.minimum(p[..., 1], g[..., 1]) - np.maximum(p[..., 0], g[..., 0]), 0.0, None)
+        same = gt.label[members] == label[at][:, None]
+        tiou = np.where(same, _tiou(seg[at], g), -1.0)
+        j = tiou.argmax(axis=1)  # the first of equal tIoUs
+        rows = np.arange(len(at))
+        p_len, g_len = seg[at, 1] - seg[at, 0], g[rows, j, 1] - g[rows, j, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            halves = (same & (inter > 0.5 * (g[..., 1] - g[..., 0]))).sum(axis=1)
+            short = inter[rows, j] >= NESTED * p_len
+            long = inter[rows, j] >= NESTED * g_len
+        kind[at] = np.select([halves >= 2, short & (p_len > 0), long & (g_len > 0)], [0, 1, 2], default=3)
+    return kind
+
+
 def _best_same_label_gt(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Each prediction's highest-tIoU GT of its label in its video (-1: none) and that tIoU."""
@@ -260,6 +299,11 @@ def analyze_detection(ground_truth: Annotations | Sequence[Video],
                             minlength=BLOCKS * len(ERROR_TYPES)).reshape(BLOCKS, len(ERROR_TYPES))
     matched = np.zeros(num_gt, dtype=bool)
     matched[matched_gt[matched_gt >= 0]] = True
+    is_loc = np.flatnonzero(kind == ERROR_TYPES.index("localization"))
+    loc = localization_kind(gt, p_video[top[is_loc]], flat.segments[top[is_loc]], flat.label[top[is_loc]])
+    localization_kinds = {
+        name: {k: int(c) for k, c in zip(LOCALIZATION_KINDS, np.bincount(loc[in_block], minlength=4))}
+        for name, in_block in (("top_G", is_loc < num_gt), ("top_N", np.ones(len(is_loc), dtype=bool)))}
 
     # ---- bins of the ground truth and their mAP
     length = gt.segments[:, 1] - gt.segments[:, 0]
@@ -296,4 +340,5 @@ def analyze_detection(ground_truth: Annotations | Sequence[Video],
         by_length=bins(length_bin), by_coverage=bins(coverage_bin), false_negatives=false_negatives,
         mAP_tiou=[float(t) for t in thr],
         average_mAP=_average_map(gt, np.ones(num_gt, dtype=bool), *args, usable, thr),
+        localization_kinds=localization_kinds,
         types=[ERROR_TYPES[k] for k in kind])
