@@ -93,7 +93,7 @@ def test_own_plus_long_and_the_soft_iou_mask_score():
     probs, masks, valid, ts, te = _sample(TWO_RUNS, P0)
     kw = dict(thresholds=[0.5], m1=1, theta_c=0.0)
     both = decode(probs, masks, valid, ts, te, 6.0, mode="own+long", **kw)
-    assert _as_tuples(both) == [(0.0, 2.0, 0, 0.63), (0.0, 5.0, 0, 0.63)]  # both scored 0.7 * max 0.9
+    assert _as_tuples(both) == [(0.0, 5.0, 0, 0.63), (0.0, 2.0, 0, 0.63)]  # both 0.7 * max 0.9: longest first
     # Soft IoU, column sum 3.3: own 0..1 -> 1.7 / (2 + 1.6); long 0..4 -> 3.2 / (5 + 0.1).
     iou = decode(probs, masks, valid, ts, te, 6.0, mode="own+long", mask_score="iou", **kw)
     assert _as_tuples(iou) == [(0.0, 5.0, 0, round(0.7 * 3.2 / 5.1, 12)), (0.0, 2.0, 0, round(0.7 * 1.7 / 3.6, 12))]
@@ -126,7 +126,25 @@ def test_thresholds_merge_identical_candidates():
     assert _as_tuples(short) == [(0.0, 2.0, 0, 0.63), (3.0, 5.0, 0, 0.49)]
     # long: theta 0.5 -> 0..4, theta 0.75 -> 0..1 (0.6 and 0.7 fall below), both scored 0.7 * 0.9
     long = decode(probs, masks, valid, ts, te, 6.0, mode="long", thresholds=[0.5, 0.75], m1=1)
-    assert _as_tuples(long) == [(0.0, 2.0, 0, 0.63), (0.0, 5.0, 0, 0.63)]
+    assert _as_tuples(long) == [(0.0, 2.0, 0, 0.63), (0.0, 5.0, 0, 0.63)]  # long: (start, end) order
+
+
+def test_equal_scores_rank_the_longest_first():
+    # One column, own runs at theta 0.3 (0..3), 0.5 (0..2) and 0.8 (0..0): nested, all sharing the
+    # start and the maximum 0.9, so all scored 0.7 * 0.9; the whole instance comes before its parts.
+    probs, masks, valid, ts, te = _sample({0: [0.9, 0.6, 0.55, 0.4, 0.1, 0.1]}, P0)
+    out = decode(probs, masks, valid, ts, te, 6.0, mode="own", thresholds=[0.3, 0.5, 0.8], m1=1, theta_c=0.0)
+    assert _as_tuples(out) == [(0.0, 4.0, 0, 0.63), (0.0, 3.0, 0, 0.63), (0.0, 1.0, 0, 0.63)]
+    # `long` spans of equal score keep the (start, end) order: a lower threshold's span reaches further.
+    long = decode(probs, masks, valid, ts, te, 6.0, mode="long", thresholds=[0.3, 0.5, 0.8], m1=1, theta_c=0.0)
+    assert _as_tuples(long) == [(0.0, 1.0, 0, 0.63), (0.0, 3.0, 0, 0.63), (0.0, 4.0, 0, 0.63)]
+    # Equal scores and lengths keep the (start, end) order; a higher score still comes first.
+    short = dict(mode="short", thresholds=[0.5], m1=1, theta_c=0.0)
+    probs, masks, valid, ts, te = _sample({0: [0.9, 0.9, 0, 0.9, 0.9, 0]}, P0)
+    assert _as_tuples(decode(probs, masks, valid, ts, te, 6.0, **short)) == [(0.0, 2.0, 0, 0.63), (3.0, 5.0, 0, 0.63)]
+    probs, masks, valid, ts, te = _sample({0: [0.95, 0, 0.9, 0.9, 0.9, 0]}, P0)
+    out = decode(probs, masks, valid, ts, te, 6.0, **short)
+    assert _as_tuples(out) == [(0.0, 1.0, 0, round(0.7 * 0.95, 12)), (2.0, 5.0, 0, 0.63)]
 
 
 def test_merge_keeps_highest_score_per_segment_and_class():
@@ -214,7 +232,8 @@ def test_to_video_time_shifts_and_clips():
 
 def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds, m1, m2, theta_c,
                       mask_score="max"):
-    """Plain loops over snippets, thresholds and runs; output sorted by (-score, start, end, label)."""
+    """Plain loops over snippets, thresholds and runs; output sorted by (-score, -length, start, end,
+    label), `long` by (-score, start, end, label)."""
     n_cls, n = probs.shape[0] - 1, probs.shape[1]
     act = {t: max(probs[:n_cls, t]) for t in range(n) if valid[t]}
     kept = sorted(act, key=lambda t: (-act[t], t))[:m1]
@@ -250,7 +269,8 @@ def _reference_decode(probs, masks, valid, ts, te, duration, mode, k, thresholds
                 for c in classes:
                     key = (min(max(ts[a], 0.0), duration), min(max(te[b], 0.0), duration), c)
                     best[key] = max(best.get(key, -1.0), probs[c, t] * factor)
-    out = sorted(((s, key) for key, s in best.items() if s >= theta_c), key=lambda x: (-x[0], x[1]))
+    out = sorted(((s, key) for key, s in best.items() if s >= theta_c),
+                 key=lambda x: (-x[0], 0 if mode == "long" else x[1][0] - x[1][1], x[1]))
     return out[:m2]
 
 

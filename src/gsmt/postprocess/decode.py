@@ -231,7 +231,9 @@ def decode(
     well as reach a neighbour; `mask_score="iou"` then ranks the two).
 
     A mask position activates when `masks[i, t] >= theta` and snippet i is valid. Ties in actionness
-    (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score.
+    (top-m1) and class probability (top-k) go to the lower index. Output sorted by descending score;
+    equal scores the longest segment first, then by (start, end, label) (`long`: by (start, end,
+    label) only, since there a lower threshold's span reaches further into other instances).
     """
     probs, valid, t_start, t_end = _check_sample(probs, valid, t_start, t_end)
     t = probs.shape[1]
@@ -330,11 +332,12 @@ def decode_many(
     scores = class_prob * np.repeat(mask_factor, k)
     starts = np.repeat(t_start[sample, first], k)
     ends = np.repeat(t_end[sample, last], k)
-    return _finish_many(rs, starts, ends, labels, scores, durations, theta_c, m2)
+    return _finish_many(rs, starts, ends, labels, scores, durations, theta_c, m2, longest_first=mode != "long")
 
 
 def _finish_many(sample: np.ndarray, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray,
-                 scores: np.ndarray, durations: np.ndarray, theta_c: float, m2: int) -> FlatDetections:
+                 scores: np.ndarray, durations: np.ndarray, theta_c: float, m2: int,
+                 longest_first: bool = False) -> FlatDetections:
     """`_finish` for every sample at once: the sample is the first sort key of each step."""
     keep = scores >= theta_c
     sample, starts, ends, labels, scores = sample[keep], starts[keep], ends[keep], labels[keep], scores[keep]
@@ -347,9 +350,14 @@ def _finish_many(sample: np.ndarray, starts: np.ndarray, ends: np.ndarray, label
     first[1:] = ((np.diff(sample) != 0) | (np.diff(starts) != 0) | (np.diff(ends) != 0)
                  | (np.diff(labels) != 0))
     sample, starts, ends, labels, scores = (x[first] for x in (sample, starts, ends, labels, scores))
-    # By descending score within each sample; lexsort is stable, so equal scores keep their
-    # (start, end, label) order, as `Detections.sorted` does.
-    order = np.lexsort((-scores, sample))
+    # By descending score within each sample, equal scores in (start, end, label) order (lexsort
+    # is stable), or with `longest_first` the longest of them first. Equal scores are structural: a
+    # column's runs at lower thresholds contain its runs at higher ones and share their maximum.
+    # Runs that hold together are parts of one instance, and the whole must rank before its parts
+    # for Soft-NMS and `decay_fragments` to push the parts down (by start and end, a part sharing
+    # the instance's start came first). A `long` span at a lower threshold instead reaches further
+    # across neighbouring instances, so `long` keeps the (start, end) order.
+    order = np.lexsort((starts - ends, -scores, sample) if longest_first else (-scores, sample))
     sample, starts, ends, labels, scores = (x[order] for x in (sample, starts, ends, labels, scores))
     rank = np.arange(len(sample)) - np.searchsorted(sample, sample, side="left")
     keep = rank < m2
