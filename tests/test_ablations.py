@@ -122,7 +122,8 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     for e in entries.values():
         assert e["seeds"] == [0, 1] and all(0 <= v <= 100 for v in e["avg_mAP"] + e["mAP_0.5"])
     trained = [r for r in summary["runs"] if not r["variant"].startswith("oracle")]
-    assert all(0 <= r["heldout_mAP"] <= 1 for r in trained)  # the held-out videos' best mAP, for choices
+    # the held-out videos' best mAP, for choices: none here, since the presets hold no video out
+    assert [r["heldout_mAP"] for r in trained] == [None] * 4
     # Ground-truth classes and masks together decode most instances whatever the (barely trained) model.
     assert min(entries[(6, "oracle_both")]["avg_mAP"]) > 50
     assert entries[(6, "oracle_both")]["verdict"] in ("higher", "no clear difference")
