@@ -209,25 +209,22 @@ def classify(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndar
     return kind, matched_gt
 
 
-def localization_kind(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndarray
-                      ) -> np.ndarray:
-    """Kind (index into LOCALIZATION_KINDS) of predictions that are localization errors, i.e. that
-    have a ground truth of their label with tIoU >= MIN_TIOU in their video."""
-    kind = np.full(len(video), len(LOCALIZATION_KINDS) - 1, dtype=np.int64)
+def localization_kind(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndarray,
+                      best: np.ndarray) -> np.ndarray:
+    """Kind (index into LOCALIZATION_KINDS) of predictions that are localization errors, given each
+    one's highest-tIoU ground truth of its label `best` (from `_best_same_label_gt`)."""
+    g = gt.segments[best]
+    inter = np.clip(np.minimum(seg[:, 1], g[:, 1]) - np.maximum(seg[:, 0], g[:, 0]), 0.0, None)
+    p_len, g_len = seg[:, 1] - seg[:, 0], g[:, 1] - g[:, 0]
+    halves = np.zeros(len(video), dtype=np.int64)  # ground truths of its label it covers over half of
     for at, members in _video_buckets(video, gt.video, len(gt.video_ids)):
-        p, g = seg[at][:, None, :], gt.segments[members]  # [m, 1, 2], [m, s, 2]
-        inter = np.clip(np.minimum(p[..., 1], g[..., 1]) - np.maximum(p[..., 0], g[..., 0]), 0.0, None)
+        p, g_all = seg[at][:, None, :], gt.segments[members]  # [m, 1, 2], [m, s, 2]
+        over = np.minimum(p[..., 1], g_all[..., 1]) - np.maximum(p[..., 0], g_all[..., 0])
         same = gt.label[members] == label[at][:, None]
-        tiou = np.where(same, _tiou(seg[at], g), -1.0)
-        j = tiou.argmax(axis=1)  # the first of equal tIoUs
-        rows = np.arange(len(at))
-        p_len, g_len = seg[at, 1] - seg[at, 0], g[rows, j, 1] - g[rows, j, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            halves = (same & (inter > 0.5 * (g[..., 1] - g[..., 0]))).sum(axis=1)
-            short = inter[rows, j] >= NESTED * p_len
-            long = inter[rows, j] >= NESTED * g_len
-        kind[at] = np.select([halves >= 2, short & (p_len > 0), long & (g_len > 0)], [0, 1, 2], default=3)
-    return kind
+        halves[at] = (same & (over > 0.5 * (g_all[..., 1] - g_all[..., 0]))).sum(axis=1)
+    short = (inter >= NESTED * p_len) & (p_len > 0)
+    long = (inter >= NESTED * g_len) & (g_len > 0)
+    return np.select([halves >= 2, short, long], [0, 1, 2], default=3)
 
 
 def _best_same_label_gt(gt: GroundTruth, video: np.ndarray, seg: np.ndarray, label: np.ndarray
@@ -299,8 +296,10 @@ def analyze_detection(ground_truth: Annotations | Sequence[Video],
                             minlength=BLOCKS * len(ERROR_TYPES)).reshape(BLOCKS, len(ERROR_TYPES))
     matched = np.zeros(num_gt, dtype=bool)
     matched[matched_gt[matched_gt >= 0]] = True
+    best, best_t = _best_same_label_gt(gt, p_video, flat.segments, flat.label)
     is_loc = np.flatnonzero(kind == ERROR_TYPES.index("localization"))
-    loc = localization_kind(gt, p_video[top[is_loc]], flat.segments[top[is_loc]], flat.label[top[is_loc]])
+    at = top[is_loc]
+    loc = localization_kind(gt, p_video[at], flat.segments[at], flat.label[at], best[at])
     localization_kinds = {
         name: {k: int(c) for k, c in zip(LOCALIZATION_KINDS, np.bincount(loc[in_block], minlength=4))}
         for name, in_block in (("top_G", is_loc < num_gt), ("top_N", np.ones(len(is_loc), dtype=bool)))}
@@ -313,7 +312,6 @@ def analyze_detection(ground_truth: Annotations | Sequence[Video],
     length_bin = bin_index(length, LENGTH_EDGES)
     coverage_bin = bin_index(coverage, COVERAGE_EDGES)
     usable = ~pred_blocked
-    best, best_t = _best_same_label_gt(gt, p_video, flat.segments, flat.label)
     has_best = (best >= 0) & (best_t >= thr.min())
     args = (p_video, flat.segments, flat.label, flat.score)
 
