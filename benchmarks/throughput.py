@@ -130,21 +130,24 @@ def physical(args, shape: dict) -> tuple[float, float, float]:
 
 
 def inference(args) -> None:
-    rows = {"old": [], "new": []}
+    # Without --old-src only this checkout's path is measured.
+    paths = ([("old", Path(args.old_src))] if args.old_src else []) + [("new", SRC)]
+    rows = {name: [] for name, _ in paths}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for r in range(args.rounds):
-            for name, src in (("old", Path(args.old_src)), ("new", SRC)):
+            for name, src in paths:
                 files[name] = Path(tmp) / f"{name}.json"
                 rows[name].append(child(args, src, files[name]))
-        same = files["old"].read_bytes() == files["new"].read_bytes()
+        same = files["old"].read_bytes() == files["new"].read_bytes() if args.old_src else "no old path"
     first = rows["new"][0]
     gflops, mb, limit = physical(args, first)
     print(f"\n{first['name']} preset, {first['mode']} T={first['T']}, D={first['D']}, K={first['K']}: "
           f"{first['videos']} videos, {first['samples']} samples; submissions identical: {same}\n")
     print("| path | videos/s | samples/s | model | rest (reading, decoding, Soft-NMS) | rounds (videos/s) |")
     print("|---|---:|---:|---:|---:|---|")
-    for name, label in (("old", "old: one sample at a time"), ("new", "new: batched")):
+    labels = {"old": "old: one sample at a time", "new": "new: batched"}
+    for name, label in ((name, labels[name]) for name in rows):
         best = min(rows[name], key=lambda m: m["total"])
         rates = ", ".join(f"{m['videos'] / m['total']:.1f}" for m in rows[name])
         print(f"| {label} | {best['videos'] / best['total']:.1f} | {best['samples'] / best['total']:.1f} | "
