@@ -64,3 +64,14 @@ def test_retired_keys_of_earlier_checkpoints_load_at_their_neutral_value():
     with pytest.raises(GsmtError, match=r"^checkpoint: config key 'model.mask_skip' was removed from gsmt; .* "
                                         r"only at False, got True$"):
         config_from_dict(values)
+
+
+def test_mask_score_auto_follows_the_decoding_mode():
+    from gsmt.config import DecodeConfig
+
+    # Soft IoU ranks a column's own run against its long span; every other mode keeps the paper's max
+    assert [DecodeConfig(mode=m).resolved_mask_score() for m in ("own+long", "long", "own", "short")] == \
+        ["iou", "max", "max", "max"]
+    assert DecodeConfig(mode="own+long", mask_score="max").resolved_mask_score() == "max"
+    assert DecodeConfig(mode="long", mask_score="iou").resolved_mask_score() == "iou"
+    assert load_config("thumos").decode.resolved_mask_score() == "max"

@@ -37,7 +37,8 @@ def test_run_directory_holds_config_log_and_checkpoints(tiny_run):
     cfg = load_config(tiny_run / "config.yaml")
     # The saved config is the resolved one: overrides applied, `auto` settings taken from the data.
     assert (cfg.data.T, cfg.model.hidden_dim, cfg.train.epochs) == (64, 32, 15)
-    assert (cfg.data.temporal_mode, cfg.decode.mode, cfg.decode.tiou) == ("resize", "long", "anet")
+    assert (cfg.data.temporal_mode, cfg.decode.mode, cfg.decode.tiou) == ("resize", "own+long", "anet")
+    assert cfg.decode.mask_score == "iou"
     assert (cfg.data.train_subset, cfg.data.eval_subset) == ("training", "validation")
 
     records = epoch_records(tiny_run)
@@ -58,7 +59,7 @@ def test_checkpoint_is_self_describing(tiny_run, tiny_data):
     assert meta["classes"] == ann.classes == ["action_0", "action_1", "action_2"]
     assert (meta["num_classes"], meta["feature_dim"], meta["T"], meta["temporal_mode"]) == (3, 24, 64, "resize")
     assert meta["grid"] == {"fps": 30.0, "feature_stride": 16, "feature_window": 16}
-    assert meta["decode"]["mode"] == "long" and meta["config"]["train"]["lr"] == 0.005
+    assert meta["decode"]["mode"] == "own+long" and meta["config"]["train"]["lr"] == 0.005
 
     last = load_checkpoint(tiny_run / "last.pt")
     assert (last["epoch"], last["step"], len(last["history"])) == (15, 15 * STEPS_PER_EPOCH, 15)
@@ -125,10 +126,13 @@ def test_auto_settings_come_from_the_data(tiny_data):
     cfg = load_config("demo")
     ann = load_annotations(tiny_data / "annotations.json")
     resolved = resolve_config(cfg, ann)
-    assert (resolved.data.temporal_mode, resolved.decode.mode, resolved.decode.tiou) == ("resize", "long", "anet")
+    assert (resolved.data.temporal_mode, resolved.decode.mode, resolved.decode.tiou) == ("resize", "own+long", "anet")
+    assert resolved.decode.mask_score == "iou"  # auto: the soft IoU ranks own runs against long spans
     assert (resolved.data.fps, resolved.data.feature_stride, resolved.data.feature_window) == (30.0, 16, 16)
     explicit = resolve_config(load_config("demo", ["data.temporal_mode=window", "decode.mode=short"]), ann)
-    assert (explicit.data.temporal_mode, explicit.decode.mode) == ("window", "short")
+    assert (explicit.data.temporal_mode, explicit.decode.mode, explicit.decode.mask_score) == ("window", "short", "max")
+    chosen = resolve_config(load_config("demo", ["decode.mask_score=max"]), ann)
+    assert (chosen.decode.mode, chosen.decode.mask_score) == ("own+long", "max")
     with pytest.raises(GsmtError, match="no videos in subset 'nope'"):
         subset_videos(ann, "nope", "data")
 

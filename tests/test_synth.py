@@ -195,7 +195,7 @@ def test_written_dataset(tmp_path, preset):
     expected_modes = {
         "thumos-like": {"temporal_mode": "window", "decode_mode": "own", "train_subset": "validation",
                         "eval_subset": "test", "tiou": "thumos"},
-        "anet-like": {"temporal_mode": "resize", "decode_mode": "long", "train_subset": "training",
+        "anet-like": {"temporal_mode": "resize", "decode_mode": "own+long", "train_subset": "training",
                       "eval_subset": "validation", "tiou": "anet"},
     }[preset]
     meta = raw["gsmt"]

@@ -113,8 +113,9 @@ class DecodeConfig:
     theta_c: float = bounded(0.1, ge=0, le=1)
     # source (paper: P[c, t] of the source snippet) | run (mean P[c] over the segment)
     score: str = bounded("source", choices=SCORES)
-    # max (paper: the mask's maximum over the segment) | iou (soft IoU of the segment with the mask)
-    mask_score: str = bounded("max", choices=MASK_SCORES)
+    # max (paper: the mask's maximum over the segment) | iou (soft IoU of the segment with the mask) |
+    # auto: iou with `own+long` decoding (it ranks a column's own run against its long span), else max
+    mask_score: str = bounded("auto", choices=("auto", *MASK_SCORES))
     nms_method: str = bounded("gaussian", choices=NMS_METHODS)
     nms_sigma: float = bounded(0.6, gt=0)
     nms_iou_threshold: float = bounded(0.5, ge=0, le=1)  # linear decay only
@@ -126,6 +127,12 @@ class DecodeConfig:
     # auto (from the data) | anet | thumos | epic | comma list (checked by `validate`)
     tiou: str = bounded("auto", nonempty=True)
     batch_size: int = bounded(32, ge=1)
+
+    def resolved_mask_score(self) -> str:
+        """`mask_score`, with `auto` decided by the decoding mode."""
+        if self.mask_score != "auto":
+            return self.mask_score
+        return "iou" if self.mode == "own+long" else "max"
 
 
 @dataclass

@@ -81,7 +81,7 @@ PRESETS: dict[str, Preset] = {
     # ActivityNet v1.3: 10,024 training + 4,926 validation videos. 50 classes rather than 200 by
     # default so that a small demo has enough instances per class; `--classes 200` mirrors it.
     "anet-like": Preset("anet-like", 30.0, 16, 16, 50, 300, "training", "validation", 10024 / 14950,
-                        "resize", "long", "anet"),
+                        "resize", "own+long", "anet"),
 }
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger("gsmt.data")
 
 # What each temporal mode implies when the data does not say (the paper's two benchmarks).
 MODE_DEFAULTS = {
-    "resize": {"decode_mode": "long", "train_subset": "training", "eval_subset": "validation", "tiou": "anet"},
+    "resize": {"decode_mode": "own+long", "train_subset": "training", "eval_subset": "validation", "tiou": "anet"},
     "window": {"decode_mode": "own", "train_subset": "validation", "eval_subset": "test", "tiou": "thumos"},
 }
 
@@ -85,6 +85,7 @@ def resolve_config(cfg: Config, annotations: Annotations) -> Config:
         mode=decode.mode if decode.mode != "auto" else implied["decode_mode"],
         tiou=decode.tiou if decode.tiou != "auto" else implied["tiou"],
     )
+    decode = dataclasses.replace(decode, mask_score=decode.resolved_mask_score())
     return dataclasses.replace(cfg, data=data, decode=decode)
 
 

@@ -85,7 +85,7 @@ def decode_samples(probs: np.ndarray, masks: np.ndarray | None, batch: dict, cfg
                               theta_c=cfg.theta_c)
             for i in range(len(probs))])
     return decode_many(probs, masks, durations=durations, mode=cfg.mode, m1=cfg.m1, score=cfg.score,
-                       mask_score=cfg.mask_score, **common)
+                       mask_score=cfg.resolved_mask_score(), **common)
 
 
 def _forward(model: GSMT, features: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
