@@ -229,6 +229,16 @@ def test_predict_set_decode_is_checked(micro, tmp_path, capsys, override, key):
     assert not (tmp_path / "p.json").exists()
 
 
+def test_predict_set_decode_auto_takes_the_default_of_the_models_temporal_mode(micro, tmp_path, capsys):
+    outputs = {}
+    for value in ("auto", "own+long"):  # the micro run is resize mode
+        out = tmp_path / f"{value}.json"
+        assert cli(capsys, "predict", "--checkpoint", micro / "run", "--data", micro / "data", "--out", out,
+                   "--set", f"decode.mode={value}", "--set", "decode.mask_score=auto")[0] == 0
+        outputs[value] = out.read_bytes()
+    assert outputs["auto"] == outputs["own+long"]
+
+
 # ------------------------------------------------------------------ item 9: the CLI's own options
 
 BAD_OPTIONS = [  # (command line without the bad option, option, value, problem)

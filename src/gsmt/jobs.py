@@ -160,7 +160,7 @@ def run_predict(args) -> str:
     """`gsmt predict`: detections for a subset of a data folder, or for a bare folder of features."""
     from gsmt.config import apply_overrides
     from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from gsmt.engine.data import open_data, subset_videos
+    from gsmt.engine.data import MODE_DEFAULTS, open_data, subset_videos
     from gsmt.engine.predictor import submission
     from gsmt.engine.device import pick_device
 
@@ -172,6 +172,8 @@ def run_predict(args) -> str:
     state = load_checkpoint(args.checkpoint)
     model, cfg, meta = model_from_checkpoint(state, args.checkpoint)
     cfg = apply_overrides(cfg, args.overrides, sections=("decode",))
+    if cfg.decode.mode == "auto":  # `--set decode.mode=auto`: the default of the model's temporal mode
+        cfg.decode.mode = MODE_DEFAULTS[meta["temporal_mode"]]["decode_mode"]
     classes = meta["classes"]
     if cfg.decode.topk_classes > len(classes):
         raise GsmtError("--set", f"decode.topk_classes must be <= the model's {len(classes)} classes, "
