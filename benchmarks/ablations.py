@@ -38,8 +38,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import semi_real  # noqa: E402
 from gsmt.config import DecodeConfig, load_config  # noqa: E402
-from gsmt.data.synth import DEFAULT_DIFFICULTY  # noqa: E402
-from gsmt.engine.data import make_dataset  # noqa: E402
+from gsmt.synth.generate import DEFAULT_DIFFICULTY  # noqa: E402
+from gsmt.engine.resolve import make_dataset  # noqa: E402
 from gsmt.engine.predictor import predict_dataset, to_results  # noqa: E402
 from gsmt.engine.trainer import train  # noqa: E402
 from gsmt.evaluation import evaluate_detection  # noqa: E402

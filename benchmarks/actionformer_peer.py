@@ -77,7 +77,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import Annotations, load_annotations
+from gsmt.annotations.load import Annotations, load_annotations
 from gsmt.errors import GsmtError
 
 REPO = Path(__file__).resolve().parents[1]

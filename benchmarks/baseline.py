@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsmt.data.annotations import Annotations, Video, load_annotations
+from gsmt.annotations.load import Annotations, Video, load_annotations
 from gsmt.data.features import FeatureStore
-from gsmt.data.windows import Grid
+from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
 from gsmt.evaluation import DetectionMetrics, evaluate_detection
 from gsmt.postprocess import Detections, soft_nms

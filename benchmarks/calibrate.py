@@ -1,7 +1,7 @@
 """Calibrate the synthetic difficulty with the context-free baseline alone (never with GSMT).
 
 Runs `semi_real.py --models baseline` at each difficulty and prints one markdown table: the
-baseline's average mAP per benchmark and difficulty. The frozen default (`gsmt.data.synth.
+baseline's average mAP per benchmark and difficulty. The frozen default (`gsmt.synth.generate.
 DEFAULT_DIFFICULTY`) is the value where it lands in 5-25% on both benchmarks.
 
     python benchmarks/calibrate.py --difficulties 0.5 0.7 0.75 0.8 1.0 --out /tmp/gsmt_bench/cal

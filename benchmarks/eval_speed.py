@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the reference implementation lives wi
 
 from official_reference import reference_detection  # noqa: E402
 
-from gsmt.data.annotations import Annotations, Video  # noqa: E402
-from gsmt.data.compressed import read_text  # noqa: E402
-from gsmt.data.packaged import timelines_path  # noqa: E402
+from gsmt.annotations.load import Annotations, Video  # noqa: E402
+from gsmt.io.read import read_text  # noqa: E402
+from gsmt.annotations.packaged import timelines_path  # noqa: E402
 from gsmt.evaluation import TIOU_PRESETS, evaluate_detection  # noqa: E402
 
 GT_PATH = timelines_path("activitynet13")  # the packaged real ActivityNet-1.3 annotations (.json.gz)
@@ -41,7 +41,7 @@ def load_ground_truth(path: Path) -> tuple[dict, Annotations]:
     database = json.loads(read_text(path))["database"]
     database = {k: v for k, v in database.items() if v["subset"] == "validation"}
     try:
-        from gsmt.data.annotations import load_annotations
+        from gsmt.annotations.load import load_annotations
     except ImportError:  # the reader is newer than this script's first version
         load_annotations = None
     if load_annotations is not None:

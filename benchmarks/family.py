@@ -1,7 +1,7 @@
 """The benchmark family: every feature model x {context-free baseline, GSMT configs, ActionFormer}.
 
 Renders features on real timelines with each feature model of `gsmt synth --feature-model`
-(prototype, phases and the held-out motion; `gsmt.data.feature_models`), on the grids of the
+(prototype, phases and the held-out motion; `gsmt.synth.models`), on the grids of the
 independent check (D = 128, 30 fps, window 16):
 - `--benchmark thumos14`: the packaged THUMOS14 timelines, stride 8, train on `validation`,
   evaluate on `test` (window mode);
@@ -35,9 +35,9 @@ import time
 from pathlib import Path
 
 import baseline
-from gsmt.data.annotations import load_annotations
-from gsmt.data.feature_models import FEATURE_MODELS, HELD_OUT
-from gsmt.data.synth import generate
+from gsmt.annotations.load import load_annotations
+from gsmt.synth.models import FEATURE_MODELS, HELD_OUT
+from gsmt.synth.generate import generate
 from gsmt.evaluation import evaluate_detection, load_predictions
 
 ROOT = Path(__file__).resolve().parents[1]

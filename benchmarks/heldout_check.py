@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from gsmt.engine.checkpoint import build_model, load_checkpoint, model_from_checkpoint
-from gsmt.engine.data import make_dataset, open_data, subset_videos
+from gsmt.engine.resolve import make_dataset, open_data, subset_videos
 from gsmt.engine.trainer import heldout_losses
 
 

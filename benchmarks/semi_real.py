@@ -36,12 +36,12 @@ import torch
 
 import baseline
 from gsmt.config import load_config
-from gsmt.data.annotations import load_annotations
+from gsmt.annotations.load import load_annotations
 from gsmt.data.features import FeatureStore
-from gsmt.data.packaged import load_blocked
-from gsmt.data.synth import DEFAULT_DIFFICULTY, generate
+from gsmt.annotations.packaged import load_blocked
+from gsmt.synth.generate import DEFAULT_DIFFICULTY, generate
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.device import pick_device
+from gsmt.engine.distributed import pick_device
 from gsmt.engine.trainer import train
 from gsmt.evaluation import DetectionMetrics, evaluate_detection, parse_tiou
 from gsmt.jobs import predict_results
@@ -53,7 +53,7 @@ FEATURE_DIM = 256
 class Benchmark:
     key: str
     title: str
-    timelines: str  # packaged real timelines (gsmt.data.packaged), by name
+    timelines: str  # packaged real timelines (gsmt.annotations.packaged), by name
     synth_preset: str
     config: str  # gsmt config preset
     feature_stride: int

@@ -39,8 +39,8 @@ def measure(args) -> None:
 
     from gsmt.engine import predictor
     from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from gsmt.engine.data import make_dataset, open_data, subset_videos
-    from gsmt.engine.device import pick_device
+    from gsmt.engine.resolve import make_dataset, open_data, subset_videos
+    from gsmt.engine.distributed import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

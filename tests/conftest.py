@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 # Real data lives in the repository: the THUMOS14 / ActivityNet-1.3 annotations ship with the
-# package (`gsmt.data.packaged.timelines_path("thumos14")`), small fixtures sit in tests/data/.
+# package (`gsmt.annotations.packaged.timelines_path("thumos14")`), small fixtures sit in tests/data/.
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
@@ -37,7 +37,7 @@ TINY_RUN = ["data.T=64", "model.hidden_dim=32", "model.num_layers=1", "train.bat
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A synthetic anet-like data folder (54 training, 26 validation videos, K=3, D=24)."""
-    from gsmt.data.synth import generate
+    from gsmt.synth.generate import generate
 
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate(out, **TINY_SYNTH)

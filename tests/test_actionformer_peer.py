@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import actionformer_peer as afp  # noqa: E402
-from gsmt.data.annotations import Annotations, Video  # noqa: E402
+from gsmt.annotations.load import Annotations, Video  # noqa: E402
 from gsmt.errors import GsmtError  # noqa: E402
 from gsmt.evaluation import evaluate_detection  # noqa: E402
 

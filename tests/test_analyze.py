@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 
-from gsmt import viz
+from gsmt.annotations.load import Annotations, Video
 from gsmt.cli import main
-from gsmt.data.annotations import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection
 from gsmt.evaluation.analysis import (
@@ -23,7 +23,18 @@ from gsmt.evaluation.analysis import (
     bin_index,
     classify,
 )
-from gsmt.evaluation.detection import ground_truth_arrays, match_predictions, match_video_ids
+from gsmt.evaluation.detection import (
+    ground_truth_arrays,
+    match_predictions,
+    match_video_ids,
+)
+from gsmt.viz.analysis import (
+    ERROR_COLORS,
+    fp_pie_figure,
+    fp_profile_figure,
+    map_bins_figure,
+    plot_analysis,
+)
 
 JSON_KEYS = {"tiou", "num_gt", "num_predictions", "counts", "profile", "by_length", "by_coverage",
              "false_negatives", "mAP_tiou", "average_mAP", "localization_kinds"}
@@ -269,25 +280,25 @@ def test_bad_inputs():
 def test_pictures_share_the_type_colours(tmp_path):
     ann, results = random_case(2, short_only=False)
     doc = analyze_detection(ann, results, subset="validation").to_json()
-    profile = viz.fp_profile_figure(doc)
+    profile = fp_profile_figure(doc)
     ax = profile.axes[0]
     assert len(ax.containers) == len(ERROR_TYPES)
     for container, key in zip(ax.containers, ERROR_TYPES):
         assert container.get_label() == key.replace("_", " ")
-        assert all(bar.get_facecolor() == pytest.approx(viz.to_rgba(viz.ERROR_COLORS[key]))
+        assert all(bar.get_facecolor() == pytest.approx(to_rgba(ERROR_COLORS[key]))
                    for bar in container)
     heights = np.array([[bar.get_height() for bar in c] for c in ax.containers])  # [type, block]
     g = doc["num_gt"]
     np.testing.assert_allclose(heights.T, [[100 * b[k] / g for k in ERROR_TYPES] for b in doc["profile"]])
-    pie = viz.fp_pie_figure(doc)
+    pie = fp_pie_figure(doc)
     wedges = pie.axes[0].patches
     errors = [k for k in ERROR_TYPES[1:] if doc["profile"][0][k]]
     assert len(errors) >= 3 and len(wedges) == len(errors)
-    np.testing.assert_allclose([w.get_facecolor() for w in wedges], [viz.to_rgba(viz.ERROR_COLORS[k]) for k in errors])
-    bins = viz.map_bins_figure(doc)
+    np.testing.assert_allclose([w.get_facecolor() for w in wedges], [to_rgba(ERROR_COLORS[k]) for k in errors])
+    bins = map_bins_figure(doc)
     assert [a.get_title() for a in bins.axes] == ["by ground-truth length",
                                                  "by ground-truth coverage (length / video duration)"]
-    paths = viz.plot_analysis(tmp_path, doc)
+    paths = plot_analysis(tmp_path, doc)
     assert sorted(path.name for path in paths.values()) == sorted(PICTURES)
     for path in paths.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Annotation readers, the ActivityNet JSON writer and atomic writes (gsmt.data.annotations, gsmt.io)."""
+"""Annotation readers, the ActivityNet JSON writer and atomic writes (gsmt.annotations.load, gsmt.io.guard)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ import stat
 import numpy as np
 import pytest
 
-from gsmt.data.annotations import (
-    Annotations,
-    Video,
-    check_video_id,
-    load_annotations,
-    save_activitynet_json,
-)
-from gsmt.data.packaged import timelines_path
+from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.annotations.packaged import timelines_path
 from gsmt.errors import GsmtError
-from gsmt.io import atomic_path, atomic_write_bytes, atomic_write_text
+from gsmt.io.write import atomic_path, atomic_write_bytes, atomic_write_text
 
 THUMOS_CLASSES = [
     "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling",
@@ -500,7 +494,7 @@ def test_video_equality_compares_arrays():
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic writes (gsmt.io)
+# Atomic writes (gsmt.io.guard)
 
 
 def test_atomic_write_text_and_bytes(tmp_path):

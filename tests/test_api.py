@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from gsmt.api import Detection, Localizer
-from gsmt.data.annotations import load_annotations
+from gsmt.annotations.load import load_annotations
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.data import open_data
+from gsmt.engine.resolve import open_data
 from gsmt.errors import GsmtError
 from gsmt.jobs import predict_results
 

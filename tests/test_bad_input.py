@@ -25,7 +25,7 @@ import torch
 
 from conftest import assert_fatal as _assert_fatal, cli
 from gsmt.cli import main
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 
 D = 8  # feature dimension of the tiny dataset
 TRAIN_ARGS = ["--set", "train.epochs=1", "--set", "model.hidden_dim=16", "--set", "model.num_layers=1",

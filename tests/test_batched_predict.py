@@ -12,7 +12,7 @@ import torch
 
 from gsmt.data.dataset import collate
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.data import make_dataset, open_data
+from gsmt.engine.resolve import make_dataset, open_data
 from gsmt.engine.predictor import _forward, _per_sample_convs, predict_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,7 +14,7 @@ import gsmt
 from conftest import TINY_RUN, single_thread
 from gsmt.cli import main
 from gsmt.config import config_from_dict
-from gsmt.data.annotations import load_annotations
+from gsmt.annotations.load import load_annotations
 from gsmt.engine.checkpoint import build_model, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -24,12 +24,12 @@ import torch
 from conftest import assert_fatal, cli, TINY_RUN, TINY_SYNTH
 
 from gsmt.cli import main
-from gsmt.data.annotations import load_annotations
-from gsmt.data.synth import generate
+from gsmt.annotations.load import load_annotations
+from gsmt.synth.generate import generate
 from gsmt.engine import trainer
 from gsmt.engine.checkpoint import load_checkpoint
 from gsmt.evaluation import evaluate_detection
-from gsmt.io import LOCK_NAME, lock_folder
+from gsmt.io.guard import LOCK_NAME, lock_folder
 from official_reference import reference_detection
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -242,7 +242,7 @@ def test_a_new_output_beside_the_inputs_is_fine(capsys, data, preds, tmp_path):
 
 HOLDER = """
 import sys
-from gsmt.io import lock_folder
+from gsmt.io.guard import lock_folder
 lock = lock_folder(sys.argv[1], "test holder")
 print("locked", flush=True)
 sys.stdin.read()
@@ -294,7 +294,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(capsys, data, run):
 
 
 def test_lock_without_flock_falls_back_to_exclusive_create_and_pid(monkeypatch, tmp_path):
-    import gsmt.io as gio
+    import gsmt.io.guard as gio
 
     monkeypatch.setattr(gio, "fcntl", None)
     folder = tmp_path / "run"

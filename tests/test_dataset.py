@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from gsmt.data.annotations import Video
+from gsmt.annotations.load import Video
 from gsmt.data.dataset import TALDataset, collate
 from gsmt.data.features import FeatureStore
 from gsmt.data.targets import make_targets
-from gsmt.data.windows import Grid, resize_features, resize_spans
+from gsmt.data.grid import Grid, resize_features, resize_spans
 from gsmt.errors import GsmtError
 
 # fps 10, stride 5, window 10: snippet i centred at 0.5 + 0.5 i s, spans ±0.25 s.

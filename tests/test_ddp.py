@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gsmt.config import load_config
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 from gsmt.engine.checkpoint import load_checkpoint
 from gsmt.engine.trainer import train
 

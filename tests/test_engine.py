@@ -14,9 +14,9 @@ from conftest import TINY_RUN
 
 import gsmt
 from gsmt.config import load_config
-from gsmt.data.annotations import Video, load_annotations
+from gsmt.annotations.load import Video, load_annotations
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
-from gsmt.engine.data import make_dataset, open_data, resolve_config, split_for_selection, subset_videos
+from gsmt.engine.resolve import make_dataset, open_data, resolve_config, split_for_selection, subset_videos
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.trainer import _lr_factor, prepare_run_dir, train
 from gsmt.errors import GsmtError

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_fatal, cli
-from gsmt.data.annotations import Annotations, Video
+from gsmt.annotations.load import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection, flatten_predictions, load_predictions
 from gsmt.evaluation.detection import _fast_results, read_predictions

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsmt.data.annotations import Annotations, Video
+from gsmt.annotations.load import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation import (
     TIOU_PRESETS,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from gsmt.cli import main
-from gsmt.data.annotations import Video
-from gsmt.data.feature_models import (FEATURE_MODELS, FROZEN_DIFFICULTY, HELD_OUT, make_family_world,
-                                      render_family_features)
-from gsmt.data.windows import Grid
+from gsmt.annotations.load import Video
+from gsmt.synth.models import (FEATURE_MODELS, FROZEN_DIFFICULTY, HELD_OUT, make_family_world,
+    render_family_features)
+from gsmt.data.grid import Grid
 
 GRID = Grid(30.0, 8, 16)
 

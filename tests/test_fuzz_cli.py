@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gsmt.cli import main
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 
 SCALE = int(os.environ.get("GSMT_FUZZ_EXAMPLES", "0"))
 

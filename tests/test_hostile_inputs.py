@@ -25,10 +25,10 @@ import torch
 from conftest import assert_fatal, cli
 from gsmt.api import Localizer
 from gsmt.cli import main
-from gsmt.data.annotations import Video
+from gsmt.annotations.load import Video
 from gsmt.data.dataset import LONG_DURATION_FAULT, TALDataset
 from gsmt.data.features import FeatureStore
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 from gsmt.engine import checkpoint as checkpoint_module
 from gsmt.errors import GsmtError
 
@@ -446,7 +446,7 @@ def test_blocked_json_text_is_refused_not_read_character_by_character(capsys, gt
 
 
 def test_blocked_string_in_the_python_api_is_refused(gt, pred):
-    from gsmt.data.annotations import load_annotations
+    from gsmt.annotations.load import load_annotations
     from gsmt.evaluation import evaluate_detection, load_predictions
 
     with pytest.raises(GsmtError, match="expected a list of video ids"):
@@ -623,7 +623,7 @@ def test_long_annotated_duration_is_a_counted_fault_not_a_slowdown(tmp_path):
     data, _, long = _window_data(tmp_path)
     doc = json.loads((data / "annotations.json").read_text())
     entry, grid = doc["database"][long], doc["gsmt"]["grid"]
-    from gsmt.data.windows import Grid
+    from gsmt.data.grid import Grid
 
     store = FeatureStore(data / "features")
     g = Grid(grid["fps"], grid["feature_stride"], grid["feature_window"])

@@ -21,10 +21,10 @@ from conftest import single_thread
 
 from gsmt.cli import main
 from gsmt.config import PRESETS, Config, TrainConfig, load_config, validate
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 from gsmt.engine.trainer import train
 from gsmt.errors import GsmtError
-from gsmt.io import check_output_location
+from gsmt.io.guard import check_output_location
 from gsmt.schema import field_bounds
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import rank_env, two_ranks
 from gsmt.cli import main
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

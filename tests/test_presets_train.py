@@ -12,7 +12,7 @@ import torch
 from conftest import cli, single_thread
 
 from gsmt.config import load_config
-from gsmt.data.synth import generate
+from gsmt.synth.generate import generate
 
 ONE_EPOCH = ["train.epochs=1", "train.device=cpu", "train.threads=1"]
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
-from gsmt.data.windows import Grid, cut_window, resize_features, resize_spans, window_starts
+from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.data.grid import Grid, cut_window, resize_features, resize_spans, window_starts
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection, segment_tiou
 from gsmt.postprocess import segment_iou

@@ -12,8 +12,8 @@ import torch
 
 from gsmt.cli import main
 from gsmt.config import load_config
-from gsmt.data.synth import generate
-from gsmt.engine.data import host_memory_bytes, load_resident, make_dataset, open_data, resident_place
+from gsmt.synth.generate import generate
+from gsmt.engine.resolve import host_memory_bytes, load_resident, make_dataset, open_data, resident_place
 from gsmt.engine.trainer import train
 from gsmt.errors import GsmtError
 
@@ -59,7 +59,7 @@ def test_resident_and_dataloader_paths_train_the_same_model(window_data, tmp_pat
 def test_resident_samples_are_the_dataset_items(window_data):
     cfg = load_config("demo", RUN)
     source = open_data(window_data, cfg)
-    from gsmt.engine.data import resolve_config, subset_videos
+    from gsmt.engine.resolve import resolve_config, subset_videos
 
     cfg = resolve_config(cfg, source.annotations)
     videos = subset_videos(source.annotations, cfg.data.train_subset, "data")
@@ -103,7 +103,7 @@ def test_resident_settings_are_checked(override, problem, tmp_path, capsys):
 
 
 def test_jittered_windows_are_not_held_resident(window_data):
-    from gsmt.engine.data import resolve_config, subset_videos
+    from gsmt.engine.resolve import resolve_config, subset_videos
 
     cfg = load_config("demo", [*RUN, "data.window_jitter=0.5"])
     source = open_data(window_data, cfg)

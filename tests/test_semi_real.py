@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import baseline  # noqa: E402
 import semi_real  # noqa: E402
 import torch  # noqa: E402
-from gsmt.data.annotations import Video  # noqa: E402
-from gsmt.data.synth import generate  # noqa: E402
+from gsmt.annotations.load import Video  # noqa: E402
+from gsmt.synth.generate import generate  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

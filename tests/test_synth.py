@@ -10,21 +10,11 @@ import numpy as np
 import pytest
 
 from gsmt.cli import main
-from gsmt.data.annotations import Video, load_annotations
-from gsmt.data.packaged import TIMELINES, load_blocked, timelines_path
-from gsmt.data.synth import (
-    DEFAULT_DIFFICULTY,
-    PRESETS,
-    RenderParams,
-    coverage,
-    generate,
-    make_timelines,
-    make_world,
-    render_features,
-    render_latent,
-    timeline_stats,
-)
-from gsmt.data.windows import Grid
+from gsmt.annotations.load import Video, load_annotations
+from gsmt.annotations.packaged import TIMELINES, load_blocked, timelines_path
+from gsmt.synth.generate import (DEFAULT_DIFFICULTY, PRESETS, RenderParams, coverage, generate,
+    make_timelines, make_world, render_features, render_latent, timeline_stats)
+from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
 
 # Computed from the packaged real timelines (all subsets); test_reference_numbers re-derives them.

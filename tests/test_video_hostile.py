@@ -17,10 +17,10 @@ import torch
 
 from gsmt.cli import main
 from gsmt.errors import GsmtError
-from gsmt.video import decode
+from gsmt.video import frames
 from gsmt.video.backbones import load_backbone
 from gsmt.video.clips import encode_mp4
-from gsmt.video.decode import VideoReader
+from gsmt.video.frames import VideoReader
 from gsmt.video.extract import extract_video
 
 GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
@@ -231,7 +231,7 @@ def test_a_window_longer_than_the_video_on_a_video_backbone(world):
 
 
 def test_frames_larger_than_the_bound_are_refused_before_decoding(world, monkeypatch):
-    monkeypatch.setattr(decode, "MAX_PIXELS", 64 * 48 - 1)
+    monkeypatch.setattr(frames, "MAX_PIXELS", 64 * 48 - 1)
     with pytest.raises(GsmtError, match=r"a\.mp4: frames of 64 x 48 pixels, more than gsmt decodes"):
         VideoReader(world["videos"] / "a.mp4", 10)
 

@@ -18,7 +18,7 @@ from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.video.backbones import load_backbone
 from gsmt.video.clips import encode_mp4, write_clips
-from gsmt.video.decode import VideoReader
+from gsmt.video.frames import VideoReader
 from gsmt.video.extract import extract_video
 
 GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]

@@ -17,7 +17,7 @@ import torch
 
 from conftest import rank_env, two_ranks
 from gsmt.cli import main
-from gsmt.io import LOCK_NAME, lock_folder
+from gsmt.io.guard import LOCK_NAME, lock_folder
 from gsmt.video.clips import ClipSpec, write_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -141,18 +141,18 @@ def run(world, tmp_path_factory) -> Path:
 def test_detect_checks_existing_files_again_under_its_lock(world, run, tmp_path, monkeypatch, capsys):
     """A file that appears between detect's early checks and its lock (another process writing the
     film's subtitles, or a second detect) is seen under the lock and never replaced."""
-    import gsmt.io
+    import gsmt.io.guard
 
     out = tmp_path / "det"
     foreign = out / "clip_000.vtt"
-    take = gsmt.io.lock_folder
+    take = gsmt.io.guard.lock_folder
 
     def lock_after_a_rival_wrote(folder, command="gsmt"):
         foreign.parent.mkdir(parents=True, exist_ok=True)
         foreign.write_text("WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\nthe film's own line\n")
         return take(folder, command)
 
-    monkeypatch.setattr(gsmt.io, "lock_folder", lock_after_a_rival_wrote)
+    monkeypatch.setattr(gsmt.io.guard, "lock_folder", lock_after_a_rival_wrote)
     video = world["videos"] / "clip_000.mp4"
     assert main(["detect", str(video), "--checkpoint", str(run), "--backbone", str(world["dino"]),
                  "--out", str(out), "--quiet"]) == 2

@@ -10,8 +10,11 @@ import pytest
 from matplotlib.image import imread
 from matplotlib.patches import Rectangle
 
-from gsmt import viz
 from gsmt.errors import GsmtError
+from gsmt.viz.common import DPI, class_colors
+from gsmt.viz.curves import curves_figure, plot_curves, read_jsonl
+from gsmt.viz.masks import masks_figure, plot_masks
+from gsmt.viz.timeline import gt_lanes, plot_timeline, timeline_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["BaseballPitch", "CliffDiving", "Diving", "HighJump"]
@@ -23,7 +26,7 @@ def assert_png(path: Path, fig_size_in: tuple[float, float] | None = None) -> np
     assert img.ndim == 3 and img.shape[2] in (3, 4)
     if fig_size_in is not None:
         w, h = fig_size_in
-        assert img.shape[:2] == (round(h * viz.DPI), round(w * viz.DPI))
+        assert img.shape[:2] == (round(h * DPI), round(w * DPI))
     # not a blank picture: many distinct colours
     assert len(np.unique(img.reshape(-1, img.shape[2]), axis=0)) > 20
     assert not list(path.parent.glob(".*.tmp")), "temporary file left behind"
@@ -56,7 +59,7 @@ def timeline(**kw):
                 pred_labels=PRED_LABELS, pred_scores=PRED_SCORES, classes=CLASSES,
                 video_id="video_test_0000004")
     args.update(kw)
-    return viz.timeline_figure(**args)
+    return timeline_figure(**args)
 
 
 def test_timeline_rows_ticks_and_legend():
@@ -113,14 +116,14 @@ def test_timeline_empty_inputs(tmp_path, n_gt, n_pred):
     texts = [t.get_text() for t in ax.texts]
     assert ("no ground truth" in texts) == (n_gt == 0)
     assert ("no predictions" in texts) == (n_pred == 0)
-    out = viz.plot_timeline(tmp_path / "t.png", duration=40.0, classes=CLASSES, **kw)
+    out = plot_timeline(tmp_path / "t.png", duration=40.0, classes=CLASSES, **kw)
     assert out == tmp_path / "t.png"
     img = imread(out)
-    assert out.read_bytes()[:8] == PNG_SIGNATURE and img.shape[1] == 10 * viz.DPI
+    assert out.read_bytes()[:8] == PNG_SIGNATURE and img.shape[1] == 10 * DPI
 
 
 def test_plot_timeline_writes_png(tmp_path):
-    out = viz.plot_timeline(tmp_path / "sub" / "timeline.png", duration=40.0, gt_segments=GT,
+    out = plot_timeline(tmp_path / "sub" / "timeline.png", duration=40.0, gt_segments=GT,
                             gt_labels=GT_LABELS, pred_segments=PRED, pred_labels=PRED_LABELS,
                             pred_scores=PRED_SCORES, classes=CLASSES, video_id="v1")
     fig = timeline()
@@ -139,18 +142,18 @@ def test_timeline_unknown_label_and_bad_shapes():
 
 
 def test_gt_lanes():
-    lanes, n = viz.gt_lanes(np.array([[0.0, 3.0], [1.0, 10.0], [5.0, 12.0], [3.0, 4.0]]))
+    lanes, n = gt_lanes(np.array([[0.0, 3.0], [1.0, 10.0], [5.0, 12.0], [3.0, 4.0]]))
     # [0,3] and [3,4] touch but do not overlap; [5,12] reuses lane 0 once [3,4] ended
     assert lanes.tolist() == [0, 1, 0, 0] and n == 2
-    lanes, n = viz.gt_lanes(np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]))
+    lanes, n = gt_lanes(np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]))
     assert sorted(lanes.tolist()) == [0, 1, 2] and n == 3
 
 
 def test_class_colors():
-    few = viz.class_colors(np.array([3, 1]), 8)
-    assert few[3] == viz.class_colors(np.array([3]), 8)[3]  # fixed by id
+    few = class_colors(np.array([3, 1]), 8)
+    assert few[3] == class_colors(np.array([3]), 8)[3]  # fixed by id
     assert few[1] != few[3]
-    many = viz.class_colors(np.arange(0, 200, 13), 200)  # 16 classes of 200
+    many = class_colors(np.arange(0, 200, 13), 200)  # 16 classes of 200
     assert len(set(many.values())) == 16
 
 
@@ -167,7 +170,7 @@ def asymmetric_mask(T: int = 12) -> np.ndarray:
 def test_masks_image_is_the_input_not_its_transpose():
     pred = asymmetric_mask()
     gt = (pred > 0.7).astype(float)
-    fig = viz.masks_figure(pred_mask=pred, gt_mask=gt, title="v1")
+    fig = masks_figure(pred_mask=pred, gt_mask=gt, title="v1")
     ax_pred, ax_gt = fig.axes[0], fig.axes[1]
     (im_pred,), (im_gt,) = ax_pred.get_images(), ax_gt.get_images()
     np.testing.assert_array_equal(np.ma.getdata(im_pred.get_array()), pred)
@@ -186,11 +189,11 @@ def test_masks_padding_is_masked(tmp_path):
     T = 12
     valid = np.arange(T) < 9
     pred = asymmetric_mask(T)
-    fig = viz.masks_figure(pred_mask=pred, gt_mask=pred, valid=valid)
+    fig = masks_figure(pred_mask=pred, gt_mask=pred, valid=valid)
     arr = fig.axes[0].get_images()[0].get_array()
     hidden = np.ma.getmaskarray(arr)
     assert hidden[:, 9:].all() and hidden[9:, :].all() and not hidden[:9, :9].any()
-    out = viz.plot_masks(tmp_path / "m.png", pred_mask=pred, gt_mask=pred, valid=valid,
+    out = plot_masks(tmp_path / "m.png", pred_mask=pred, gt_mask=pred, valid=valid,
                          t_start=np.arange(T) * 1.5, t_end=np.arange(T) * 1.5 + 1.5)
     img = assert_png(out, tuple(fig.get_size_inches()))
     # the grey padding colour (0.82) is present in the picture
@@ -200,11 +203,11 @@ def test_masks_padding_is_masked(tmp_path):
 def test_masks_single_panel_and_actionness(tmp_path):
     T = 12
     pred = asymmetric_mask(T)
-    fig = viz.masks_figure(pred_mask=pred)
+    fig = masks_figure(pred_mask=pred)
     assert len(fig.axes) == 2  # heatmap + colour bar
     act = np.linspace(0.0, 1.0, T)
     valid = np.arange(T) < 10
-    fig = viz.masks_figure(pred_mask=pred, gt_mask=pred, valid=valid, actionness=act)
+    fig = masks_figure(pred_mask=pred, gt_mask=pred, valid=valid, actionness=act)
     ax_act = fig.axes[-1]
     assert ax_act.get_ylabel() == "actionness"
     (line,) = ax_act.get_lines()
@@ -212,18 +215,18 @@ def test_masks_single_panel_and_actionness(tmp_path):
     np.testing.assert_allclose(y[:10], act[:10])
     assert np.isnan(y[10:]).all()  # nothing drawn over padding
     assert ax_act.get_xlim() == fig.axes[0].get_xlim()  # aligned with the heatmap's columns
-    out = viz.plot_masks(tmp_path / "ma.png", pred_mask=pred, gt_mask=pred, valid=valid,
+    out = plot_masks(tmp_path / "ma.png", pred_mask=pred, gt_mask=pred, valid=valid,
                          actionness=act)
     assert_png(out, tuple(fig.get_size_inches()))
 
 
 def test_masks_bad_shapes():
     with pytest.raises(GsmtError, match="square"):
-        viz.masks_figure(pred_mask=np.zeros((4, 5)))
+        masks_figure(pred_mask=np.zeros((4, 5)))
     with pytest.raises(GsmtError, match="differs"):
-        viz.masks_figure(pred_mask=np.zeros((4, 4)), gt_mask=np.zeros((5, 5)))
+        masks_figure(pred_mask=np.zeros((4, 4)), gt_mask=np.zeros((5, 5)))
     with pytest.raises(GsmtError, match="valid"):
-        viz.masks_figure(pred_mask=np.zeros((4, 4)), valid=np.ones(3, bool))
+        masks_figure(pred_mask=np.zeros((4, 4)), valid=np.ones(3, bool))
 
 
 # ----------------------------------------------------------------------------- curves
@@ -248,7 +251,7 @@ def test_curves_per_epoch_means_and_map(tmp_path):
         {"epoch": 3, "split": "val", "val_mAP": 0.3, "note": "text ignored"},
         {"step": 4, "loss": 9.0},  # no epoch: ignored
     ])
-    fig = viz.curves_figure(viz.read_jsonl(log), log)
+    fig = curves_figure(read_jsonl(log), log)
     loss_ax, map_ax = fig.axes
     lines = line_data(loss_ax)
     assert lines["train loss"] == ([1.0, 2.0], [2.0, 1.5])
@@ -259,7 +262,7 @@ def test_curves_per_epoch_means_and_map(tmp_path):
     assert loss_ax.get_xlabel() == "epoch" and loss_ax.get_ylabel() == "loss"
     assert map_ax.get_ylabel() == "mAP"
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == list(lines)
-    out = viz.plot_curves(tmp_path / "curves.png", log)
+    out = plot_curves(tmp_path / "curves.png", log)
     assert_png(out, (10.0, 4.0))
 
 
@@ -269,7 +272,7 @@ def test_curves_val_split_loss_and_no_map_panel(tmp_path):
         {"epoch": 1, "split": "train", "loss": 2.0},
         {"epoch": 1, "split": "val", "loss": 2.2, "mAP": "n/a"},
     ])
-    fig = viz.curves_figure(viz.read_jsonl(log), log)
+    fig = curves_figure(read_jsonl(log), log)
     assert len(fig.axes) == 1
     lines = line_data(fig.axes[0])
     assert lines["train loss"] == ([1.0], [2.0])
@@ -279,20 +282,20 @@ def test_curves_val_split_loss_and_no_map_panel(tmp_path):
 def test_read_jsonl_tolerates_torn_last_line_only(tmp_path):
     good = [{"epoch": 1, "loss": 1.0}, [1, 2], {"epoch": 2, "loss": 0.5}]
     log = write_log(tmp_path / "a.jsonl", good, tail='\n{"epoch": 3, "lo')
-    assert viz.read_jsonl(log) == [good[0], good[2]]  # the list line is not a record
+    assert read_jsonl(log) == [good[0], good[2]]  # the list line is not a record
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"epoch": 1}\nnot json\n{"epoch": 2}\n')
     with pytest.raises(GsmtError, match="line 2 is not JSON"):
-        viz.read_jsonl(bad)
+        read_jsonl(bad)
     with pytest.raises(GsmtError, match="cannot read run log"):
-        viz.read_jsonl(tmp_path / "missing.jsonl")
+        read_jsonl(tmp_path / "missing.jsonl")
 
 
 @pytest.mark.parametrize("records", [[], [{"epoch": 1}, {"epoch": 2, "lr": "x"}], [{"loss": 1.0}]])
 def test_curves_nothing_to_plot(tmp_path, records):
     log = write_log(tmp_path / "log.jsonl", records)
     with pytest.raises(GsmtError, match="no epochs logged") as info:
-        viz.plot_curves(tmp_path / "c.png", log)
+        plot_curves(tmp_path / "c.png", log)
     assert info.value.where == str(log)
     assert not (tmp_path / "c.png").exists()
 
@@ -300,6 +303,6 @@ def test_curves_nothing_to_plot(tmp_path, records):
 def test_save_replaces_existing_file(tmp_path):
     out = tmp_path / "x.png"
     out.write_bytes(b"old")
-    viz.plot_masks(out, pred_mask=asymmetric_mask())
+    plot_masks(out, pred_mask=asymmetric_mask())
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 
 from gsmt.config import DecodeConfig
-from gsmt.data.annotations import Video
+from gsmt.annotations.load import Video
 from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
-from gsmt.data.windows import Grid
+from gsmt.data.grid import Grid
 from gsmt.engine.predictor import predict_dataset
 from gsmt.postprocess import Detections
 from gsmt.postprocess.windows import drop_edge_cuts

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gsmt.data.windows import Grid, cut_window, resize_features, resize_spans, window_starts
+from gsmt.data.grid import Grid, cut_window, resize_features, resize_spans, window_starts
 
 # fps 10, stride 5 frames, window 10 frames: snippet i centred at (5 i + 5) / 10 = 0.5 + 0.5 i s.
 GRID = Grid(fps=10.0, feature_stride=5, feature_window=10)

@@ -1,6 +1,6 @@
 """gsmt: proposal-free temporal action localization with Global Segmentation Mask Transformers."""
 
-__version__ = "0.1.0"
+from gsmt._version import __version__
 
 __all__ = ["Localizer", "__version__"]
 

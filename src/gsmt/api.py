@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from gsmt.config import Config
-from gsmt.data.annotations import Video
+from gsmt.annotations.load import Video
 from gsmt.data.dataset import TALDataset, collate
 from gsmt.data.features import LAYOUTS, is_ambiguous, read_array, resolve_layout, to_snippet_matrix
-from gsmt.data.readers import MAX_FPS, MAX_FRAMES, check_seconds
-from gsmt.data.windows import Grid
+from gsmt.io.read import MAX_FPS, MAX_FRAMES, check_seconds
+from gsmt.data.grid import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.device import pick_device
+from gsmt.engine.distributed import pick_device
 from gsmt.engine.predictor import predict_dataset
 from gsmt.errors import GsmtError
 from gsmt.model import GSMT
@@ -225,7 +225,7 @@ class Localizer:
         """Detections, best first, for one video file (needs `gsmt[video]`): features are extracted
         with the backbone and grid the checkpoint records (`gsmt detect`'s rules: `backbone` may
         name a copy of the recorded one, checked by digest); the backbone is loaded once per Localizer."""
-        from gsmt.video.detect import setup_for, video_detections
+        from gsmt.video.pipeline import setup_for, video_detections
 
         key = backbone or (self.meta.get("backbone") or {}).get("id")
         if getattr(self, "_video_setup", None) is None or self._video_setup[0] != key:

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- synth
 def _add_synth(sub) -> None:
-    from gsmt.data import synth
+    from gsmt.synth import generate as synth
 
     p = sub.add_parser("synth", help="write a synthetic dataset (annotations + features)")
     synth.add_arguments(p)
@@ -78,7 +78,7 @@ def _run_train(args) -> int:
     from gsmt.config import PRESETS, load_config
     from gsmt.video.record import with_data_backbone  # JSON only: no torch, PyAV or transformers
     from gsmt.engine.trainer import train
-    from gsmt.io import check_output_location
+    from gsmt.io.guard import check_output_location
 
     check_output_location(args.out, "folder")
     cfg = load_config(args.config, args.overrides)
@@ -145,24 +145,24 @@ def _add_extract(sub) -> None:
 def _video_device(name: str) -> str:
     """The device asked for, checked before any work: `--device cuda` on a machine without CUDA is
     one line, not torch's AssertionError from deep inside the model's `.to()`."""
-    from gsmt.engine.device import pick_device
+    from gsmt.engine.distributed import pick_device
 
     return str(pick_device(name, "--device"))
 
 
-def _video_extra(command: str):
+def _video_extra(command: str, module: str):
     """Import the video extra's job module, or say in one line how to install it."""
     import importlib
 
     try:
-        return importlib.import_module(f"gsmt.video.{command}")
+        return importlib.import_module(f"gsmt.video.{module}")
     except ImportError as exc:
         raise GsmtError(f"gsmt {command}", f"needs the video extra ({exc.name} is not installed): "
                                            "pip install 'gsmt[video]'") from None
 
 
 def _run_extract(args) -> int:
-    run_extract = _video_extra("extract").run_extract
+    run_extract = _video_extra("extract", "extract").run_extract
 
     summary = run_extract(args.videos, args.backbone, args.out, fps=args.fps, stride=args.feature_stride,
                           window=args.feature_window, annotations=args.annotations,
@@ -194,7 +194,7 @@ def _add_detect(sub) -> None:
 
 
 def _run_detect(args) -> int:
-    run_detect = _video_extra("detect").run_detect
+    run_detect = _video_extra("detect", "pipeline").run_detect
 
     print(run_detect(args.videos, args.checkpoint, args.out, backbone=args.backbone, fps=args.fps,
                      stride=args.feature_stride, window=args.feature_window, device=_video_device(args.device),
@@ -298,7 +298,7 @@ def _run_demo(args) -> int:
     from gsmt.demo import run_demo, run_video_demo
 
     if args.video:
-        _video_extra("extract")  # one line naming the missing extra, not an ImportError
+        _video_extra("extract", "extract")  # one line naming the missing extra, not an ImportError
         out = Path(args.out) if args.out != "demo_out" else Path("demo_video_out")
         run_video_demo(out=out, overwrite=args.overwrite, videos=args.videos or 48, seed=args.seed,
                        progress=not args.quiet)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from gsmt.data.dataset import MODES as TEMPORAL_MODES
-from gsmt.data.readers import NoAliasLoader, read_yaml_file
+from gsmt.io.read import NoAliasLoader, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
 from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
@@ -93,7 +93,7 @@ class TrainConfig:
     threads: int = bounded(0, ge=0, le=MAX_WORKERS)  # torch CPU threads, 0 = torch's default
     # stop (error) after this many consecutive steps with a NaN/Inf loss
     max_nonfinite_steps: int = bounded(20, ge=1)
-    # Device-resident training (gsmt.engine.data.ResidentSamples): the training samples and their
+    # Device-resident training (gsmt.engine.resolve.ResidentSamples): the training samples and their
     # targets read once into contiguous tensors, batches gathered by index. auto: when they fit in
     # `resident_memory_fraction` of the device's memory (CUDA; else pinned host memory) or of the
     # host's (CPU); always: also when they do not (host memory); never: the DataLoader.
@@ -318,7 +318,7 @@ def config_from_dict(values: dict, where: str = "checkpoint") -> Config:
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    from gsmt.io import atomic_write_text
+    from gsmt.io.write import atomic_write_text
 
     header = "# Resolved gsmt config of this run (preset + --set overrides + values taken from the data).\n"
     atomic_write_text(path, header + yaml.safe_dump(cfg.to_dict(), sort_keys=False))

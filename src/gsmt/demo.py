@@ -11,18 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.config import load_config
-from gsmt.data.annotations import load_annotations
-from gsmt.data.synth import generate, is_synth_output
+from gsmt.annotations.load import load_annotations
+from gsmt.synth.generate import generate, is_synth_output
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.data import open_data, subset_videos
-from gsmt.engine.device import pick_device
+from gsmt.engine.resolve import open_data, subset_videos
+from gsmt.engine.distributed import pick_device
 from gsmt.engine.predictor import submission
 from gsmt.engine.rundir import RUN_ENTRIES, is_run_dir
 from gsmt.engine.trainer import train
 from gsmt.errors import GsmtError
-from gsmt.io import LOCK_NAME, atomic_write_text, check_output_location, lock_folder
+from gsmt.io.guard import LOCK_NAME, check_output_location, lock_folder
+from gsmt.io.write import atomic_write_text
 from gsmt.schema import DEMO_MIN_VIDEOS
-from gsmt.viz import plot_curves
+from gsmt.viz.curves import plot_curves
 from gsmt.jobs import mask_picture, predict_results, run_analyze, run_eval, timeline_picture
 
 # Sized so the whole demo runs in a few minutes on a 2-core laptop CPU.
@@ -40,7 +41,7 @@ def _pick_video(videos, results: dict):
 # What `gsmt demo` writes into its folder: `--overwrite` removes these and nothing else.
 DEMO_ENTRIES = ("data", "run", "metrics.json", "predictions.json", "timeline.png", "mask.png", "curves.png",
                 "analysis.json", "fp_profile.png", "fp_pie.png", "map_bins.png")
-_TEMP = re.compile(r"^\..+\.tmp\.[A-Za-z0-9]+$")  # gsmt.io.atomic_path's temporary files
+_TEMP = re.compile(r"^\..+\.tmp\.[A-Za-z0-9]+$")  # gsmt.io.write.atomic_path's temporary files
 
 
 def _not_ours(out: Path) -> list[str]:

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import (Annotations, Video, check_video_id, load_annotations, meta_tiou,
-                                   report_faults)
+from gsmt.annotations.load import (Annotations, Video, check_video_id, load_annotations, meta_tiou,
+    report_faults)
 from gsmt.data.features import FeatureStore
-from gsmt.data.packaged import load_blocked
-from gsmt.data.readers import check_seconds, read_csv_rows
+from gsmt.annotations.packaged import load_blocked
+from gsmt.io.read import check_seconds, read_csv_rows
 from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import DetectionMetrics, evaluate_detection, load_predictions, merge_labels
 from gsmt.evaluation.detection import read_predictions
-from gsmt.io import atomic_write_text, check_output_location, refuse_overwriting_inputs
+from gsmt.io.write import atomic_write_text
+from gsmt.io.guard import check_output_location, refuse_overwriting_inputs
 from gsmt.postprocess.fusion import fuse_results, load_video_scores
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
@@ -90,7 +91,7 @@ def predict_results(model, cfg, classes: list[str], videos: list[Video], feature
     outputs do not depend on the batch a sample sits in (gsmt.engine.predictor), so the split
     changes no number.
     """
-    from gsmt.engine.data import make_dataset, require_features
+    from gsmt.engine.resolve import make_dataset, require_features
     from gsmt.engine.predictor import predict_dataset, to_results
 
     rank, world = shard
@@ -160,9 +161,9 @@ def run_predict(args) -> str:
     """`gsmt predict`: detections for a subset of a data folder, or for a bare folder of features."""
     from gsmt.config import apply_overrides
     from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from gsmt.engine.data import MODE_DEFAULTS, open_data, subset_videos
+    from gsmt.engine.resolve import MODE_DEFAULTS, open_data, subset_videos
     from gsmt.engine.predictor import submission
-    from gsmt.engine.device import pick_device
+    from gsmt.engine.distributed import pick_device
 
     check_output_location(args.out, "file")
     refuse_overwriting_inputs(args.out, {"--checkpoint": checkpoint_inputs(args.checkpoint),
@@ -206,7 +207,7 @@ def run_predict(args) -> str:
     # Under torchrun every process predicts a share of the videos and rank 0 writes the file.
     import torch.distributed as dist
 
-    from gsmt.engine.device import init_distributed, leave_group
+    from gsmt.engine.distributed import init_distributed, leave_group
 
     own_group = not dist.is_initialized()
     ddp = init_distributed(device)
@@ -296,7 +297,7 @@ def run_eval(gt_path: str | Path, pred_path: str | Path, *, subset: str | None =
 def visualize(args) -> Path:
     """`gsmt visualize`: a timeline (--gt --pred --video), a mask heatmap (--checkpoint --features)
     or training curves (--log)."""
-    from gsmt import viz
+    from gsmt.viz.curves import plot_curves
 
     check_output_location(args.out, "file")
     log_file = None
@@ -308,7 +309,7 @@ def visualize(args) -> Path:
         else None})
     if args.log:
         log = Path(args.log)
-        return viz.plot_curves(args.out, log / "log.jsonl" if log.is_dir() else log)
+        return plot_curves(args.out, log / "log.jsonl" if log.is_dir() else log)
     if args.checkpoint and args.features:
         return mask_picture(args.out, args.checkpoint, args.features, gt_path=args.gt, video_id=args.video)
     if args.gt and args.pred and args.video:
@@ -322,11 +323,11 @@ def visualize(args) -> Path:
 
 
 def timeline_picture(out, video: Video, classes: list[str], detections: list[dict], *, top: int = 10) -> Path:
-    from gsmt import viz
+    from gsmt.viz.timeline import plot_timeline
 
     names = list(classes) + sorted({d["label"] for d in detections} - set(classes))
     index = {name: i for i, name in enumerate(names)}
-    return viz.plot_timeline(
+    return plot_timeline(
         out, duration=video.duration, gt_segments=video.segments, gt_labels=video.labels,
         pred_segments=np.array([d["segment"] for d in detections], dtype=np.float64).reshape(-1, 2),
         pred_labels=np.array([index[d["label"]] for d in detections], dtype=np.int64),
@@ -336,7 +337,7 @@ def timeline_picture(out, video: Video, classes: list[str], detections: list[dic
 
 def mask_picture(out, checkpoint, features, *, gt_path=None, video_id=None) -> Path:
     """The predicted global mask of a video's first sample beside its ground-truth mask."""
-    from gsmt import viz
+    from gsmt.viz.masks import plot_masks
     from gsmt.api import Localizer
     from gsmt.data.targets import make_targets
 
@@ -359,7 +360,7 @@ def mask_picture(out, checkpoint, features, *, gt_path=None, video_id=None) -> P
                                len(loc.classes), span=(0.0, span_end), ambiguous=video.ambiguous)
         gt_mask = targets.mask
     actionness = raw["probs"][:-1].max(axis=0)
-    return viz.plot_masks(out, pred_mask=raw["masks"], gt_mask=gt_mask, valid=raw["valid"],
+    return plot_masks(out, pred_mask=raw["masks"], gt_mask=gt_mask, valid=raw["valid"],
                           title=f"global mask M of {raw['video'].id}", actionness=actionness)
 
 
@@ -367,12 +368,12 @@ def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, 
                 tiou: float = 0.5, tiou_set: str | None = None, blocked: str | Path | None = None):
     """`gsmt analyze`: error types, mAP by ground-truth bin and missed ground truth, as
     `OUT/analysis.json` and pictures. Returns the `Analysis` and the picture paths."""
-    from gsmt import viz
+    from gsmt.viz.analysis import ANALYSIS_PICTURES, plot_analysis
     from gsmt.evaluation.analysis import analyze_detection
 
     out = Path(out)
     inputs = {"--gt": gt_path, "--pred": pred_path, "--blocked": blocked}
-    for target in (out, out / "analysis.json", *(out / name for name in viz.ANALYSIS_PICTURES.values())):
+    for target in (out, out / "analysis.json", *(out / name for name in ANALYSIS_PICTURES.values())):
         refuse_overwriting_inputs(target, inputs)
     check_output_location(out, "folder")  # after: "is also an input" says more than "not a folder"
     if out.exists() and not out.is_dir():
@@ -388,4 +389,4 @@ def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, 
                                      blocked=blocked_ids)
     document = analysis.to_json()
     atomic_write_text(out / "analysis.json", json.dumps(document, indent=2))
-    return analysis, viz.plot_analysis(out, document)
+    return analysis, plot_analysis(out, document)

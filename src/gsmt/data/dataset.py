@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gsmt.data.annotations import Video
+from gsmt.annotations.load import Video
 from gsmt.data.features import FeatureStore
 from gsmt.data.targets import make_targets
-from gsmt.data.windows import Grid, cut_window, resize_features, resize_spans, window_starts
+from gsmt.data.grid import Grid, cut_window, resize_features, resize_spans, window_starts
 from gsmt.errors import Faults, GsmtError
 
 MODES = ("resize", "window")

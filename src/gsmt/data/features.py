@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import check_video_id
+from gsmt.annotations.load import check_video_id
 from gsmt.errors import GsmtError
 
 FILE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")

@@ -22,9 +22,9 @@ import torch
 
 from gsmt import __version__
 from gsmt.config import Config, config_from_dict
-from gsmt.data.readers import MAX_FPS, MAX_FRAMES
+from gsmt.io.read import MAX_FPS, MAX_FRAMES
 from gsmt.errors import GsmtError
-from gsmt.io import atomic_write_bytes
+from gsmt.io.write import atomic_write_bytes
 from gsmt.model import GSMT
 
 FORMAT = "gsmt-checkpoint-1"

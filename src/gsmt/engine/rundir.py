@@ -9,7 +9,7 @@
   is fine when it holds no input.
 - `--overwrite` removes only a run directory's own entries; a non-empty folder that is not a run
   directory is refused. Anything else a user put into a run directory stays.
-- The run directory is locked (`gsmt.io.lock_folder`) by the process that writes it; under DDP only
+- The run directory is locked (`gsmt.io.guard.lock_folder`) by the process that writes it; under DDP only
   rank 0 takes the lock and writes.
 - `--resume` compares the run's recorded config, feature dimension, classes and training videos
   with the new request before any file is written; only `RESUME_MAY_DIFFER` may change.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from gsmt.config import Config, config_from_dict, read_yaml
 from gsmt.errors import GsmtError
-from gsmt.io import LOCK_NAME, FolderLock, is_within, lock_folder
+from gsmt.io.guard import LOCK_NAME, FolderLock, is_within, lock_folder
 
 log = logging.getLogger("gsmt.train")
 
@@ -33,7 +33,7 @@ CONFIG_HEADER = "# Resolved gsmt config of this run"
 RUN_FILES = ("config.yaml", "log.jsonl", "last.pt", "best.pt")
 RUN_DIRS = ("tensorboard",)
 RUN_ENTRIES = RUN_FILES + RUN_DIRS
-# Temporary files of `gsmt.io.atomic_path` for the run's own files (left by a kill mid-write).
+# Temporary files of `gsmt.io.write.atomic_path` for the run's own files (left by a kill mid-write).
 _TEMP = re.compile(r"^\.(config|last|best|log)\..+\.tmp\.(yaml|pt|jsonl)$")
 
 # Config keys that may differ between a run and its `--resume`: how long to train (extend a run with

@@ -17,17 +17,17 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from gsmt.config import Config, save_config, validate
-from gsmt.data.annotations import Annotations
+from gsmt.annotations.load import Annotations
 from gsmt.data.dataset import EMPTY_VIDEO_FAULT, collate
 from gsmt.engine.checkpoint import (build_model, check_training_state, load_checkpoint, model_meta,
                                     save_checkpoint)
-from gsmt.engine.data import (load_resident, make_dataset, open_data, report_faults, require_features,
-                              resolve_config, split_for_selection, subset_videos)
-from gsmt.engine.device import Dist, init_distributed, pick_device
+from gsmt.engine.resolve import (load_resident, make_dataset, open_data, report_faults, require_features,
+    resolve_config, split_for_selection, subset_videos)
+from gsmt.engine.distributed import Dist, init_distributed, pick_device
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
 from gsmt.errors import Faults, GsmtError
-from gsmt.io import check_output_location
+from gsmt.io.guard import check_output_location
 from gsmt.evaluation import evaluate_detection
 from gsmt.losses import gsmt_loss, mask_iou
 from gsmt.model import count_parameters

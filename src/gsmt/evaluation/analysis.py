@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import Annotations, Video
+from gsmt.annotations.load import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation.detection import (
     GroundTruth,

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import Annotations, Video
-from gsmt.data.readers import parse_json, read_json, read_text
+from gsmt.annotations.load import Annotations, Video
+from gsmt.io.read import parse_json, read_json, read_text
 from gsmt.errors import GsmtError
 
 log = logging.getLogger("gsmt.evaluation")
@@ -251,7 +251,7 @@ def _blocked_set(blocked: Iterable[str]) -> set[str]:
         # A string is iterable: "v_abc" would block the videos 'v', '_', 'a', ... Refuse it.
         raise GsmtError("blocked", f"expected a list of video ids, got a {type(blocked).__name__} "
                                    f"({str(blocked)[:60]!r}); read a file or a packaged list with "
-                                   "gsmt.data.packaged.load_blocked")
+                                   "gsmt.annotations.packaged.load_blocked")
     out = set()
     for b in blocked:
         if not isinstance(b, str):

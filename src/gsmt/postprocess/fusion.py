@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gsmt.data.readers import read_json
+from gsmt.io.read import read_json
 from gsmt.errors import GsmtError
 
 
@@ -14,7 +14,7 @@ def load_video_scores(path: str | Path) -> dict[str, dict[str, float]]:
     path = Path(path)
     if not path.exists():
         raise GsmtError(path, "classifier score file not found")
-    data = read_json(path)  # bounded, UTF-8, a video id listed twice refused (gsmt.data.readers)
+    data = read_json(path)  # bounded, UTF-8, a video id listed twice refused (gsmt.io.read)
     if isinstance(data, dict) and isinstance(data.get("results"), dict):
         data = data["results"]
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gsmt.io import atomic_path, atomic_write_text
+from gsmt.io.write import atomic_path, atomic_write_text
 
 CLASSES = ("sweep", "bounce", "pulse")
 _COLOURS = {"sweep": (230, 40, 40), "bounce": (40, 220, 60), "pulse": (50, 80, 240)}

@@ -30,15 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
 from gsmt.errors import Faults, GsmtError
-from gsmt.io import atomic_path, atomic_write_text, check_output_location, lock_folder
+from gsmt.io.write import atomic_path, atomic_write_text
+from gsmt.io.guard import check_output_location, lock_folder
 from gsmt.video.backbones import Backbone
-from gsmt.video.decode import VideoReader, list_videos
+from gsmt.video.frames import VideoReader, list_videos
 from gsmt.video.grid import is_short, snippet_count, snippet_frames, window_sample
 
 log = logging.getLogger("gsmt.video")
-UNLABELLED = "all"  # subset of a video that --annotations does not list (gsmt.data.annotations.DEFAULT_SUBSET)
+UNLABELLED = "all"  # subset of a video that --annotations does not list (gsmt.annotations.load.DEFAULT_SUBSET)
 # A snippet of more frames than this is no action-localisation grid, and the video path keeps up to
 # a window of decoded frames (4096 frames at 224 px: 600 MiB): refused rather than run out of memory.
 MAX_WINDOW = 4096
@@ -52,7 +53,7 @@ def check_settings(fps: float, stride: int, window: int, batch_size: int) -> Non
     """The grid and batch size of an extraction, checked before any video is read (Python callers
     get the bounds the CLI options check; a window or stride lasting beyond gsmt's longest video,
     MAX_SECONDS, is no grid: `--fps 1e-300` would put snippet 0 at 2e300 s)."""
-    from gsmt.data.readers import MAX_SECONDS
+    from gsmt.io.read import MAX_SECONDS
 
     if not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps) and 0 < fps <= 1000):
         raise GsmtError("--fps", f"must be a finite number in (0, 1000], got {fps!r}")
@@ -236,7 +237,7 @@ def _settle(world: int, failure: Exception | None, share=None) -> list:
 def _done_record(out: Path, vid: str) -> dict | None:
     """The `extracted/<id>.json` of a video whose features are written, or None (not done, or a
     record that is not what gsmt wrote: the video is extracted again rather than trusted)."""
-    from gsmt.data.readers import MAX_SECONDS, read_json
+    from gsmt.io.read import MAX_SECONDS, read_json
 
     npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
     if not (npy.is_file() and info.is_file()):
@@ -251,10 +252,10 @@ def _done_record(out: Path, vid: str) -> dict | None:
     return record
 
 
-# Temporary files of gsmt.io.atomic_path (".<stem>.<random>.tmp<suffix>") that a killed run leaves
+# Temporary files of gsmt.io.write.atomic_path (".<stem>.<random>.tmp<suffix>") that a killed run leaves
 # behind; `gsmt predict --features OUT/features` would take a `.npy` one for a video.
 _LEFTOVER = re.compile(r"^\..+\.tmp\.(npy|json)$")
-# The file gsmt.io.check_output_location creates and removes at once to see that --out is writable:
+# The file gsmt.io.guard.check_output_location creates and removes at once to see that --out is writable:
 # another rank of this run (or another gsmt command about to be refused by the lock) may be probing
 # the folder while this process lists it, so one is no sign of foreign content.
 _PROBE_PREFIX = ".gsmt-probe."
@@ -278,8 +279,8 @@ def _recorded_job(out: Path) -> dict | None:
     """The job recorded in an existing --out (None for a new or empty folder). A folder holding
     anything else is refused: gsmt extract writes `annotations.json` and `features/<id>.npy`, which
     would replace the files of a data set, a model folder or a run someone put there."""
-    from gsmt.data.readers import read_json
-    from gsmt.io import LOCK_NAME
+    from gsmt.io.read import read_json
+    from gsmt.io.guard import LOCK_NAME
 
     if not out.is_dir():
         return None
@@ -348,7 +349,7 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
                             progress=progress, rank=rank, world=world)
     finally:
         if made:
-            from gsmt.engine.device import leave_group
+            from gsmt.engine.distributed import leave_group
 
             leave_group()
 

@@ -1,7 +1,7 @@
 """Where `gsmt extract` and `gsmt detect` may write: never over an input, never over a file gsmt did not write.
 
 Both commands write many files into one folder, named after the videos, so the folder-level check
-of `gsmt.io.refuse_overwriting_inputs` (the output path itself against the inputs) is not enough:
+of `gsmt.io.guard.refuse_overwriting_inputs` (the output path itself against the inputs) is not enough:
 `gsmt detect config.mp4 --out MODEL_FOLDER` would replace the backbone's own `config.json`. Here
 every file a command is about to write is compared with every input file, by resolved path and by
 device and inode (symlinks, hard links), through one index of the inputs, so a resume over
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gsmt.errors import GsmtError
-from gsmt.io import file_id as _key
+from gsmt.io.guard import file_id as _key
 
 
 class InputIndex:

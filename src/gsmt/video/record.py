@@ -2,7 +2,7 @@
 
 `gsmt extract` writes `gsmt.backbone` (id, kind, digest...) and `gsmt.grid` into annotations.json.
 The grid reaches the checkpoint through the config's `data.fps / feature_stride / feature_window`
-(gsmt.engine.data.resolve_config); the backbone through `data.backbone` / `data.backbone_digest`,
+(gsmt.engine.resolve.resolve_config); the backbone through `data.backbone` / `data.backbone_digest`,
 filled here from the data folder before training, so the checkpoint carries both and `gsmt detect`
 extracts exactly as the training features were.
 """
@@ -18,7 +18,7 @@ from gsmt.errors import GsmtError
 
 def data_backbone(data_dir: str | Path, cfg: Config) -> dict | None:
     """The `gsmt.backbone` record of a data folder's annotation file (None when it has none)."""
-    from gsmt.data.readers import read_json
+    from gsmt.io.read import read_json
 
     path = Path(cfg.data.annotations)
     path = path if path.is_absolute() else Path(data_dir) / path

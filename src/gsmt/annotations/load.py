@@ -5,7 +5,7 @@ and the ActivityNet JSON writer live in this module too.
 
 Conventions shared by every reader:
 - Any file may be gzip-compressed (`x.json.gz`, `x.csv.gz`, or gzip bytes under any name): it is
-  decompressed transparently (`gsmt.data.compressed`) and its format read from the name without `.gz`.
+  decompressed transparently (`gsmt.io.read`) and its format read from the name without `.gz`.
 - Video ids are checked with `check_video_id` before anything uses them. When every id of a file
   carries the `v_` prefix (BSN/BMN, mmaction2), it is stripped (`id_prefix=None` keeps it).
 - Subset names are lower-cased (ActionFormer writes `Validation`), then renamed by `subset_map`;
@@ -15,7 +15,7 @@ Conventions shared by every reader:
   otherwise class names sorted by code point (`sorted()`), which for THUMOS14 is also the official
   id order 7..97. An ActivityNet `taxonomy` is not used: its node ids include parent categories.
   `Ambiguous` is never a class: those segments go to `Video.ambiguous`.
-- Every file is read bounded and strict (`gsmt.data.readers`): UTF-8 only, a video id listed twice
+- Every file is read bounded and strict (`gsmt.io.read`): UTF-8 only, a video id listed twice
   in one JSON object is refused with the id named, runaway nesting is an error. Durations must be
   finite seconds in (0, 1e6], fps in (0, 1000], feature_stride / feature_window whole frames >= 1;
   the top-level `gsmt` object's fields are checked where read (`check_meta`).
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.compressed import logical_suffix
-from gsmt.data.readers import MAX_FPS, MAX_FRAMES, MAX_SECONDS, parse_csv, parse_json, read_text
+from gsmt.io.read import logical_suffix
+from gsmt.io.read import MAX_FPS, MAX_FRAMES, MAX_SECONDS, parse_csv, parse_json, read_text
 from gsmt.errors import Faults, GsmtError
-from gsmt.io import atomic_write_text
+from gsmt.io.write import atomic_write_text
 
 AMBIGUOUS = "Ambiguous"
 DEFAULT_SUBSET = "all"
@@ -223,7 +223,7 @@ def _read_text(path: Path) -> str:
 
 
 def _read_json(path: Path):
-    # Bounded read, UTF-8 only, a video id listed twice in one object refused (gsmt.data.readers).
+    # Bounded read, UTF-8 only, a video id listed twice in one object refused (gsmt.io.read).
     return parse_json(_read_text(path), path)
 
 
@@ -330,7 +330,7 @@ def _segment(value, source, video_id: str) -> tuple[float, float]:
             _number(value[1], source, f"video '{video_id}' segment end"))
 
 
-# The `gsmt` fields that settings are taken from (`gsmt.engine.data.resolve_config`), and their values.
+# The `gsmt` fields that settings are taken from (`gsmt.engine.resolve.resolve_config`), and their values.
 _META_CHOICES = {"temporal_mode": ("auto", "resize", "window"),
                  "decode_mode": ("auto", "long", "short", "own", "own+long"),
                  "feature_layout": ("auto", "TD", "DT")}
@@ -339,7 +339,7 @@ _META_CHOICES = {"temporal_mode": ("auto", "resize", "window"),
 def check_meta(meta, path: Path) -> dict:
     """The top-level `gsmt` object of an annotation file, checked field by field: a bad value is an
     error naming this file (settings are taken from it: grid, temporal mode, subsets, tIoU set).
-    The tIoU set's values are checked where it is used (`gsmt.engine.data.meta_tiou`)."""
+    The tIoU set's values are checked where it is used (`gsmt.engine.resolve.meta_tiou`)."""
     if not isinstance(meta, dict):
         raise GsmtError(path, "'gsmt' must be an object")
     for key, choices in _META_CHOICES.items():

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsmt.data.annotations import Video
-from gsmt.data.windows import Grid
+from gsmt.annotations.load import Video
+from gsmt.data.grid import Grid
 
 FEATURE_MODELS = ("prototype", "phases", "motion")
 HELD_OUT = "motion"

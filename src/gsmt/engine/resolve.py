@@ -13,10 +13,10 @@ import torch
 
 from gsmt.config import Config
 # meta_tiou and report_faults live with the annotations: `gsmt eval` needs them without torch
-from gsmt.data.annotations import Annotations, Video, load_annotations, meta_tiou, report_faults  # noqa: F401
+from gsmt.annotations.load import Annotations, Video, load_annotations, meta_tiou, report_faults  # noqa: F401
 from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
-from gsmt.data.windows import Grid
+from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
 
 log = logging.getLogger("gsmt.data")
@@ -55,7 +55,7 @@ def open_data(data_dir: str | Path, cfg: Config, feature_dim: int | None = None)
 def resolve_config(cfg: Config, annotations: Annotations) -> Config:
     """Fill every `auto` setting from the dataset's recorded meta (what `gsmt synth` writes).
 
-    The meta's values were checked on reading (`gsmt.data.annotations.check_meta`); a bad one is
+    The meta's values were checked on reading (`gsmt.annotations.load.check_meta`); a bad one is
     an error naming the annotation file."""
     meta = annotations.meta or {}
     data, decode = cfg.data, cfg.decode

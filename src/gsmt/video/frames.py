@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gsmt.data.readers import MAX_SECONDS
+from gsmt.io.read import MAX_SECONDS
 from gsmt.errors import Faults, GsmtError
 from gsmt.video.grid import resampled_frame_count
 
@@ -232,7 +232,7 @@ def list_videos(source: str | Path) -> list[Path]:
         raise GsmtError(source, "no such file or folder")
     if source.suffix.lower() in VIDEO_SUFFIXES:
         return [source]
-    from gsmt.data.readers import read_text
+    from gsmt.io.read import read_text
 
     lines = [line.strip() for line in read_text(source).splitlines()]
     paths = [Path(line) if Path(line).is_absolute() else source.parent / line

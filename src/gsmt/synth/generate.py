@@ -2,7 +2,7 @@
 
 Timelines come from a preset (drawn to match the real THUMOS14 / ActivityNet statistics), from the
 real THUMOS14 / ActivityNet-1.3 timelines shipped with the package (`--timelines thumos14` /
-`activitynet13`, see `gsmt.data.packaged`) or from any annotation file. Features are rendered from a 32-dim latent per snippet (DESIGN.md section 7):
+`activitynet13`, see `gsmt.annotations.packaged`) or from any annotation file. Features are rendered from a 32-dim latent per snippet (DESIGN.md section 7):
 
     latent(t) = background(t) + foreground(t) + distractors(t) + noise
     features  = softplus(relu(latent @ W1 + b1) @ W2 + b2)        # fixed random map, [T, D] >= 0
@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.data.annotations import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
-from gsmt.data.feature_models import FEATURE_MODELS, FROZEN_DIFFICULTY, make_family_world, render_family_features
-from gsmt.data.packaged import TIMELINES, timelines_label, timelines_path
-from gsmt.data.readers import read_json
-from gsmt.data.windows import Grid
+from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.synth.models import FEATURE_MODELS, FROZEN_DIFFICULTY, make_family_world, render_family_features
+from gsmt.annotations.packaged import TIMELINES, timelines_label, timelines_path
+from gsmt.io.read import read_json
+from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
-from gsmt.io import atomic_path, check_output_location, is_within, refuse_overwriting_inputs
+from gsmt.io.write import atomic_path
+from gsmt.io.guard import check_output_location, is_within, refuse_overwriting_inputs
 from gsmt.schema import SEED_MAX, option
 
 LATENT_DIM = 32
@@ -445,7 +446,7 @@ def generate(
     With `timelines` (a packaged name, `thumos14` or `activitynet13`, or an annotation file), the
     videos (and classes) of those annotations are used as they are and `videos` takes a seeded
     sample stratified by subset; otherwise `make_timelines` draws them. `feature_model` picks how
-    actions become features (`prototype`, this module; `phases` / `motion`, `gsmt.data.feature_models`).
+    actions become features (`prototype`, this module; `phases` / `motion`, `gsmt.synth.models`).
     """
     start = time.perf_counter()
     if preset not in PRESETS:

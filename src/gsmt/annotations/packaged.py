@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
 
-from gsmt.data.readers import read_json
+from gsmt.io.read import read_json
 from gsmt.errors import GsmtError
 
 TIMELINES = {"thumos14": "thumos14.json.gz", "activitynet13": "activitynet13.json.gz"}

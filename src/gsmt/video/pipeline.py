@@ -103,7 +103,7 @@ def _outputs(out: Path, vid: str) -> tuple[Path, Path, Path]:
 
 
 def _own_json(path: Path) -> bool:
-    from gsmt.data.readers import read_json
+    from gsmt.io.read import read_json
 
     try:
         obj = read_json(path)
@@ -122,7 +122,7 @@ def _own_vtt(path: Path) -> bool:
 
 
 def _own_submission(path: Path) -> bool:
-    from gsmt.data.readers import read_json
+    from gsmt.io.read import read_json
 
     try:
         obj = read_json(path)
@@ -159,12 +159,13 @@ def run_detect(videos: list[str], checkpoint: str, out: str | Path, *, backbone:
 
     from gsmt.api import Localizer
     from gsmt.engine.predictor import submission
-    from gsmt.data.annotations import check_video_id
-    from gsmt.io import atomic_write_text, check_output_location, lock_folder, refuse_overwriting_inputs
+    from gsmt.annotations.load import check_video_id
+    from gsmt.io.write import atomic_write_text
+    from gsmt.io.guard import check_output_location, lock_folder, refuse_overwriting_inputs
     from gsmt.jobs import checkpoint_inputs
-    from gsmt.video.decode import list_videos
+    from gsmt.video.frames import list_videos
     from gsmt.video.outputs import InputIndex, refuse_inputs_among
-    from gsmt.viz import plot_timeline
+    from gsmt.viz.timeline import plot_timeline
 
     out = Path(out)
     check_output_location(out, "folder")

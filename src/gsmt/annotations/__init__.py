@@ -1,0 +1,1 @@
+"""Annotation files: the types, one reader per format, the packaged real timelines."""

@@ -1,0 +1,1 @@
+"""Files in and out: bounded strict readers (`read`), atomic writes (`write`), output guards (`guard`)."""
