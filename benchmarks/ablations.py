@@ -1,7 +1,7 @@
 """The paper's ablations (Tables 4-7, 9, 12-14; "Table 0": gsmt's mask head) in the semi-real harness, over seeds.
 
 Every (benchmark, variant, seed) is one GSMT training on features rendered on the real THUMOS14 or
-ActivityNet timelines (`semi_real.render`, cached), evaluated with the official protocol. Seed s
+ActivityNet timelines (`harness.render_benchmark`, cached), evaluated with the official protocol. Seed s
 fixes the video sample, the rendering and the training, so the baseline (the preset) and every
 variant of seed s see the same data: differences are paired by seed. Table 6 (oracles) needs no
 training: the baseline checkpoints predict again with the ground-truth classes or masks substituted.
@@ -11,8 +11,8 @@ is clear when |mean(d)| > 2 sd(d) (sample sd over seeds, ddof 1). A clear differ
 paper's direction (the sign of the paper's own difference between the two settings) "holds",
 in the other direction it is "opposite"; otherwise "no clear difference".
 
-    python benchmarks/ablations.py --tiny --benchmark both --seeds 0 1 --jobs 2 --out /tmp/abl_tiny   # CPU smoke
-    python benchmarks/ablations.py --device cuda --jobs 12 --out DIR                                 # full set
+    python -m benchmarks.ablations --tiny --benchmark both --seeds 0 1 --jobs 2 --out /tmp/abl_tiny   # CPU smoke
+    python -m benchmarks.ablations --device cuda --jobs 12 --out DIR                                 # full set
 
 Outputs under --out: `runs/<benchmark>/<variant>_s<seed>.json` (one per run: resume skips those
 present with the same settings), `logs/`, `ablations.json` and `ablations.md` (also printed).
@@ -35,16 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import semi_real  # noqa: E402
-from gsmt.config import DecodeConfig, load_config  # noqa: E402
-from gsmt.synth.generate import DEFAULT_DIFFICULTY  # noqa: E402
-from gsmt.engine.resolve import make_dataset  # noqa: E402
-from gsmt.engine.predictor import predict_dataset, to_results  # noqa: E402
-from gsmt.engine.trainer import train  # noqa: E402
-from gsmt.evaluation import evaluate_detection  # noqa: E402
-from gsmt.jobs import predict_results  # noqa: E402
-from gsmt.postprocess import Detections  # noqa: E402
+from benchmarks import harness
+from gsmt.config import DecodeConfig, load_config
+from gsmt.synth.models.prototype import DEFAULT_DIFFICULTY
+from gsmt.engine.resolve import make_dataset
+from gsmt.engine.predictor import predict_dataset, predict_results, to_results
+from gsmt.engine.trainer import train
+from gsmt.evaluation import evaluate_detection
+from gsmt.postprocess import Detections
 
 # ------------------------------------------------------------------------------------ the paper's tables
 
@@ -207,27 +205,27 @@ def predict_oracle(model, dataset, cfg: DecodeConfig, which: str, device: torch.
     return predict_dataset(model, dataset, cfg, device=device, substitute=substitute)
 
 
-def _metrics(ann, results: dict, bench: semi_real.Benchmark) -> dict[str, dict]:
+def _metrics(ann, results: dict, bench: harness.Benchmark) -> dict[str, dict]:
     return {name: {k: v for k, v in evaluate_detection(ann, results, subset=bench.eval_subset, tiou=bench.tiou,
                                                         blocked=ids).to_json().items()
                    if k in ("tiou", "mAP", "average_mAP")}
-            for name, ids in semi_real.blocked_settings(bench).items()}
+            for name, ids in harness.blocked_settings(bench).items()}
 
 
 def execute(job: Job) -> list[dict]:
     """Train one job, evaluate it (and its oracles), write one JSON per result; returns the results."""
-    out, bench = Path(job.out), semi_real.BENCHMARKS[job.benchmark]
+    out, bench = Path(job.out), harness.BENCHMARKS[job.benchmark]
     device = torch.device(job.device)
     torch.set_num_threads(1)  # several jobs share the CPU cores
-    data_dir, _, _ = semi_real.render(bench, videos=job.videos, seed=job.seed, difficulty=job.difficulty,
-                                      cache=Path(job.cache))
+    data_dir, _, _ = harness.render_benchmark(bench, videos=job.videos, seed=job.seed, difficulty=job.difficulty,
+                                              cache=Path(job.cache))
     run_dir = out / "runs" / job.benchmark / f"{job.variant}_s{job.seed}"
     cfg = load_config(bench.config, [f"train.seed={job.seed}", f"train.device={device.type}", "train.threads=1",
                                      "data.feature_layout=TD", *job.overrides])
     t0 = time.perf_counter()
     result = train(cfg, data_dir, run_dir, overwrite=True, progress=False)
     train_s = time.perf_counter() - t0
-    model, rcfg, meta, ann, features, videos = semi_real.load_trained(bench, data_dir, run_dir, device)
+    model, rcfg, meta, ann, features, videos = harness.load_trained(bench, data_dir, run_dir, device)
     t1 = time.perf_counter()
     results = predict_results(model, rcfg, meta["classes"], videos, features, device=device)
     common = {"benchmark": job.benchmark, "seed": job.seed, "settings": settings_of(job),
@@ -278,8 +276,8 @@ def render_logged(bench_key: str, videos: int, seed: int, difficulty: float, cac
     log = Path(out) / "logs" / f"{bench_key}_render_s{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        _, seconds, _ = semi_real.render(semi_real.BENCHMARKS[bench_key], videos=videos, seed=seed,
-                                         difficulty=difficulty, cache=Path(cache))
+        _, seconds, _ = harness.render_benchmark(harness.BENCHMARKS[bench_key], videos=videos, seed=seed,
+                                                 difficulty=difficulty, cache=Path(cache))
     return seconds
 
 
@@ -291,7 +289,7 @@ def plan(keys: list[str], tables: list[int], seeds: list[int], sizes: dict[str, 
     """Jobs for every (benchmark, variant, seed): the shared baseline (with the requested oracles) and each variant."""
     runs: dict[str, list[tuple[str, list[str], list[str]]]] = {}  # benchmark -> (variant, overrides, oracles)
     for key in keys:
-        bench = semi_real.BENCHMARKS[key]
+        bench = harness.BENCHMARKS[key]
         variants: dict[str, Row] = {}
         oracles: list[str] = []
         for number in tables:
@@ -436,7 +434,7 @@ def aggregate(records: list[dict], keys: list[str], tables: list[int], base: dic
         by[(r["benchmark"], r["variant"])][r["seed"]] = r
     entries = []
     for key in keys:
-        bench = semi_real.BENCHMARKS[key]
+        bench = harness.BENCHMARKS[key]
         base_avg, base_at5 = _values(by.get((key, "baseline"), {}))
         for number in tables:
             table = TABLES[number]
@@ -466,7 +464,7 @@ def markdown(entries: list[dict], keys: list[str], tables: list[int], header: li
     lines = list(header)
     head = ["setting", "paper mAP@0.5", "paper avg", "mAP@0.5", "avg mAP", "Δ avg (paired)", "paper Δ avg", "verdict"]
     for key in keys:
-        title = semi_real.BENCHMARKS[key].title
+        title = harness.BENCHMARKS[key].title
         for number in tables:
             rows = [e for e in entries if e["benchmark"] == key and e["table"] == number]
             if not rows:
@@ -484,7 +482,7 @@ def markdown(entries: list[dict], keys: list[str], tables: list[int], header: li
             if table.note:
                 lines += ["", table.note]
     lines += ["", "#### Summary: does the paper's direction hold here?", "",
-              "| table | setting | paper Δ avg | " + " | ".join(semi_real.BENCHMARKS[k].title + " Δ avg (verdict)"
+              "| table | setting | paper Δ avg | " + " | ".join(harness.BENCHMARKS[k].title + " Δ avg (verdict)"
                                                              for k in keys) + " |",
               "|---|---|---:|" + "---|" * len(keys)]
     seen = []
@@ -530,13 +528,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--device cuda: CUDA is not available")
     keys = ["thumos", "anet"] if args.benchmark == "both" else [args.benchmark]
     defaults = TINY_VIDEOS if args.tiny else DEFAULT_VIDEOS
-    sizes = (semi_real._sizes(args.videos, keys) if args.videos else {k: defaults[k] for k in keys})
+    sizes = (harness.videos_per_benchmark(args.videos, keys) if args.videos else {k: defaults[k] for k in keys})
     base = {k: [*(TINY_SET[k] if args.tiny else []), *args.overrides] for k in keys}
     for k in keys:  # a wrong key or value fails here, once, and not in every worker
-        load_config(semi_real.BENCHMARKS[k].config, base[k])
+        load_config(harness.BENCHMARKS[k].config, base[k])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.ablations " + " ".join(sys.argv[1:] if argv is None else argv)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     jobs = plan(keys, args.tables, args.seeds, sizes, base, difficulty=args.difficulty, device=args.device,
                 cache=args.cache, out=str(out), keep_checkpoints=args.keep_checkpoints)
@@ -558,15 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     counts = {k: next(((r["train_videos"], r["eval_videos"]) for r in records if r["benchmark"] == k), (0, 0))
               for k in keys}
     header = [f"### Ablation run {stamp}", "",
-              f"`{command}` on {semi_real.machine()}, device {args.device}, "
+              f"`{command}` on {harness.machine()}, device {args.device}, "
               + (f"tabulated from the {len(records)} stored results (the runs' own wall time is in their logs)"
                  if args.aggregate_only else f"{wall:.0f} s wall ({len(jobs)} trainings, {args.jobs} in parallel)")
               + f", difficulty {args.difficulty:g}, D = "
-              f"{semi_real.FEATURE_DIM}, seeds {' '.join(map(str, args.seeds))}. "
-              + "; ".join(f"{semi_real.BENCHMARKS[k].title}: {counts[k][0]} `{semi_real.BENCHMARKS[k].train_subset}` "
+              f"{harness.FEATURE_DIM}, seeds {' '.join(map(str, args.seeds))}. "
+              + "; ".join(f"{harness.BENCHMARKS[k].title}: {counts[k][0]} `{harness.BENCHMARKS[k].train_subset}` "
                           "videos for training (the preset's `data.val_fraction` share, if any, held out for "
                           f"model selection), {counts[k][1]} "
-                          f"`{semi_real.BENCHMARKS[k].eval_subset}` videos evaluated" for k in keys) + ". "
+                          f"`{harness.BENCHMARKS[k].eval_subset}` videos evaluated" for k in keys) + ". "
               + ("Settings beyond the presets: `" + " ".join(base[keys[0]]) + "`. " if base[keys[0]] else "")
               + "Numbers are mAP (%) on the evaluated videos, mean ± sd over seeds; paper numbers are its "
                 "ActivityNet ones. Δ avg: per-seed paired difference to the baseline (mean ± sd); a direction "
@@ -581,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(entries, keys, sorted(args.tables), header)
     (out / "ablations.md").write_text(text + "\n")
     (out / "ablations.json").write_text(json.dumps(
-        {"command": command, "date": stamp, "machine": semi_real.machine(), "device": args.device, "wall_s": wall,
+        {"command": command, "date": stamp, "machine": harness.machine(), "device": args.device, "wall_s": wall,
          "seeds": args.seeds, "videos": sizes, "difficulty": args.difficulty, "overrides": base,
          "failed": failed, "entries": entries, "runs": records}, indent=1))
     print(text)

@@ -1,10 +1,11 @@
 """Calibrate the synthetic difficulty with the context-free baseline alone (never with GSMT).
 
-Runs `semi_real.py --models baseline` at each difficulty and prints one markdown table: the
-baseline's average mAP per benchmark and difficulty. The frozen default (`gsmt.synth.generate.
-DEFAULT_DIFFICULTY`) is the value where it lands in 5-25% on both benchmarks.
+Runs `python -m benchmarks.semi_real --models baseline` at each difficulty and prints one
+markdown table: the baseline's average mAP per benchmark and difficulty. The frozen default
+(`gsmt.synth.models.prototype.DEFAULT_DIFFICULTY`) is the value where it lands in 5-25% on both
+benchmarks.
 
-    python benchmarks/calibrate.py --difficulties 0.5 0.7 0.75 0.8 1.0 --out /tmp/gsmt_bench/cal
+    python -m benchmarks.calibrate --difficulties 0.5 0.7 0.75 0.8 1.0 --out /tmp/gsmt_bench/cal
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-import semi_real
+from benchmarks import semi_real
+from benchmarks.harness import BENCHMARKS
 
 BAND = (0.05, 0.25)
 
@@ -36,7 +38,7 @@ def summary(runs: list[dict]) -> str:
         mean = float(np.mean(values))
         seeds = f" ({len(values)} seeds)" if len(values) > 1 else ""
         inside = "yes" if BAND[0] <= mean <= BAND[1] else "no"
-        lines.append(f"| {difficulty:g} | {semi_real.BENCHMARKS[bench].title} | {videos or 'all'} | {setting} | "
+        lines.append(f"| {difficulty:g} | {BENCHMARKS[bench].title} | {videos or 'all'} | {setting} | "
                      f"{100 * mean:.2f}{seeds} | {inside} |")
     return "\n".join(lines)
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--difficulties", type=float, nargs="+", default=[0.5, 0.7, 0.75, 0.8, 1.0])
     parser.add_argument("--benchmark", choices=("thumos", "anet", "both"), default="both")
-    parser.add_argument("--videos", type=int, nargs="+", metavar="N", help="as in semi_real.py")
+    parser.add_argument("--videos", type=int, nargs="+", metavar="N", help="as in benchmarks.semi_real")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", default="/tmp/gsmt_bench/features")

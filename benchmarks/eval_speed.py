@@ -6,7 +6,7 @@ vectorised evaluator (best of 3) and the reference loop (`tests/official_referen
 official algorithm without pandas, so faster than the official script itself), checks that their
 mAPs agree and prints a markdown table.
 
-    python benchmarks/eval_speed.py [--per-video 100] [--sample 1.0]
+    python -m benchmarks.eval_speed [--per-video 100] [--sample 1.0]
 
 The reference runs on everything by default (about half a minute); `--sample 0.1` runs it on 10%
 of the videos and extrapolates its time linearly (its cost is one pass per prediction).
@@ -23,15 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the reference implementation lives with the tests
+from gsmt.annotations.types import Annotations, Video
+from gsmt.io.read import read_text
+from gsmt.annotations.packaged import timelines_path
+from gsmt.evaluation import TIOU_PRESETS, evaluate_detection
 
-from official_reference import reference_detection  # noqa: E402
-
-from gsmt.annotations.load import Annotations, Video  # noqa: E402
-from gsmt.io.read import read_text  # noqa: E402
-from gsmt.annotations.packaged import timelines_path  # noqa: E402
-from gsmt.evaluation import TIOU_PRESETS, evaluate_detection  # noqa: E402
+from tests.official_reference import reference_detection  # the reference lives with the tests
 
 GT_PATH = timelines_path("activitynet13")  # the packaged real ActivityNet-1.3 annotations (.json.gz)
 

@@ -1,7 +1,7 @@
 """Extraction throughput of `gsmt extract` and its peak memory on a 1-hour video (BENCHMARKS.md,
 "Feature extraction (issue 15)").
 
-    OMP_NUM_THREADS=1 python benchmarks/extract_speed.py [--work /tmp/gsmt_extract_bench]
+    OMP_NUM_THREADS=1 python -m benchmarks.extract_speed [--work /tmp/gsmt_extract_bench]
 
 Random-weight models (speed does not depend on the weights): a tiny DINOv2-shaped image encoder,
 a tiny VideoMAE, and a base-size VideoMAE (ViT-B: 768 wide, 12 layers, 16 frames of 224 px).
@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness import GSMT
+
 
 def _child_run(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one `gsmt` child process (measured in a fresh helper)."""
     code = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
             "r = subprocess.run(sys.argv[1:]); dt = time.perf_counter() - t; "
             "print(json.dumps([r.returncode, dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
-    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "gsmt.cli", *argv],
+    out = subprocess.run([sys.executable, "-c", code, *GSMT, *argv],
                          capture_output=True, text=True)
     rc, dt, rss_kib = json.loads(out.stdout.strip().splitlines()[-1])
     if rc != 0:

@@ -4,6 +4,7 @@
 #   2. inference throughput of the two trained presets, alone on the machine;
 #   3. the ablations (ABL_ARGS) until the deadline, under CUDA MPS when it starts (many small processes
 #      then share the GPU instead of taking turns), else time-sliced; the harness is resumable.
+# Run from the repository root (the scripts are modules of the `benchmarks` package).
 # Writes markdown, logs and the raw results (results.tgz, for --aggregate-only elsewhere) under $OUT.
 # The real THUMOS14 / ActivityNet-1.3 timelines ship with the package (src/gsmt/timelines/).
 # Knobs (environment): DEVICE, SR_VIDEOS (0 = all), LIMIT1 (s, phase 1), TOTAL (s, all phases), JOBS,
@@ -16,9 +17,9 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 TQDM_DISABLE=1
   python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)"; } > "$OUT/machine.txt" 2>&1
 start=$(date +%s); since() { echo $(( $(date +%s) - start )); }
 
-timeout $LIMIT1 python3 benchmarks/semi_real.py --benchmark anet --videos $SR_VIDEOS --models gsmt --device $DEVICE \
+timeout $LIMIT1 python3 -m benchmarks.semi_real --benchmark anet --videos $SR_VIDEOS --models gsmt --device $DEVICE \
     --threads 2 --set train.num_workers=6 --cache /tmp/cache --out /tmp/sr_anet > /tmp/sr_anet.log 2>&1 &
-timeout $LIMIT1 python3 benchmarks/semi_real.py --benchmark thumos --videos $SR_VIDEOS --device $DEVICE --threads 2 \
+timeout $LIMIT1 python3 -m benchmarks.semi_real --benchmark thumos --videos $SR_VIDEOS --device $DEVICE --threads 2 \
     --cache /tmp/cache --out /tmp/sr_thumos > /tmp/sr_thumos.log 2>&1 &
 wait
 echo "phase 1 (full-size runs): $(since) s" >> "$OUT/machine.txt"
@@ -26,7 +27,7 @@ echo "phase 1 (full-size runs): $(since) s" >> "$OUT/machine.txt"
 for b in anet thumos; do
   run=$(ls -d /tmp/sr_$b/${b}_s0 2>/dev/null); data=$(ls -d /tmp/cache/${b}_n*_s0_* 2>/dev/null | head -1)
   if [ -n "$run" ] && [ -n "$data" ]; then
-    timeout 45 python3 benchmarks/throughput.py --checkpoint "$run" --data "$data" --device $DEVICE \
+    timeout 45 python3 -m benchmarks.throughput --checkpoint "$run" --data "$data" --device $DEVICE \
         --threads 8 --videos ${TP_VIDEOS:-1000} >> "$OUT/throughput.md" 2>&1
   fi
 done
@@ -46,10 +47,10 @@ else
   echo "MPS: not used" >> "$OUT/machine.txt"
 fi
 left=$(( TOTAL - $(since) )); [ $left -lt 30 ] && left=30
-timeout $left nice -n 5 python3 benchmarks/ablations.py --device $DEVICE --jobs ${JOBS:-12} ${ABL_ARGS:-} \
+timeout $left nice -n 5 python3 -m benchmarks.ablations --device $DEVICE --jobs ${JOBS:-12} ${ABL_ARGS:-} \
     --cache /tmp/abl_cache --out /tmp/abl > /tmp/abl.log 2>&1
 echo "phase 3 (ablations, ${left} s given): $(since) s" >> "$OUT/machine.txt"
-python3 benchmarks/ablations.py --device $DEVICE ${ABL_ARGS:-} --cache /tmp/abl_cache --out /tmp/abl --aggregate-only \
+python3 -m benchmarks.ablations --device $DEVICE ${ABL_ARGS:-} --cache /tmp/abl_cache --out /tmp/abl --aggregate-only \
     > /tmp/abl_table.log 2>&1
 [ -n "${CUDA_MPS_PIPE_DIRECTORY:-}" ] && { echo quit | timeout 10 nvidia-cuda-mps-control; }
 

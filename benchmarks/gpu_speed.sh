@@ -2,21 +2,21 @@
 # GPU speed check (one device call): inference throughput of trained `anet` / `thumos` checkpoints
 # (.gpuckpt/{anet,thumos}.pt) on semi-real subsets rendered there, on the GPU and on the 16 CPU
 # cores, and `anet` training throughput on the GPU. The real timelines ship with the package.
+# Run from the repository root (the scripts are modules of the `benchmarks` package).
 set -u
 OUT=${OUT:-/tmp/gpu_out}; DEVICE=${DEVICE:-cuda}; mkdir -p "$OUT"
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 python3 - <<'PY'
-import sys; sys.path.insert(0, "benchmarks")
 from pathlib import Path
-import semi_real
+from benchmarks.harness import BENCHMARKS, render_benchmark
 for key, n in (("anet", 600), ("thumos", 100)):
-    folder, seconds, _ = semi_real.render(semi_real.BENCHMARKS[key], videos=n, seed=0, difficulty=0.8,
+    folder, seconds, _ = render_benchmark(BENCHMARKS[key], videos=n, seed=0, difficulty=0.8,
                                           cache=Path("/tmp/speed_cache"))
     Path(f"/tmp/speed_{key}").unlink(missing_ok=True); Path(f"/tmp/speed_{key}").symlink_to(folder)
 PY
 for b in anet thumos; do
   for dev in $DEVICE cpu; do
-    timeout 90 python3 benchmarks/throughput.py --checkpoint .gpuckpt/$b.pt --data /tmp/speed_$b --device $dev \
+    timeout 90 python3 -m benchmarks.throughput --checkpoint .gpuckpt/$b.pt --data /tmp/speed_$b --device $dev \
         --threads ${THREADS:-16} >> "$OUT/throughput.md" 2>&1
   done
 done

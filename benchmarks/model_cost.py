@@ -1,6 +1,6 @@
 """Model cost: parameters, FLOPs per sample and CPU forward+backward throughput (DESIGN.md section 9).
 
-Usage: python benchmarks/model_cost.py [--batch 16] [--steps 5] [--threads N]
+Usage: python -m benchmarks.model_cost [--batch 16] [--steps 5] [--threads N]
 Prints a markdown table."""
 
 from __future__ import annotations

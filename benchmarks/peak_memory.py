@@ -1,6 +1,6 @@
 """Peak memory of gsmt commands on the full ActivityNet-1.3 timelines (14,950 videos).
 
-    python benchmarks/peak_memory.py [--feature-dim D] [--work DIR]
+    python -m benchmarks.peak_memory [--feature-dim D] [--work DIR]
 
 Renders features on the real timelines (`gsmt synth --timelines`), trains the `anet` preset for one
 epoch with a small model (memory, not accuracy, is measured) and predicts the 4,926 validation
@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from benchmarks.harness import GSMT
 
 TIMELINES = "activitynet13"  # the packaged real ActivityNet-1.3 timelines, by name
 
@@ -23,7 +24,7 @@ def measure(name: str, args: list[str]) -> None:
     """Run `gsmt ARGS` as a child process; its own peak RSS is what getrusage(CHILDREN) reports."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gsmt.cli", *args], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*GSMT, *args], check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     note = "" if peak > before else " (not above an earlier command's peak)"

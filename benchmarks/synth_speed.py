@@ -5,7 +5,7 @@
 time included), into a temporary folder that is deleted afterwards, and prints a markdown row:
 wall time, the child's peak resident memory (getrusage maxrss) and the size written.
 
-    python benchmarks/synth_speed.py [--feature-dim 512] [--feature-stride 4]
+    python -m benchmarks.synth_speed [--feature-dim 512] [--feature-stride 4]
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.harness import GSMT
 
 TIMELINES = "thumos14"  # the packaged real THUMOS14 timelines, by name
 MACHINE = "2-core x86_64 CPU, 24 GiB"
@@ -34,7 +36,7 @@ def main() -> int:
     shown = (f"gsmt synth --preset thumos-like --timelines {TIMELINES} "
              f"--feature-dim {args.feature_dim} --fps 30 --feature-stride {args.feature_stride} "
              f"--feature-window 16 --out DIR")
-    cmd = [sys.executable, "-m", "gsmt.cli", "synth", "--preset", "thumos-like", "--timelines", TIMELINES,
+    cmd = [*GSMT, "synth", "--preset", "thumos-like", "--timelines", TIMELINES,
            "--feature-dim", str(args.feature_dim), "--fps", "30", "--feature-stride", str(args.feature_stride),
            "--feature-window", "16", "--out", str(out / "data")]
     try:

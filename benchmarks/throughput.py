@@ -4,13 +4,13 @@ Inference: videos/s and samples/s of the whole prediction path (features read, m
 Soft-NMS) for a trained run, for `--old-src` (a copy of `src/` from before issue 14: one sample at
 a time, per-sample decoding, per-video Soft-NMS) and for this checkout, each in a child process
 on the same data, alternating `--rounds` times; the model-only time; whether both wrote the same
-submission bytes; and the physical estimate: forward FLOPs per sample (benchmarks/model_cost.py's
+submission bytes; and the physical estimate: forward FLOPs per sample (`benchmarks.model_cost`'s
 counter) / `--peak-gflops`, bytes per sample / `--bandwidth-gbs`.
 
 Training (`--train-data`): the DataLoader path (`train.resident=never`) beside the resident path
 (`always`), same seed and settings, wall time and samples/s of a short run, in this process.
 
-    PYTHONPATH=src python benchmarks/throughput.py --checkpoint RUN --data DIR [--old-src OLD/src]
+    PYTHONPATH=src python -m benchmarks.throughput --checkpoint RUN --data DIR [--old-src OLD/src]
         [--train-data DIR --train-config demo --train-set train.epochs=2 ...]
 
 Prints markdown tables. CPU defaults: --peak-gflops 100 (2 cores x ~3 GHz x 16 fp32 FLOP per cycle,
@@ -99,6 +99,7 @@ def _drop_unknown_keys(config: dict) -> None:
 
 
 def child(args, src: Path, out: Path) -> dict:
+    # This file run as a script: the child imports gsmt from `src` alone (`measure` needs nothing else).
     cmd = [sys.executable, __file__, "--checkpoint", args.checkpoint, "--data", args.data, "--device", args.device,
            "--threads", str(args.threads), "--videos", str(args.videos), "--measure", str(out)]
     if args.subset:
@@ -112,9 +113,7 @@ def physical(args, shape: dict) -> tuple[float, float, float]:
     """(GFLOPs per sample, MB per sample, limit in samples/s) of the forward pass."""
     import torch
 
-    sys.path.insert(0, str(HERE))
-    from model_cost import flops_per_sample
-
+    from benchmarks.model_cost import flops_per_sample
     from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
     torch.set_num_threads(max(1, args.threads))

@@ -1,4 +1,4 @@
-"""The pure conversions of the ActionFormer peer harness (`benchmarks/actionformer_peer.py`).
+"""The pure conversions of the ActionFormer peer harness (`benchmarks/peers/actionformer.py`).
 
 ActionFormer itself is not needed (nor present in CI): these check the files handed to it and
 the reading of its results, against the fields its dataset readers and eval.py use.
@@ -6,18 +6,13 @@ the reading of its results, against the fields its dataset readers and eval.py u
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import actionformer_peer as afp  # noqa: E402
-from gsmt.annotations.load import Annotations, Video  # noqa: E402
-from gsmt.errors import GsmtError  # noqa: E402
-from gsmt.evaluation import evaluate_detection  # noqa: E402
+from benchmarks.peers import actionformer as afp
+from gsmt.annotations.types import Annotations, Video
+from gsmt.errors import GsmtError
+from gsmt.evaluation import evaluate_detection
 
 CLASSES = ["a", "b", "c", "d"]
 META = {"grid": {"fps": 30.0, "feature_stride": 8, "feature_window": 16}, "train_subset": "validation",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from gsmt.annotations.load import Annotations, Video
+from gsmt.annotations.types import Annotations, Video
 from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection
@@ -23,11 +23,7 @@ from gsmt.evaluation.analysis import (
     bin_index,
     classify,
 )
-from gsmt.evaluation.detection import (
-    ground_truth_arrays,
-    match_predictions,
-    match_video_ids,
-)
+from gsmt.evaluation.matching import ground_truth_arrays, match_predictions, match_video_ids
 from gsmt.viz.analysis import (
     ERROR_COLORS,
     fp_pie_figure,
@@ -340,7 +336,7 @@ def test_command_end_to_end(tmp_path, capsys):
 
 
 def evaluate_detection_file(gt, pred) -> float:
-    from gsmt.jobs import run_eval
+    from gsmt.commands.eval import run_eval
 
     return run_eval(gt, pred).average_mAP
 
@@ -386,9 +382,9 @@ def test_command_errors_are_one_line(tmp_path, capsys, problem):
 
 def test_flatten_is_the_evaluator_reader():
     # the analysis reads predictions with the evaluator's own reader (one implementation)
-    from gsmt.evaluation import analysis, detection
+    from gsmt.evaluation import analysis, detection, tiou
 
     assert analysis.gather_inputs is detection.gather_inputs  # readers, subset, blocked, flattening
-    assert analysis.segment_tiou is detection.segment_tiou
+    assert analysis.segment_tiou is tiou.segment_tiou
     assert analysis.match_video_ids is match_video_ids
     assert BIN_NAMES == ("XS", "S", "M", "L", "XL")

@@ -10,7 +10,9 @@ import stat
 import numpy as np
 import pytest
 
-from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.annotations.types import Annotations, Video, check_video_id
+from gsmt.annotations.load import load_annotations
+from gsmt.annotations.write import save_activitynet_json
 from gsmt.annotations.packaged import timelines_path
 from gsmt.errors import GsmtError
 from gsmt.io.write import atomic_path, atomic_write_bytes, atomic_write_text

@@ -16,7 +16,7 @@ from gsmt.annotations.load import load_annotations
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.resolve import open_data
 from gsmt.errors import GsmtError
-from gsmt.jobs import predict_results
+from gsmt.engine.predictor import predict_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

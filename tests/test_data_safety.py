@@ -26,7 +26,7 @@ from conftest import assert_fatal, cli, TINY_RUN, TINY_SYNTH
 from gsmt.cli import main
 from gsmt.annotations.load import load_annotations
 from gsmt.synth.generate import generate
-from gsmt.engine import trainer
+from gsmt.engine import loop, trainer
 from gsmt.engine.checkpoint import load_checkpoint
 from gsmt.evaluation import evaluate_detection
 from gsmt.io.guard import LOCK_NAME, lock_folder
@@ -444,7 +444,7 @@ def test_diverging_training_stops_with_an_error_and_saves_no_nan_model(capsys, d
 def test_nan_after_good_epochs_keeps_the_last_finite_checkpoint(capsys, monkeypatch, data, tmp_path):
     """The loss turns NaN in epoch 3: the run stops after `train.max_nonfinite_steps` skipped steps,
     last.pt and best.pt stay those of epoch 2, with finite weights that predict."""
-    real, calls = trainer.gsmt_loss, [0]
+    real, calls = loop.gsmt_loss, [0]
     steps_per_epoch = 7  # 49 training videos, batches of 8
 
     def poisoned(outputs, batch, cfg, **kw):
@@ -454,7 +454,7 @@ def test_nan_after_good_epochs_keeps_the_last_finite_checkpoint(capsys, monkeypa
         calls[0] += 1
         return (loss * float("nan") if calls[0] > 2 * steps_per_epoch else loss), logs
 
-    monkeypatch.setattr(trainer, "gsmt_loss", poisoned)
+    monkeypatch.setattr(loop, "gsmt_loss", poisoned)  # the training step's loss
     run = tmp_path / "run"
     line = assert_fatal(cli(capsys, *train_args(data, run, "--set", "train.epochs=4",
                                                 "--set", "train.max_nonfinite_steps=3")),
@@ -475,7 +475,7 @@ def test_nan_after_good_epochs_keeps_the_last_finite_checkpoint(capsys, monkeypa
 def test_an_epoch_ending_on_a_nan_step_is_not_saved(capsys, monkeypatch, data, tmp_path):
     """Non-finite steps fewer than the limit, but the last one of epoch 2: its weights are not saved;
     a finite epoch 3 saves again and the run ends normally."""
-    real, calls = trainer.gsmt_loss, [0]
+    real, calls = loop.gsmt_loss, [0]
 
     def poisoned(outputs, batch, cfg, **kw):
         loss, logs = real(outputs, batch, cfg, **kw)
@@ -484,7 +484,7 @@ def test_an_epoch_ending_on_a_nan_step_is_not_saved(capsys, monkeypatch, data, t
         calls[0] += 1
         return (loss * float("nan") if calls[0] in (13, 14) else loss), logs
 
-    monkeypatch.setattr(trainer, "gsmt_loss", poisoned)
+    monkeypatch.setattr(loop, "gsmt_loss", poisoned)  # the training step's loss
     run = tmp_path / "run"
     code, out, err = cli(capsys, *train_args(data, run, "--set", "train.epochs=3"))
     assert code == 0, err

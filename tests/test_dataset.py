@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from gsmt.annotations.load import Video
+from gsmt.annotations.types import Video
 from gsmt.data.dataset import TALDataset, collate
 from gsmt.data.features import FeatureStore
 from gsmt.data.targets import make_targets

@@ -14,13 +14,15 @@ from conftest import TINY_RUN
 
 import gsmt
 from gsmt.config import load_config
-from gsmt.annotations.load import Video, load_annotations
+from gsmt.annotations.types import Video
+from gsmt.annotations.load import load_annotations
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from gsmt.engine.resolve import make_dataset, open_data, resolve_config, split_for_selection, subset_videos
 from gsmt.engine.predictor import predict_dataset, to_results
-from gsmt.engine.trainer import _lr_factor, prepare_run_dir, train
+from gsmt.engine.loop import lr_factor
+from gsmt.engine.trainer import prepare_run_dir, train
 from gsmt.errors import GsmtError
-from gsmt.jobs import predict_results
+from gsmt.engine.predictor import predict_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,7 +121,7 @@ def test_run_directory_is_never_overwritten_silently(tmp_path):
 def test_learning_rate_schedule_hand_computed(schedule, expected):
     cfg = load_config("demo", ["train.epochs=3", "train.warmup_epochs=1", f"train.schedule={schedule}"])
     steps = [0, 1, 2, 3, 4, 5, 8, 12]
-    assert [_lr_factor(cfg, s, 4) for s in steps] == pytest.approx(expected, abs=1e-12)
+    assert [lr_factor(cfg, s, 4) for s in steps] == pytest.approx(expected, abs=1e-12)
 
 
 def test_auto_settings_come_from_the_data(tiny_data):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import assert_fatal, cli
-from gsmt.annotations.load import Annotations, Video
+from gsmt.annotations.types import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection, flatten_predictions, load_predictions
-from gsmt.evaluation.detection import _fast_results, read_predictions
+from gsmt.evaluation.predictions import _fast_results, read_predictions
 
 GT = {"version": "1.3", "database": {
     "v_a": {"subset": "validation", "duration": 20.0, "annotations": [
@@ -77,7 +77,7 @@ def test_eval_json_is_the_same_through_either_reader(files, tmp_path, capsys, mo
     gt, pred = files
     fast_out, strict_out = tmp_path / "fast.json", tmp_path / "strict.json"
     assert cli(capsys, "eval", "--gt", gt, "--pred", pred, "--json", fast_out)[0] == 0
-    monkeypatch.setattr("gsmt.evaluation.detection._fast_results", lambda path: None)
+    monkeypatch.setattr("gsmt.evaluation.predictions._fast_results", lambda path: None)
     assert cli(capsys, "eval", "--gt", gt, "--pred", pred, "--json", strict_out)[0] == 0
     assert fast_out.read_bytes() == strict_out.read_bytes()
 

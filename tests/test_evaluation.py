@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsmt.annotations.load import Annotations, Video
+from gsmt.annotations.types import Annotations, Video
 from gsmt.errors import GsmtError
 from gsmt.evaluation import (
     TIOU_PRESETS,
@@ -21,7 +21,7 @@ from gsmt.evaluation import (
     parse_tiou,
     recall_at_k,
 )
-from gsmt.evaluation.detection import ground_truth_arrays
+from gsmt.evaluation.matching import ground_truth_arrays
 
 from official_reference import (
     reference_average_recall,

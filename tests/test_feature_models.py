@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gsmt.cli import main
-from gsmt.annotations.load import Video
+from gsmt.annotations.types import Video
 from gsmt.synth.models import (FEATURE_MODELS, FROZEN_DIFFICULTY, HELD_OUT, make_family_world,
     render_family_features)
 from gsmt.data.grid import Grid

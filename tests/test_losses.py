@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gsmt.engine.trainer import LossSums
+from gsmt.engine.loop import LossSums
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig, boundary_band, classification_loss, erode, gsmt_loss, mask_iou, mask_loss
 

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.annotations.types import Annotations, Video, check_video_id
+from gsmt.annotations.load import load_annotations
+from gsmt.annotations.write import save_activitynet_json
 from gsmt.data.grid import Grid, cut_window, resize_features, resize_spans, window_starts
 from gsmt.errors import GsmtError
 from gsmt.evaluation import evaluate_detection, segment_tiou

@@ -13,7 +13,8 @@ import torch
 from gsmt.cli import main
 from gsmt.config import load_config
 from gsmt.synth.generate import generate
-from gsmt.engine.resolve import host_memory_bytes, load_resident, make_dataset, open_data, resident_place
+from gsmt.engine.resident import host_memory_bytes, load_resident, resident_place
+from gsmt.engine.resolve import make_dataset, open_data
 from gsmt.engine.trainer import train
 from gsmt.errors import GsmtError
 

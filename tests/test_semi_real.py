@@ -1,20 +1,15 @@
-"""Semi-real benchmark harness (`benchmarks/semi_real.py`) and its context-free baseline (`benchmarks/baseline.py`)."""
+"""Semi-real benchmark harness (`benchmarks/harness.py`) and its context-free baseline (`benchmarks/peers/baseline.py`)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import baseline  # noqa: E402
-import semi_real  # noqa: E402
-import torch  # noqa: E402
-from gsmt.annotations.load import Video  # noqa: E402
-from gsmt.synth.generate import generate  # noqa: E402
+from benchmarks import harness
+from benchmarks.peers import baseline
+from gsmt.annotations.types import Video
+from gsmt.synth.generate import generate
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -100,50 +95,50 @@ def test_baseline_run_end_to_end(tiny_runs):
 
 
 def _row(model, setting, avg, seed=0, gpu=None):
-    return semi_real.Row("thumos", model, setting, seed, [0.3, 0.5], [avg + 0.1, avg - 0.1], avg, 12.0, 0.0125,
-                         100.0 + seed, gpu, 10, 7)
+    return harness.Row("thumos", model, setting, seed, [0.3, 0.5], [avg + 0.1, avg - 0.1], avg, 12.0, 0.0125,
+                       100.0 + seed, gpu, 10, 7)
 
 
 def test_table_layout_and_seed_mean():
     rows = [_row("GSMT", "test", 0.5, 0), _row("GSMT", "test", 0.3, 1), _row("baseline", "test", 0.1, gpu=50.0)]
-    lines = semi_real.table(rows).splitlines()
+    lines = harness.table(rows).splitlines()
     assert lines[0] == ("| method | evaluated videos | 0.30 | 0.50 | avg | train | inference / video | peak RSS "
                         "| peak GPU mem |")
     # Two seeds: mean ± sample std (0.5 and 0.3 -> 40.00 ± 14.14); the peak memory is the max.
     assert lines[2] == "| GSMT | test (7) | 50.00 ± 14.14 | 30.00 ± 14.14 | **40.00 ± 14.14** | 12 s | 12.5 ms | 101 MiB | - |"
     assert lines[3] == "| baseline | test (7) | 20.00 | 0.00 | **10.00** | 12 s | 12.5 ms | 100 MiB | 50 MiB |"
-    assert semi_real.table([]) == ""
+    assert harness.table([]) == ""
 
 
 def test_sizes_one_or_per_benchmark():
-    assert semi_real._sizes(None, ["thumos", "anet"]) == {"thumos": 120, "anet": 3000}
-    assert semi_real._sizes([0], ["thumos", "anet"]) == {"thumos": 0, "anet": 0}
-    assert semi_real._sizes([10, 20], ["thumos", "anet"]) == {"thumos": 10, "anet": 20}
+    assert harness.videos_per_benchmark(None, ["thumos", "anet"]) == {"thumos": 120, "anet": 3000}
+    assert harness.videos_per_benchmark([0], ["thumos", "anet"]) == {"thumos": 0, "anet": 0}
+    assert harness.videos_per_benchmark([10, 20], ["thumos", "anet"]) == {"thumos": 10, "anet": 20}
     with pytest.raises(SystemExit):
-        semi_real._sizes([1, 2], ["anet"])
+        harness.videos_per_benchmark([1, 2], ["anet"])
 
 
 def test_render_caches_on_the_real_timelines(tmp_path):
-    bench = semi_real.BENCHMARKS["thumos"]
+    bench = harness.BENCHMARKS["thumos"]
     assert bench.timelines == "thumos14"  # the packaged real timelines, by name
-    folder, _, cached = semi_real.render(bench, videos=2, seed=5, difficulty=0.5, cache=tmp_path)
+    folder, _, cached = harness.render_benchmark(bench, videos=2, seed=5, difficulty=0.5, cache=tmp_path)
     assert not cached and folder.name == "thumos_n2_s5_d0.5_D256"
     ids = sorted(p.stem for p in (folder / "features").glob("*.npy"))
     assert len(ids) == 2 and all(i.startswith("video_") for i in ids)
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-    again, seconds, cached = semi_real.render(bench, videos=2, seed=5, difficulty=0.5, cache=tmp_path)
+    again, seconds, cached = harness.render_benchmark(bench, videos=2, seed=5, difficulty=0.5, cache=tmp_path)
     assert cached and again == folder and seconds == 0.0
     assert before == {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
 def test_blocked_settings():
-    assert semi_real.blocked_settings(semi_real.BENCHMARKS["thumos"]) == {"test": []}
-    anet = semi_real.blocked_settings(semi_real.BENCHMARKS["anet"])
+    assert harness.blocked_settings(harness.BENCHMARKS["thumos"]) == {"test": []}
+    anet = harness.blocked_settings(harness.BENCHMARKS["anet"])
     assert list(anet) == ["validation", "validation minus 198 blocked"] and len(anet["validation minus 198 blocked"]) == 198
 
 
 def test_calibration_summary_averages_seeds_and_flags_the_band():
-    import calibrate
+    from benchmarks import calibrate
 
     def row(bench, setting, avg):
         return {"model": "context-free baseline", "benchmark": bench, "setting": setting, "average_mAP": avg}

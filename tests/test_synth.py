@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 from gsmt.cli import main
-from gsmt.annotations.load import Video, load_annotations
+from gsmt.annotations.types import Video
+from gsmt.annotations.load import load_annotations
 from gsmt.annotations.packaged import TIMELINES, load_blocked, timelines_path
-from gsmt.synth.generate import (DEFAULT_DIFFICULTY, PRESETS, RenderParams, coverage, generate,
-    make_timelines, make_world, render_features, render_latent, timeline_stats)
+from gsmt.synth.models.prototype import (DEFAULT_DIFFICULTY, RenderParams, make_world, render_features,
+    render_latent)
+from gsmt.synth.timelines import PRESETS, coverage, make_timelines, timeline_stats
+from gsmt.synth.generate import generate
 from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
 

@@ -1,10 +1,10 @@
-"""The snippet grid of gsmt extract against hand-computed frame indices (gsmt.video.grid)."""
+"""The snippet grid of gsmt extract against hand-computed frame indices (gsmt.data.grid)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from gsmt.video.grid import is_short, resampled_frame_count, snippet_count, snippet_frames, window_sample
+from gsmt.data.grid import is_short, resampled_frame_count, snippet_count, snippet_frames, window_sample
 
 
 def test_resampled_frames_are_those_before_the_end():

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from gsmt.config import DecodeConfig
-from gsmt.annotations.load import Video
+from gsmt.annotations.types import Video
 from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
 from gsmt.data.grid import Grid

@@ -20,15 +20,20 @@ import numpy as np
 import torch
 
 from gsmt.config import Config
-from gsmt.annotations.load import Video
-from gsmt.data.dataset import TALDataset, collate
-from gsmt.data.features import LAYOUTS, is_ambiguous, read_array, resolve_layout, to_snippet_matrix
-from gsmt.io.read import MAX_FPS, MAX_FRAMES, check_seconds
+from gsmt.data.dataset import TALDataset, collate, unlabelled_video
+from gsmt.data.features import (
+    FEATURE_LAYOUTS,
+    is_ambiguous,
+    read_array,
+    resolve_layout,
+    to_snippet_matrix,
+)
 from gsmt.data.grid import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.distributed import pick_device
 from gsmt.engine.predictor import predict_dataset
 from gsmt.errors import GsmtError
+from gsmt.io.read import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.model import GSMT
 
 
@@ -137,8 +142,8 @@ class Localizer:
     def _as_arrays(self, items: list, layout: str) -> list[np.ndarray]:
         """`[T, D]` float32 arrays by the one layout rule of gsmt.data.features; a square array takes
         the layout of the call's unambiguous ones (or `layout`), as a dataset's square files do."""
-        if layout not in LAYOUTS:
-            raise GsmtError("layout", f"unknown feature layout {layout!r} (use one of {', '.join(LAYOUTS)})")
+        if layout not in FEATURE_LAYOUTS:
+            raise GsmtError("layout", f"unknown feature layout {layout!r} (use one of {', '.join(FEATURE_LAYOUTS)})")
         raw = [self._raw_array(f, f"video_{i}") for i, f in enumerate(items)]
         decided = layout
         if layout == "auto":
@@ -174,13 +179,10 @@ class Localizer:
             duration = durations[i] if durations is not None else None
             if duration is not None:
                 duration = check_seconds(duration, vid, "duration")
-            if duration is None:
-                if grid is None:
-                    raise GsmtError(vid, "give duration= or the grid (fps, feature_stride, feature_window)")
-                duration = ((len(arrays[vid]) - 1) * grid.feature_stride + grid.feature_window) / grid.fps
-            videos.append(Video(id=vid, subset="predict", duration=float(duration), fps=grid and grid.fps,
-                                feature_stride=grid and grid.feature_stride,
-                                feature_window=grid and grid.feature_window))
+            videos.append(unlabelled_video(vid, len(arrays[vid]), duration, fps=grid and grid.fps,
+                                           feature_stride=grid and grid.feature_stride,
+                                           feature_window=grid and grid.feature_window, where=vid,
+                                           hint="give duration= or the grid (fps, feature_stride, feature_window)"))
         mode = self.meta["temporal_mode"]
         if mode == "window" and grid is None:
             raise GsmtError("predict", "this model works on windows of the native grid: give fps, "

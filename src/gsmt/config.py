@@ -12,15 +12,13 @@ from typing import Any
 
 import yaml
 
-from gsmt.data.dataset import MODES as TEMPORAL_MODES
 from gsmt.io.read import NoAliasLoader, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
 from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
-from gsmt.postprocess.decode import MODES as DECODE_MODES
 from gsmt.postprocess.decode import MASK_SCORES, SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
-from gsmt.schema import DEVICE, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
+from gsmt.schema import DECODE_MODES, DEVICE, FEATURE_LAYOUTS, TEMPORAL_MODES, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
 
 PRESETS = ("demo", "anet", "thumos")
 OPTIMIZERS = ("adamw", "sgd")
@@ -36,7 +34,7 @@ MAX_WORKERS = 1024  # DataLoader workers and CPU threads: a larger count is a ty
 class DataConfig:
     annotations: str = bounded("annotations.json", nonempty=True)  # relative to the data folder unless absolute
     features: str = bounded("features", nonempty=True)  # folder of per-video files, or one .h5 file
-    feature_layout: str = bounded("auto", choices=("auto", "TD", "DT"))
+    feature_layout: str = bounded("auto", choices=FEATURE_LAYOUTS)
     temporal_mode: str = bounded("auto", choices=("auto", *TEMPORAL_MODES))  # auto: the dataset's `gsmt` meta
     T: int = bounded(100, ge=1)  # snippets per sample
     window_stride: int | None = bounded(None, ge=1)  # window mode: snippets between window starts (default T // 2)
@@ -93,7 +91,7 @@ class TrainConfig:
     threads: int = bounded(0, ge=0, le=MAX_WORKERS)  # torch CPU threads, 0 = torch's default
     # stop (error) after this many consecutive steps with a NaN/Inf loss
     max_nonfinite_steps: int = bounded(20, ge=1)
-    # Device-resident training (gsmt.engine.resolve.ResidentSamples): the training samples and their
+    # Device-resident training (gsmt.engine.resident.ResidentSamples): the training samples and their
     # targets read once into contiguous tensors, batches gathered by index. auto: when they fit in
     # `resident_memory_fraction` of the device's memory (CUDA; else pinned host memory) or of the
     # host's (CPU); always: also when they do not (host memory); never: the DataLoader.
@@ -245,7 +243,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
         raise GsmtError(where, f"config key 'data.window_stride' must be <= data.T ({d.T}) in window mode "
                                f"(windows further apart than their length skip snippets), got {d.window_stride}")
     if cfg.decode.tiou != "auto":
-        from gsmt.evaluation.detection import parse_tiou  # NumPy only
+        from gsmt.evaluation.tiou import parse_tiou  # NumPy only
 
         try:
             parse_tiou(cfg.decode.tiou)

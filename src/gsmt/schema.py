@@ -16,6 +16,10 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any
 
+# The shared vocabulary: every module that lists or checks one of these reads it here.
+TEMPORAL_MODES = ("resize", "window")  # DESIGN.md section 7
+DECODE_MODES = ("long", "short", "own", "own+long")  # which runs of a mask column become candidates
+FEATURE_LAYOUTS = ("auto", "TD", "DT")  # how a feature array lies: [T, D], [D, T] or decided by D
 SEED_MAX = 2**32 - 1  # seeds are masked to 32 bits by the synthetic data; torch and NumPy take them all
 DEMO_MIN_VIDEOS = 2  # `gsmt demo --videos`: one training and one evaluation video at least
 

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gsmt.annotations.load import Video
+from gsmt.annotations.types import Video
 from gsmt.data.features import FeatureStore
 from gsmt.data.targets import make_targets
 from gsmt.data.grid import Grid, cut_window, resize_features, resize_spans, window_starts
 from gsmt.errors import Faults, GsmtError
+from gsmt.schema import TEMPORAL_MODES
 
-MODES = ("resize", "window")
 EMPTY_VIDEO_FAULT = "videos shorter than one snippet skipped"
 LONG_DURATION_FAULT = ("videos annotated far longer than their features (only the windows over "
                        "features are used)")
@@ -86,7 +88,7 @@ class TALDataset(Dataset):
                  mode: str = "resize", T: int, window_stride: int | None = None, grid: Grid | None = None,
                  train: bool = False, background_window_ratio: float = 0.0, seed: int = 0,
                  with_targets: bool = True, window_jitter: float = 0.0):
-        if mode not in MODES:
+        if mode not in TEMPORAL_MODES:
             raise GsmtError("dataset", f"unknown temporal mode {mode!r} (use resize or window)")
         if T <= 0:
             raise GsmtError("dataset", f"T must be > 0, got {T}")
@@ -257,4 +259,17 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         else:
             batch[key] = values
     return batch
+
+
+def unlabelled_video(vid: str, num_snippets: int | None, duration: float | None, *, fps: float | None,
+                     feature_stride: float | None, feature_window: float | None, where: str | Path,
+                     hint: str) -> Video:
+    """A video known only by its features (`gsmt predict --features`, the API): its duration as
+    given, else the span of its `num_snippets` on the grid; neither is the error `hint` at `where`."""
+    if duration is None:
+        if not (fps and feature_stride and feature_window) or num_snippets is None:
+            raise GsmtError(where, hint)
+        duration = ((num_snippets - 1) * feature_stride + feature_window) / fps
+    return Video(id=vid, subset="predict", duration=float(duration), fps=fps, feature_stride=feature_stride,
+                 feature_window=feature_window)
 

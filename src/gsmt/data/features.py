@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.annotations.load import check_video_id
+from gsmt.annotations.types import check_video_id
 from gsmt.errors import GsmtError
+from gsmt.schema import FEATURE_LAYOUTS
 
 FILE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
 H5_SUFFIXES = (".h5", ".hdf5")
-LAYOUTS = ("auto", "TD", "DT")
 _ARRAY_KEYS = ("feats", "features")
 _FLOATS = (np.float16, np.float32, np.float64)
 MAX_FEATURE_BYTES = 1 << 34  # 16 GiB: one video's features; a larger declared array is refused unread
@@ -82,8 +82,8 @@ def _npy_shape(path: Path) -> tuple[tuple[int, ...], int]:
 def resolve_layout(shape: tuple[int, int], where: str | Path, layout: str, feature_dim: int | None,
                     expected_length: int | None) -> str:
     """`TD` or `DT` for an array of this shape: the given layout checked, or `auto` decided."""
-    if layout not in LAYOUTS:
-        raise GsmtError(where, f"unknown feature layout {layout!r} (use one of {', '.join(LAYOUTS)})")
+    if layout not in FEATURE_LAYOUTS:
+        raise GsmtError(where, f"unknown feature layout {layout!r} (use one of {', '.join(FEATURE_LAYOUTS)})")
     if layout != "auto":
         return layout
     rows, cols = shape
@@ -240,8 +240,8 @@ class FeatureStore:
     def __init__(self, root: str | Path, *, layout: str = "auto", feature_dim: int | None = None,
                  suffix: str | None = None):
         self.root = Path(root)
-        if layout not in LAYOUTS:
-            raise GsmtError(self.root, f"unknown feature layout {layout!r} (use one of {', '.join(LAYOUTS)})")
+        if layout not in FEATURE_LAYOUTS:
+            raise GsmtError(self.root, f"unknown feature layout {layout!r} (use one of {', '.join(FEATURE_LAYOUTS)})")
         self.layout = layout
         self._feature_dim = feature_dim
         try:

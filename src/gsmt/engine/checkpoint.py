@@ -22,13 +22,13 @@ import torch
 
 from gsmt import __version__
 from gsmt.config import Config, config_from_dict
-from gsmt.io.read import MAX_FPS, MAX_FRAMES
 from gsmt.errors import GsmtError
+from gsmt.io.read import MAX_FPS, MAX_FRAMES
 from gsmt.io.write import atomic_write_bytes
 from gsmt.model import GSMT
+from gsmt.schema import TEMPORAL_MODES
 
 FORMAT = "gsmt-checkpoint-1"
-TEMPORAL_MODES = ("resize", "window")
 # Largest sizes a checkpoint may describe: far beyond any sensible GSMT (the paper's is
 # hidden_dim 256, 2 layers, T 100), far below what would exhaust memory on building the model.
 LIMITS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -64,3 +65,49 @@ def pick_device(name: str, where: str = "train.device") -> torch.device:
     if name == "cuda" and "LOCAL_RANK" in os.environ:
         name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return torch.device(name)
+
+
+# How long a rank waits at a collective for the others. Ranks finish their shares at different
+# times (an hour-long video against a short one, minutes apart on a CPU), and torch's default of 30
+# minutes would end a healthy run; a rank that dies is torchrun's to notice (it stops the others).
+GROUP_TIMEOUT = timedelta(days=7)
+
+
+def gloo_group() -> tuple[int, int, bool]:
+    """(rank, world_size, whether this call made the process group) under torchrun; (0, 1, False)
+    otherwise. gloo even for CUDA backbones: the group only exchanges small Python objects."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, False
+    made = not dist.is_initialized()
+    if made:
+        dist.init_process_group(backend="gloo", timeout=GROUP_TIMEOUT)
+    return dist.get_rank(), dist.get_world_size(), made
+
+
+def settle(world: int, failure: Exception | None, share=None, *, who: str = "gsmt") -> list:
+    """End one step of the job on every rank together: each rank's failure (None when it went well)
+    and `share` are exchanged, then either every rank goes on with the shares of all ranks (rank
+    order), or, when any rank failed, every rank raises. A GsmtError is raised as the lowest failing
+    rank's one-line error on all ranks (same line, exit 2 everywhere); any other exception is
+    re-raised with its traceback on its own rank and named on the others. Each step ends here before
+    any rank waits for another, so no rank is ever left waiting for one that stopped."""
+    if world == 1:
+        if failure is not None:
+            raise failure
+        return [share]
+    error = None
+    if isinstance(failure, GsmtError):
+        error = (failure.where, failure.problem)
+    elif failure is not None:
+        error = (f"{who} (rank {dist.get_rank()})",
+                 f"stopped: {type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}")
+    parts: list = [None] * world
+    dist.all_gather_object(parts, {"error": error, "share": share if failure is None else None})
+    if failure is not None and not isinstance(failure, GsmtError):
+        failure.shared = True  # the other ranks raise together with it (leave_group)
+        raise failure
+    first = next((part["error"] for part in parts if part["error"] is not None), None)
+    if first is not None:
+        raise GsmtError(*first, shared=True)
+    return [part["share"] for part in parts]

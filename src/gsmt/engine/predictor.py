@@ -10,8 +10,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from gsmt.annotations.types import Video
+from gsmt.annotations.load import report_faults
 from gsmt.config import DecodeConfig
 from gsmt.data.dataset import TALDataset, collate
+from gsmt.engine.distributed import settle
+from gsmt.errors import Faults, GsmtError
 from gsmt.model import GSMT
 from gsmt.postprocess import Detections, actionness_decode
 from gsmt.postprocess.decode import FlatDetections, decode_many
@@ -155,3 +159,49 @@ def to_results(detections: dict[str, Detections], classes: list[str]) -> dict[st
 def submission(results: dict[str, list[dict]], external_data: dict | None = None) -> dict:
     return {"version": "VERSION 1.3", "external_data": external_data or {"used": False},
             "results": results}
+
+
+def predict_results(model, cfg, classes: list[str], videos: list[Video], features, *, device,
+                    batch_size: int | None = None, progress: bool = False, where: str = "data",
+                    shard: tuple[int, int] = (0, 1)) -> dict | None:
+    """ActivityNet `results` for `videos`: every video present, even those where nothing was found.
+
+    `shard=(rank, world_size)` under an initialised process group (`gsmt predict` under torchrun):
+    each process predicts every world_size-th video, rank 0 gathers them and returns the same
+    results, in the same order, as one process would; the other ranks return None. Per-sample
+    outputs do not depend on the batch a sample sits in (gsmt.engine.predictor), so the split
+    changes no number.
+    """
+    from gsmt.engine.resolve import make_dataset, require_features
+
+    rank, world = shard
+    require_features(videos, features, where)
+    try:
+        dataset = make_dataset(videos[rank::world], features, cfg, len(classes), train=False)
+        detections = predict_dataset(model, dataset, cfg.decode, device=device, batch_size=batch_size,
+                                     progress=progress and rank == 0)
+        payload = {"results": to_results(detections, classes), "faults": dict(dataset.faults.counts)}
+    except GsmtError as exc:
+        if world == 1:
+            raise
+        failure, payload = exc, None
+    else:
+        failure = None
+    if world > 1:
+        shares = settle(world, failure, payload, who="gsmt predict")
+        if rank != 0:
+            return None
+        payload = {"results": {}, "faults": {}}
+        for share in shares:
+            payload["results"].update(share["results"])
+            for kind, n in share["faults"].items():
+                payload["faults"][kind] = payload["faults"].get(kind, 0) + n
+    faults = Faults()
+    faults.counts.update(payload["faults"])
+    report_faults(faults, where)
+    found = payload["results"]
+    # One process's order: videos with samples in input order, then those without any.
+    results = {video.id: found[video.id] for video in videos if video.id in found}
+    for video in videos:
+        results.setdefault(video.id, [])
+    return results

@@ -229,3 +229,15 @@ def check_resume(run_dir: Path, cfg: Config, data: dict) -> dict | None:
                                f"(only {', '.join(RESUME_MAY_DIFFER)} may change on resume; train into "
                                "another --out, or --overwrite)")
     return state
+
+
+def checkpoint_inputs(checkpoint: str | Path) -> list[Path]:
+    """The files a `--checkpoint` argument stands for: the checkpoint read and, for a run
+    directory, the run's own files (an output there would replace a part of the run)."""
+    from gsmt.engine.checkpoint import resolve_checkpoint
+
+    path = Path(checkpoint)
+    files = [resolve_checkpoint(path)]
+    if path.is_dir():
+        files += [path / name for name in RUN_FILES]
+    return files

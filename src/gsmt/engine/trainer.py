@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,21 +13,27 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
+from gsmt.annotations.types import Annotations, Video
 from gsmt.config import Config, save_config, validate
-from gsmt.annotations.load import Annotations
-from gsmt.data.dataset import EMPTY_VIDEO_FAULT, collate
-from gsmt.engine.checkpoint import (build_model, check_training_state, load_checkpoint, model_meta,
-                                    save_checkpoint)
-from gsmt.engine.resolve import (load_resident, make_dataset, open_data, report_faults, require_features,
-    resolve_config, split_for_selection, subset_videos)
+from gsmt.data.dataset import EMPTY_VIDEO_FAULT, TALDataset, collate
+from gsmt.engine.checkpoint import (
+    build_model,
+    check_training_state,
+    load_checkpoint,
+    model_meta,
+    save_checkpoint,
+)
 from gsmt.engine.distributed import Dist, init_distributed, pick_device
+from gsmt.engine.loop import LossSums, StepContext, Steps, all_finite, to_device, train_one_epoch
 from gsmt.engine.predictor import predict_dataset, to_results
+from gsmt.engine.resolve import (DataSource, make_dataset, open_data, report_faults, require_features,
+    resolve_config, split_for_selection, subset_videos)
+from gsmt.engine.resident import load_resident
 from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
 from gsmt.errors import Faults, GsmtError
-from gsmt.io.guard import check_output_location
 from gsmt.evaluation import evaluate_detection
+from gsmt.io.guard import check_output_location
 from gsmt.losses import gsmt_loss, mask_iou
 from gsmt.model import count_parameters
 
@@ -41,6 +46,21 @@ class TrainResult:
     best_epoch: int | None = None
     num_parameters: int = 0
     model: torch.nn.Module | None = None  # this process's trained weights (each DDP rank has its own)
+
+
+@dataclass
+class TrainData:
+    """What a run trains and selects on, read and checked before the run directory is claimed."""
+
+    source: DataSource
+    annotations: Annotations
+    train_videos: list[Video]  # the training subset
+    fit_videos: list[Video]  # ... less the model-selection videos
+    select_videos: list[Video]
+    train_set: TALDataset
+    val_set: TALDataset | None
+    feature_dim: int
+    record: dict  # data_fingerprint: what a resume must find again
 
 
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool, inputs: dict | None = None) -> None:
@@ -66,69 +86,11 @@ def _on_main(ddp: Dist, fn):
     return result
 
 
-def _all_finite(module: torch.nn.Module) -> bool:
-    flags = [torch.isfinite(t).all() for t in module.state_dict().values() if t.is_floating_point()]
-    return bool(torch.stack(flags).all()) if flags else True  # one wait for the device, not one per tensor
-
-
-def _grad_norm(model: torch.nn.Module, clip: float, device: torch.device) -> torch.Tensor:
-    """Total gradient norm (clipped to `clip` when > 0), a 0-d tensor left on the device: a NaN/Inf
-    norm means the step is unusable."""
-    params = [p for p in model.parameters() if p.grad is not None]
-    if not params:
-        return torch.zeros((), device=device)
-    if clip > 0:
-        return torch.nn.utils.clip_grad_norm_(params, clip)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
-
-
-class LossSums:
-    """The loss terms of many steps, kept on the device and read on the host in one transfer.
-
-    Reading each step's terms as floats would make the host wait for the device at every step.
-    Instead each step's terms are stacked into one small device tensor (one kernel, no wait), and
-    `totals()` copies all of them at once and adds them in step order as Python floats (float64):
-    the very sums, bit for bit, of adding each step's terms as floats. The set of terms may change
-    from step to step (`background` only when a batch has background columns): a term is summed
-    over the steps that have it, and the totals keep the order in which the terms first appeared."""
-
-    def __init__(self) -> None:
-        self._steps: list[tuple[tuple[str, ...], torch.Tensor]] = []
-
-    def add(self, logs: dict[str, torch.Tensor]) -> None:
-        self._steps.append((tuple(logs), torch.stack([torch.as_tensor(v).reshape(()) for v in logs.values()])))
-
-    def totals(self) -> dict[str, float]:
-        if not self._steps:
-            return {}
-        # float32 -> Python float is exact; mixed dtypes promote to float64, also exact.
-        flat = torch.cat([values for _, values in self._steps]).tolist()
-        sums: dict[str, float] = {}
-        i = 0
-        for keys, _ in self._steps:
-            for key in keys:
-                sums[key] = sums.get(key, 0.0) + flat[i]
-                i += 1
-        return sums
-
-
 def _diverged(run_dir: Path, where: str, saved_epoch: int | None) -> GsmtError:
     kept = (f"the last checkpoint with a finite loss is kept ({run_dir / 'last.pt'}, epoch {saved_epoch})"
             if saved_epoch else "no checkpoint was saved")
     return GsmtError(run_dir, f"training diverged: {where}; {kept}. Lower train.lr (or lengthen "
                               "train.warmup_epochs)")
-
-
-def _lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up, then cosine decay (or constant) over the whole run, per optimiser step."""
-    warmup = cfg.train.warmup_epochs * steps_per_epoch
-    total = max(1, cfg.train.epochs * steps_per_epoch)
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if cfg.train.schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1.0, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -138,10 +100,6 @@ def _optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     if t.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     raise GsmtError("train.optimizer", f"unknown optimizer '{t.optimizer}' (adamw | sgd)")
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 class _Logger:
@@ -214,24 +172,24 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     if len(train_set) == 0:
         raise GsmtError(source.root, "no usable training samples")
     feature_dim = source.features.feature_dim or int(train_set[0]["features"].shape[0])
-    data_record = data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes)
+    data = TrainData(source, annotations, train_videos, fit_videos, select_videos, train_set, val_set, feature_dim,
+                     data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes))
 
     run_inputs = {"--data annotations": annotations.source or None, "--data features": source.features.root,
                   **(inputs or {})}
     lock = _on_main(ddp, lambda: claim_run_dir(run_dir, inputs=run_inputs, resume=resume, overwrite=overwrite))
     try:
-        return _train_locked(cfg, ddp, device, source, annotations, run_dir, train_videos, fit_videos,
-                             select_videos, train_set, val_set, feature_dim, data_record,
-                             resume=resume, progress=progress, stop_after_steps=stop_after_steps)
+        return _train_locked(cfg, ddp, device, run_dir, data, resume=resume, progress=progress,
+                             stop_after_steps=stop_after_steps)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotations: Annotations, run_dir: Path,
-                  train_videos, fit_videos, select_videos, train_set, val_set, feature_dim: int,
-                  data_record: dict, *, resume: bool, progress: bool,
-                  stop_after_steps: int | None) -> TrainResult:
+def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, data: TrainData, *, resume: bool,
+                  progress: bool, stop_after_steps: int | None) -> TrainResult:
+    source, annotations, train_set, val_set = data.source, data.annotations, data.train_set, data.val_set
+    feature_dim, data_record = data.feature_dim, data.record
     K = annotations.num_classes
     # Resume compares the request with the run's record before a single file is written.
     _on_main(ddp, lambda: check_resume(run_dir, cfg, data_record) if resume else None)
@@ -273,7 +231,7 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotati
             logger.log({"event": "resumed", "from_epoch": start_epoch})
             print(f"resumed from epoch {start_epoch} ({run_dir / 'last.pt'})")
         print(f"gsmt train: {n_params:,} parameters, {len(train_set)} training samples "
-              f"({len(fit_videos)} videos), {len(select_videos)} videos for model selection, "
+              f"({len(data.fit_videos)} videos), {len(data.select_videos)} videos for model selection, "
               f"mode {cfg.data.temporal_mode}, T={cfg.data.T}, K={K}, D={feature_dim}, device {device}"
               + (f", samples resident in {resident.where} memory" if resident is not None else ""))
 
@@ -294,76 +252,29 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotati
         # same seed and settings give the same model (tests/test_resident_training.py).
         loader = DataLoader(range(len(train_set)), batch_size=cfg.train.batch_size // ddp.world_size,
                             sampler=sampler, drop_last=False)
-    forward = torch.compile(net) if cfg.train.compile else net
-    steps_per_epoch = len(loader)
-    use_bf16 = device.type == "cuda" and cfg.train.bf16
-
+    ctx = StepContext(cfg=cfg, ddp=ddp, device=device, model=model,
+                      forward=torch.compile(net) if cfg.train.compile else net, optimizer=optimizer, ema=ema,
+                      num_classes=K, steps_per_epoch=len(loader))
+    steps = Steps(step=step)
     read_empty: set[str] = set()  # videos without snippet rows, as the batches report them
-    max_streak = max(1, cfg.train.max_nonfinite_steps)
-    streak = 0  # consecutive steps with a NaN/Inf loss (or gradient), across epochs
     saved_epoch = start_epoch or None  # the epoch of last.pt
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         net.train()
-        sums = LossSums()  # read once, at the end of the epoch
-        seen, t0 = 0, time.perf_counter()
-        next_postfix = t0  # the progress bar shows the loss at most once a second: each read waits
-        finite_steps = nonfinite = 0  # optimiser steps of this epoch taken / skipped (NaN/Inf)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
-                   disable=not (progress and ddp.main), leave=False)
-        for batch in bar:
-            if resident is not None:  # a batch of sample indices
-                batch = resident.batch(batch, device)
-            elif bool(batch["no_snippets"].any()):  # a host tensor (the DataLoader's): no wait for the device
-                read_empty.update(v for v, e in zip(batch["video_id"], batch["no_snippets"].tolist()) if e)
-            batch = _to(batch, device)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.train.lr * _lr_factor(cfg, step, steps_per_epoch)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = forward(batch["features"], batch["valid"])
-            outputs = {k: v.float() for k, v in outputs.items()}
-            loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, K))
-            optimizer.zero_grad(set_to_none=True)
-            # The backward runs whatever the loss: a NaN/Inf loss gives gradients that are discarded
-            # below, and it lets the loss and the gradient norm be checked together, in the one wait
-            # for the device that a step keeps. That wait is inherent: a skipped step must leave the
-            # weights, the optimiser state (AdamW's step count and moments, SGD's momentum) and the
-            # EMA untouched, the streak of skipped steps stops the run at exactly
-            # `train.max_nonfinite_steps`, and the optimisers' `step` has no device-side guard
-            # (fused AdamW's `found_inf` would change the numbers, and SGD has none).
-            loss.backward()
-            # Gradients are all-reduced by now: the norm is the same on every rank.
-            norm = _grad_norm(model, cfg.train.grad_clip, device)
-            # Every rank takes the same decision (DDP's all-reduce of gradients is collective).
-            finite = _agree(torch.isfinite(loss.detach()).all() & torch.isfinite(norm), ddp)
-            if finite:
-                optimizer.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                streak = 0
-                finite_steps += 1
-                sums.add(logs)
-            else:  # skipped: the weights stay those of the last finite step
-                optimizer.zero_grad(set_to_none=True)
-                streak += 1
-                nonfinite += 1
-                if streak >= max_streak:
-                    logger.log({"event": "diverged", "epoch": epoch + 1, "step": step + 1, "nonfinite_steps": streak})
-                    logger.close()
-                    raise _diverged(run_dir, f"the loss was NaN/Inf in {streak} consecutive steps (up to step "
-                                             f"{step + 1}, epoch {epoch + 1}; train.max_nonfinite_steps="
-                                             f"{max_streak})", saved_epoch)
-            step += 1
-            n = int(batch["features"].shape[0]) * ddp.world_size
-            seen += n
-            if not bar.disable and time.perf_counter() >= next_postfix:  # a logging point: reads the loss
-                bar.set_postfix(loss=f"{float(logs['total']):.3f}",
-                                samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
-                next_postfix = time.perf_counter() + 1.0
-            if stop_after_steps is not None and step >= stop_after_steps:
-                logger.close()
-                return TrainResult(run_dir, epoch, history, None, n_params, model)
+        run = train_one_epoch(ctx, loader, resident, steps, epoch=epoch, read_empty=read_empty,
+                              progress=progress and ddp.main, stop_after_steps=stop_after_steps)
+        step = steps.step
+        if run.diverged:
+            logger.log({"event": "diverged", "epoch": epoch + 1, "step": step + 1, "nonfinite_steps": steps.streak})
+            logger.close()
+            raise _diverged(run_dir, f"the loss was NaN/Inf in {steps.streak} consecutive steps (up to step "
+                                     f"{step + 1}, epoch {epoch + 1}; train.max_nonfinite_steps="
+                                     f"{ctx.max_streak})", saved_epoch)
+        if run.stopped:
+            logger.close()
+            return TrainResult(run_dir, epoch, history, None, n_params, model)
+        sums, seen, finite_steps, nonfinite = run.sums, run.seen, run.finite_steps, run.nonfinite
         if finite_steps == 0:
             logger.log({"event": "diverged", "epoch": epoch + 1, "step": step, "nonfinite_steps": nonfinite})
             logger.close()
@@ -372,12 +283,12 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotati
         n_batches = finite_steps
         record = {"epoch": epoch + 1, "split": "train", "step": step,
                   "lr": optimizer.param_groups[0]["lr"],
-                  "samples_per_s": seen / max(1e-9, time.perf_counter() - t0),
+                  "samples_per_s": seen / max(1e-9, run.seconds),
                   **_loss_record(sums.totals(), n_batches)}
         if nonfinite:
             record["nonfinite_steps"] = nonfinite
         record = _average_across_ranks(record, ddp)
-        if streak or not _all_finite(model) or (ema is not None and not _all_finite(ema.module)):
+        if steps.streak or not all_finite(model) or (ema is not None and not all_finite(ema.module)):
             # The weights at hand last gave a NaN/Inf loss: no checkpoint of them, last.pt and
             # best.pt stay those of the last epoch that ended on a finite step.
             if ddp.main:
@@ -416,8 +327,8 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotati
         if ddp.world_size > 1:
             dist.barrier()
     logger.close()
-    if streak:
-        raise _diverged(run_dir, f"the loss was NaN/Inf in the last {streak} steps of the run", saved_epoch)
+    if steps.streak:
+        raise _diverged(run_dir, f"the loss was NaN/Inf in the last {steps.streak} steps of the run", saved_epoch)
     if ddp.main:
         # Counted as samples are read: in this process, or (num_workers > 0) in the workers, whose
         # counts are lost; the batches' flags name the videos the workers found empty.
@@ -430,35 +341,10 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, source, annotati
     return TrainResult(run_dir, cfg.train.epochs, history, best["epoch"] if best else None, n_params, model)
 
 
-def _agree(ok: torch.Tensor, ddp: Dist) -> bool:
-    """True only when the device flag `ok` (a bool tensor) holds on every rank."""
-    if ddp.world_size == 1:
-        return bool(ok)
-    flag = (~ok).to(torch.float32).reshape(1)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item() == 0.0)
-
-
 def _loss_record(sums: dict[str, float], n: int) -> dict[str, float]:
     """Mean loss terms under log names: `loss` (the total), `loss_cls`, `loss_mask`, ..."""
     names = {"total": "loss", "fallback_fraction": "fallback_fraction"}
     return {names.get(k, f"loss_{k}"): v / n for k, v in sums.items()}
-
-
-def _normalizers(batch: dict, ddp: Dist, num_classes: int) -> dict | None:
-    """Per-rank loss normalisers from global counts, so that DDP's gradient average equals the
-    gradient of one process on the whole global batch."""
-    if ddp.world_size == 1:
-        return None
-    target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
-    fg = (target >= 0) & (target < num_classes)
-    counts = torch.stack([(target >= 0).sum(), fg.sum()]).to(torch.float64)
-    dist.all_reduce(counts)
-    counts = (counts / ddp.world_size).clamp(min=1.0)
-    # Read on the host (a wait per step, DDP only): as Python numbers they divide the loss sums as
-    # they always have; 0-d device tensors would not give the same bits (CUDA divides by a host
-    # scalar as a multiplication by its reciprocal, by a tensor as a true division).
-    return {"cls": float(counts[0]), "mask": float(counts[1])}
 
 
 def _average_across_ranks(record: dict, ddp: Dist) -> dict:
@@ -486,7 +372,7 @@ def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dic
     fg_hits = torch.zeros((), dtype=torch.int64, device=device)
     fg_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
     for batch in loader:
-        batch = _to(batch, device)
+        batch = to_device(batch, device)
         outputs = {k: v.float() for k, v in model(batch["features"], batch["valid"]).items()}
         _, logs = gsmt_loss(outputs, batch, cfg.loss)
         total.add(logs)

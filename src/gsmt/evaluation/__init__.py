@@ -1,17 +1,9 @@
 """Evaluation: detection mAP (official ActivityNet protocol), Recall@kx and AR@AN."""
 
-from gsmt.evaluation.detection import (
-    TIOU_PRESETS,
-    DetectionMetrics,
-    FlatPredictions,
-    evaluate_detection,
-    flatten_predictions,
-    load_predictions,
-    merge_labels,
-    parse_tiou,
-    segment_tiou,
-)
+from gsmt.evaluation.detection import DetectionMetrics, evaluate_detection, merge_labels
+from gsmt.evaluation.predictions import FlatPredictions, flatten_predictions, load_predictions
 from gsmt.evaluation.recall import average_recall_curve, recall_at_k
+from gsmt.evaluation.tiou import TIOU_PRESETS, parse_tiou, segment_tiou
 
 __all__ = [
     "TIOU_PRESETS",

@@ -1,6 +1,7 @@
 """Error analysis of a detection file in the manner of DETAD (Alwassel et al., ECCV 2018).
 
-Built on the evaluator's readers, tIoU, matching and AP code (`gsmt.evaluation.detection`).
+Built on the evaluator's readers, tIoU, matching and AP code (`gsmt.evaluation.predictions`,
+`gsmt.evaluation.tiou`, `gsmt.evaluation.matching`, `gsmt.evaluation.detection`).
 
 **Error types** at the tIoU threshold `a` (default 0.5). G is the number of ground-truth instances
 of the evaluated videos (the subset minus blocked videos, as `gsmt eval`). The predictions on
@@ -56,18 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.annotations.load import Annotations, Video
+from gsmt.annotations.types import Annotations, Video
 from gsmt.errors import GsmtError
-from gsmt.evaluation.detection import (
-    GroundTruth,
-    gather_inputs,
-    group_starts,
-    interpolated_ap,
-    match_predictions,
-    match_video_ids,
-    parse_tiou,
-    segment_tiou,
-)
+from gsmt.evaluation.detection import gather_inputs, interpolated_ap
+from gsmt.evaluation.matching import GroundTruth, group_starts, match_predictions, match_video_ids
+from gsmt.evaluation.tiou import parse_tiou, segment_tiou
 
 ERROR_TYPES = ("true_positive", "double_detection", "wrong_label", "localization", "confusion", "background")
 LOCALIZATION_KINDS = ("merged", "too_short", "too_long", "shifted")

@@ -5,11 +5,8 @@ the same numbers with array operations (DESIGN.md section 8):
 
 - per class, predictions are ranked with the very same call as the official code
   (`scores.argsort()[::-1]` on the class's scores in file order), so equal scores rank the same;
-- a prediction can only match ground truth of its own class in its own video, so the greedy
-  matching is independent per (class, video) group; it runs over the rank within the group
-  (a short loop) with every group and every tIoU threshold processed at once;
-- the ground truth a prediction visits is ordered by `tiou.argsort()[::-1]` on rows of the same
-  length as the official per-prediction call, so ties and NaN (0/0) visit in the same order.
+- they are matched to the ground truth greedily, all groups and thresholds at once
+  (`gsmt.evaluation.matching`), and AP is the official all-point interpolation.
 
 THUMOS `ambiguous` segments live in `Video.ambiguous`, not in `Video.segments`: they are not
 ground truth here, as in the official protocol. Zero-length ground truth is kept, and so is ground
@@ -20,379 +17,21 @@ fault): with one such segment and one perfectly found one, AP is 0.5.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain, repeat
-from operator import attrgetter, itemgetter
 from pathlib import Path
 
 import numpy as np
 
-from gsmt.annotations.load import Annotations, Video
-from gsmt.io.read import parse_json, read_json, read_text
+from gsmt.annotations.types import Annotations, Video
 from gsmt.errors import GsmtError
+from gsmt.evaluation.matching import (GroundTruth, _blocked_set, ground_truth_arrays, match_predictions,
+                                      match_video_ids)
+from gsmt.evaluation.predictions import FlatPredictions, _check_results, flatten_predictions, read_predictions
+from gsmt.evaluation.recall import recall_metrics
+from gsmt.evaluation.tiou import parse_tiou
 
 log = logging.getLogger("gsmt.evaluation")
-
-TIOU_PRESETS: dict[str, np.ndarray] = {
-    # linspace, not arange: arange differs in the last bit and flips matches sitting on a threshold.
-    "anet": np.linspace(0.5, 0.95, 10),
-    "thumos": np.linspace(0.3, 0.7, 5),
-    "epic": np.linspace(0.1, 0.5, 5),
-}
-
-
-def parse_tiou(spec: str | Sequence[float] | np.ndarray) -> np.ndarray:
-    """tIoU thresholds from a preset name (`anet`, `thumos`, `epic`), `"0.3,0.5"` or a sequence."""
-    if isinstance(spec, str):
-        key = spec.strip().lower()
-        if key in TIOU_PRESETS:
-            return TIOU_PRESETS[key].copy()
-        try:
-            values = [float(x) for x in key.split(",") if x.strip()]
-        except ValueError:
-            raise GsmtError("tiou", f"{spec!r} is neither a preset ({', '.join(TIOU_PRESETS)}) "
-                                    "nor a comma-separated list of numbers") from None
-    else:
-        values = [float(x) for x in np.asarray(spec, dtype=np.float64).ravel()]
-    if not values:
-        raise GsmtError("tiou", "no tIoU threshold given")
-    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
-        raise GsmtError("tiou", f"thresholds must lie in [0, 1], got {values}")
-    return np.asarray(values, dtype=np.float64)
-
-
-# ------------------------------------------------------------------ predictions
-
-
-def _check_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_results(results: object, where: str) -> dict[str, list[dict]]:
-    if not isinstance(results, Mapping):
-        raise GsmtError(where, "'results' must map video ids to lists of predictions")
-    for vid, preds in results.items():
-        if not isinstance(preds, list):
-            raise GsmtError(where, f"video {vid!r}: predictions must be a list")
-        for i, p in enumerate(preds):
-            ok = (isinstance(p, Mapping) and isinstance(p.get("label"), str)
-                  and _check_number(p.get("score")) and isinstance(p.get("segment"), (list, tuple))
-                  and len(p["segment"]) == 2 and all(_check_number(t) for t in p["segment"]))
-            if not ok:
-                raise GsmtError(where, f"video {vid!r}, prediction {i}: expected "
-                                       "{'label': str, 'score': number, 'segment': [start, end]} "
-                                       f"with finite numbers, got {p!r:.200}")
-    return dict(results)
-
-
-def load_predictions(path: str | Path) -> dict[str, list[dict]]:
-    """Read an ActivityNet submission JSON `{"results": {video_id: [{label, score, segment}]}}`
-    (gzip-compressed too: magic bytes or a `.gz` name)."""
-    if not Path(path).exists():
-        raise GsmtError(path, "file not found")
-    data = read_json(path)  # bounded, UTF-8, a video id listed twice refused
-    if not isinstance(data, dict) or "results" not in data:
-        raise GsmtError(path, "not an ActivityNet submission: no top-level 'results' key")
-    return _check_results(data["results"], str(path))
-
-
-# The fast path of `read_predictions` (issue 14): msgspec decodes and checks the schema in one pass
-# in C. It refuses NaN/Infinity literals, booleans and out-of-range numbers, as `_check_results`
-# does; what it cannot see (a key listed twice: msgspec keeps the last) is ruled out by counting
-# colons, below. Any doubt sends the file to the strict reader, which then names the fault.
-_FAST: tuple | None = None
-
-
-def _fast_decoders() -> tuple | None:
-    """(top-level decoder, results decoder, record type), or None without msgspec."""
-    global _FAST
-    if _FAST is None:
-        try:
-            import msgspec
-        except ImportError:  # an optional speed-up: the strict reader does the same job
-            _FAST = ()
-        else:
-            # gc=False: a record holds a str, a float and a tuple of floats, so it can never be
-            # part of a reference cycle; untracked, half a million of them decode 4x faster.
-            class Prediction(msgspec.Struct, gc=False):
-                """One prediction record; `p["score"]` works as on the dict the strict reader gives."""
-
-                label: str
-                score: float
-                segment: tuple[float, float]
-
-                def __getitem__(self, key: str):
-                    return getattr(self, key)
-
-            _FAST = (msgspec.json.Decoder(dict[str, msgspec.Raw]),
-                     msgspec.json.Decoder(dict[str, list[Prediction]]), Prediction, msgspec.DecodeError)
-    return _FAST or None
-
-
-def _fast_results(path: str | Path) -> dict[str, list] | None:
-    """`results` of a submission read by msgspec, or None where only the strict reader may answer.
-
-    Same guarantees as `read_json` + `_check_results`: the bounded UTF-8 read is the same; the
-    other top-level values (version, external_data, ...) go through the strict `parse_json`; for
-    `results`, every colon of the text is either a member of an object or inside a string, and no
-    escape writes a colon (`\\u003a` sends the file to the strict reader), so
-
-        colons in the text == video ids + 3 x predictions + colons in ids and labels
-
-    holds exactly when no object lists a key twice and no prediction carries an extra field.
-    """
-    fast = _fast_decoders()
-    if fast is None:
-        return None
-    top_decoder, results_decoder, _, decode_error = fast
-    text = read_text(path)  # bounded, UTF-8 checked, a byte-order mark dropped
-    if "\\u003" in text:  # perhaps an escaped colon (\\u003a): one scan, rare false alarms
-        return None
-    try:
-        top = top_decoder.decode(text)
-        raw = top.get("results")
-        if raw is None:
-            return None
-        results = results_decoder.decode(raw)
-    except (decode_error, RecursionError):  # RecursionError: msgspec's depth limit
-        return None
-    expected = len(top) + sum(key.count(":") for key in top)
-    for key, value in top.items():
-        if key != "results":
-            piece = bytes(value).decode("utf-8")
-            try:
-                parse_json(piece, path)  # duplicate keys and runaway nesting of the other values
-            except GsmtError:
-                return None
-            expected += piece.count(":")
-    labels = list(map(attrgetter("label"), chain.from_iterable(results.values())))
-    expected += (len(results) + 3 * len(labels) + "".join(results).count(":")
-                 + "".join(labels).count(":"))
-    if text.count(":") != expected:
-        return None
-    return results
-
-
-def read_predictions(path: str | Path) -> dict[str, list]:
-    """`load_predictions`, fast: the same checks and the same numbers, as records that answer
-    `p["label"]`, `p.label` alike (msgspec; the strict reader's dicts when it is missing or when
-    the file needs a closer look, so every error message is the strict reader's)."""
-    if not Path(path).exists():
-        raise GsmtError(path, "file not found")
-    results = _fast_results(path)
-    return results if results is not None else load_predictions(path)
-
-
-@dataclass
-class FlatPredictions:
-    """All predictions as flat arrays, in file order (videos in dict order, then each list)."""
-
-    video_ids: list[str]  # the predictions' video ids, dict order
-    video: np.ndarray  # [N] int64 index into video_ids
-    segments: np.ndarray  # [N, 2] float64 seconds
-    label: np.ndarray  # [N] int64 id in `classes`; -1 for a name not in `classes`
-    score: np.ndarray  # [N] float64
-    unknown_labels: list[str] = field(default_factory=list)  # names mapped to -1
-
-
-def flatten_predictions(predictions: Mapping[str, list[dict]], classes: Sequence[str]) -> FlatPredictions:
-    """Convert `{video_id: [{label, score, segment}]}` into flat arrays, keeping file order."""
-    video_ids = list(predictions)
-    lists = [predictions[v] for v in video_ids]
-    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    flat = [p for x in lists for p in x]
-    n = len(flat)
-    index = {name: i for i, name in enumerate(classes)}
-    fast = _FAST and set(map(type, flat)) == {_FAST[2]}  # records of `read_predictions`
-    get = attrgetter if fast else itemgetter
-    names = list(map(get("label"), flat))
-    label = np.fromiter(map(index.get, names, repeat(-1, n)), dtype=np.int64, count=n)
-    score = np.fromiter(map(get("score"), flat), dtype=np.float64, count=n)
-    segments = np.fromiter(chain.from_iterable(map(get("segment"), flat)), dtype=np.float64,
-                           count=2 * n).reshape(n, 2)
-    unknown = sorted({names[i] for i in np.flatnonzero(label < 0)})
-    video = np.repeat(np.arange(len(video_ids), dtype=np.int64), counts)
-    return FlatPredictions(video_ids, video, segments, label, score, unknown)
-
-
-# ------------------------------------------------------------------ shared helpers
-
-
-def segment_tiou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """tIoU with the official arithmetic, broadcasting `pred[..., 2]` against `gt[..., 2]`.
-
-    intersection = clip(min(ends) - max(starts), 0); union = len_gt + len_pred - intersection;
-    0/0 gives NaN exactly as the official `segment_iou` does.
-    """
-    tt1 = np.maximum(pred[..., 0], gt[..., 0])
-    tt2 = np.minimum(pred[..., 1], gt[..., 1])
-    inter = (tt2 - tt1).clip(0)
-    union = (gt[..., 1] - gt[..., 0]) + (pred[..., 1] - pred[..., 0]) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / union
-
-
-def _alternate_id(video_id: str) -> str:
-    # mmaction2 and the official GT keys carry "v_", most result files do not.
-    return video_id[2:] if video_id.startswith("v_") else "v_" + video_id
-
-
-def match_video_ids(ids: Sequence[str], known: Sequence[str]) -> np.ndarray:
-    """Index of each id in `known` (exact match first, then with/without the `v_` prefix), -1 if none."""
-    lookup = {v: i for i, v in enumerate(known)}
-    return np.fromiter((lookup.get(v, lookup.get(_alternate_id(v), -1)) for v in ids),
-                       dtype=np.int64, count=len(ids))
-
-
-def _blocked_set(blocked: Iterable[str]) -> set[str]:
-    if isinstance(blocked, (str, bytes, Path)):
-        # A string is iterable: "v_abc" would block the videos 'v', '_', 'a', ... Refuse it.
-        raise GsmtError("blocked", f"expected a list of video ids, got a {type(blocked).__name__} "
-                                   f"({str(blocked)[:60]!r}); read a file or a packaged list with "
-                                   "gsmt.annotations.packaged.load_blocked")
-    out = set()
-    for b in blocked:
-        if not isinstance(b, str):
-            raise GsmtError("blocked", f"video ids must be strings, got {b!r:.60}")
-        out.add(b)
-        out.add(_alternate_id(b))
-    return out
-
-
-def group_starts(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For sorted keys: (unique keys, start of each run, rank of each element within its run)."""
-    n = len(sorted_keys)
-    if n == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return sorted_keys[:0], e, e
-    new = np.ones(n, dtype=bool)
-    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    starts = np.flatnonzero(new)
-    run = np.cumsum(new) - 1
-    rank = np.arange(n) - starts[run]
-    return sorted_keys[starts], starts, rank
-
-
-def rank_desc_by_rows(scores: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Rank of each element within its group under the official `s.argsort()[::-1]`.
-
-    `s` is the group's scores in the given order; groups of equal size are stacked into one 2-D
-    argsort, which runs NumPy's 1-D sort on each row, so ties come out as in per-group calls.
-    """
-    n = len(scores)
-    rank = np.empty(n, dtype=np.int64)
-    if n == 0:
-        return rank
-    order = np.argsort(group, kind="stable")
-    _, starts, _ = group_starts(group[order])
-    sizes = np.diff(np.append(starts, n))
-    for size in np.unique(sizes):
-        rows = starts[sizes == size][:, None] + np.arange(size)  # [R, size] positions in `order`
-        members = order[rows]
-        desc = np.ascontiguousarray(scores[members]).argsort(axis=1)[:, ::-1]
-        r = np.empty_like(desc)
-        np.put_along_axis(r, desc, np.arange(size)[None, :], axis=1)
-        rank[members] = r
-    return rank
-
-
-# ------------------------------------------------------------------ ground truth
-
-
-@dataclass
-class GroundTruth:
-    """The evaluated ground truth as flat arrays (videos of the subset minus blocked ones)."""
-
-    video_ids: list[str]
-    video: np.ndarray  # [G] int64 index into video_ids
-    segments: np.ndarray  # [G, 2] float64, raw
-    label: np.ndarray  # [G] int64 ids into `classes`
-    classes: list[str]  # the full vocabulary
-    class_ids: np.ndarray  # ids present in the ground truth: the classes mAP averages over
-
-
-def ground_truth_arrays(videos: Sequence[Video], classes: Sequence[str]) -> GroundTruth:
-    """Flatten videos (already filtered to the evaluated subset) into `GroundTruth` arrays."""
-    ids = [v.id for v in videos]
-    counts = [len(v.labels) for v in videos]
-    segs = [np.asarray(v.segments, dtype=np.float64).reshape(-1, 2) for v in videos]
-    labs = [np.asarray(v.labels, dtype=np.int64).ravel() for v in videos]
-    segments = np.concatenate(segs) if segs else np.zeros((0, 2))
-    label = np.concatenate(labs) if labs else np.zeros(0, dtype=np.int64)
-    video = np.repeat(np.arange(len(ids), dtype=np.int64), counts)
-    return GroundTruth(ids, video, segments, label, list(classes), np.unique(label))
-
-
-# ------------------------------------------------------------------ matching and AP
-
-
-def _match_bucket(p_seg: np.ndarray, p_grp: np.ndarray, p_rank: np.ndarray, g_seg: np.ndarray,
-                  thr: np.ndarray) -> np.ndarray:
-    """Greedy matching for predictions whose groups all hold exactly `g_seg.shape[1]` GT.
-
-    p_grp: local group index; g_seg[group, j] the group's GT in file order. Returns tp [n, T].
-    """
-    n, size, nt = len(p_grp), g_seg.shape[1], len(thr)
-    tiou = segment_tiou(p_seg[:, None, :], g_seg[p_grp])  # [n, size]
-    visit = np.ascontiguousarray(tiou).argsort(axis=1)[:, ::-1]  # the official visiting order
-    tiou_sorted = np.take_along_axis(tiou, visit, axis=1)
-    # NaN < thr is False, so NaN passes like in the official loop; visiting order is descending
-    # with NaN first, hence the passing GT form a prefix and the first unlocked one matches.
-    passes = ~(tiou_sorted[:, :, None] < thr[None, None, :])  # [n, size, T]
-    locked = np.zeros((len(g_seg), size, nt), dtype=bool)
-    tp = np.zeros((n, nt), dtype=bool)
-    order = np.lexsort((p_grp, p_rank))
-    _, starts, _ = group_starts(p_rank[order])
-    bounds = np.append(starts, n)
-    for a, b in zip(bounds[:-1], bounds[1:]):  # one step per rank within group
-        sel = order[a:b]
-        grp = p_grp[sel]
-        vis = visit[sel]  # [m, size]
-        cand = passes[sel] & ~locked[grp[:, None], vis]  # [m, size, T]
-        hit = cand.any(axis=1)  # [m, T]
-        first = cand.argmax(axis=1)  # [m, T]
-        j = np.take_along_axis(vis, first, axis=1)  # GT index in group, [m, T]
-        gi, ti = np.nonzero(hit)
-        locked[grp[gi], j[gi, ti], ti] = True
-        tp[sel] = hit
-    return tp
-
-
-def match_predictions(gt: GroundTruth, p_gtvideo: np.ndarray, p_seg: np.ndarray, p_label: np.ndarray,
-                      ranked: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """True positives [T, len(ranked)] for predictions visited in `ranked` order (class by class).
-
-    `p_gtvideo` is each prediction's index in `gt.video_ids` (-1: no GT video, always a FP).
-    """
-    nv = max(len(gt.video_ids), 1)
-    tp = np.zeros((len(thr), len(ranked)), dtype=bool)
-    # ground truth grouped by (class, video), file order kept within a group
-    g_key = gt.label * nv + gt.video
-    g_order = np.argsort(g_key, kind="stable")
-    keys, g_start, g_pos = group_starts(g_key[g_order])
-    g_size = np.diff(np.append(g_start, len(g_order)))
-    # predictions, in ranked order, mapped to their group
-    pv = p_gtvideo[ranked]
-    p_key = p_label[ranked] * nv + pv
-    grp = np.searchsorted(keys, p_key)
-    grp_ok = (pv >= 0) & (grp < len(keys))
-    grp_ok[grp_ok] = keys[grp[grp_ok]] == p_key[grp_ok]
-    pos = np.flatnonzero(grp_ok)
-    grp = grp[pos]
-    by_group = np.argsort(grp, kind="stable")  # keeps ranked order inside each group
-    _, _, rank_sorted = group_starts(grp[by_group])
-    rank = np.empty_like(rank_sorted)
-    rank[by_group] = rank_sorted
-    size = g_size[grp]
-    for s in np.unique(size):
-        m = size == s
-        groups, local = np.unique(grp[m], return_inverse=True)
-        g_seg = gt.segments[g_order[g_start[groups][:, None] + np.arange(s)]]  # [Gs, s, 2]
-        at = pos[m]
-        tp[:, at] = _match_bucket(p_seg[ranked[at]], local, rank[m], g_seg, thr).T
-    return tp
 
 
 def interpolated_ap(tp: np.ndarray, npos: int) -> np.ndarray:
@@ -410,9 +49,6 @@ def interpolated_ap(tp: np.ndarray, npos: int) -> np.ndarray:
     mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]
     step = mrec[:, 1:] - mrec[:, :-1]
     return np.where(step != 0, step * mprec[:, 1:], 0.0).sum(axis=1)
-
-
-# ------------------------------------------------------------------ public entry
 
 
 @dataclass
@@ -526,8 +162,6 @@ def evaluate_detection(ground_truth: Annotations | Sequence[Video],
     false positives, and a label that is not a ground-truth class is ignored and counted (the
     official code crashes there). A prediction id `x` matches the ground truth id `v_x` and back.
     """
-    from gsmt.evaluation.recall import recall_metrics  # recall builds on this module
-
     thr = parse_tiou(tiou)
     videos, classes, gt, flat, pred_blocked = gather_inputs(ground_truth, predictions, subset=subset,
                                                             blocked=blocked, classes=classes)
@@ -573,4 +207,3 @@ def evaluate_detection(ground_truth: Annotations | Sequence[Video],
         tiou=thr, mAP=mAP, average_mAP=float(mAP.mean()),
         per_class_ap={classes[c]: ap[:, i].tolist() for i, c in enumerate(gt.class_ids)},
         recall=recall, ignored_labels=n_ignored, num_predictions=len(keep))
-

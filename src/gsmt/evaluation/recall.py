@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gsmt.evaluation.detection import GroundTruth, group_starts, rank_desc_by_rows, segment_tiou
+from gsmt.evaluation.matching import GroundTruth, group_starts, rank_desc_by_rows
+from gsmt.evaluation.tiou import segment_tiou
 
 _NEVER = np.iinfo(np.int64).max
 

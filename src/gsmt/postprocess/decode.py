@@ -8,9 +8,9 @@ from typing import Sequence
 import numpy as np
 
 from gsmt.errors import GsmtError
+from gsmt.schema import DECODE_MODES
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1).tolist())
-MODES = ("long", "short", "own", "own+long")
 SCORES = ("source", "run")
 MASK_SCORES = ("max", "iou")
 
@@ -151,8 +151,8 @@ def _top_classes(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def _check_options(num_classes: int, mode: str, topk_classes: int, thresholds) -> np.ndarray:
-    if mode not in MODES:
-        raise GsmtError("decode", f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode not in DECODE_MODES:
+        raise GsmtError("decode", f"unknown mode {mode!r}; expected one of {', '.join(DECODE_MODES)}")
     if not 1 <= topk_classes <= num_classes:
         raise GsmtError("decode", f"topk_classes={topk_classes} must be in 1..{num_classes}")
     thr = np.asarray(thresholds if thresholds is not None else DEFAULT_THRESHOLDS, dtype=np.float64)

@@ -8,12 +8,12 @@ feature_stride, feature_window; the segments and subsets of `--annotations` when
 folder: a second run with another backbone or grid is refused, one with the same one resumes,
 skipping the videos already done). Every file is written atomically.
 
-Snippet i covers frames [i*S, i*S + W) of the video resampled to `fps` (`gsmt.video.grid`). A
+Snippet i covers frames [i*S, i*S + W) of the video resampled to `fps` (`gsmt.data.grid`). A
 video that cannot be read (corrupt, truncated to nothing, audio-only, empty) is a one-line warning
 and a counted fault; the other videos are still processed. Under `torchrun`, process r takes every
 world_size-th video from r, and rank 0 writes annotations.json once all are done: the folder is
 byte for byte the one-process folder. Rank 0 holds the folder lock for the whole group; a refusal
-or error on any rank ends every rank with that one-line error (`_settle`), never a rank left
+or error on any rank ends every rank with that one-line error (`gsmt.engine.distributed.settle`), never a rank left
 waiting at a collective for one that stopped.
 """
 
@@ -22,24 +22,25 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
-from gsmt.annotations.load import Annotations, Video, check_video_id, load_annotations, save_activitynet_json
+from gsmt.annotations.types import Annotations, Video, check_video_id
+from gsmt.annotations.load import load_annotations
+from gsmt.annotations.write import save_activitynet_json
+from gsmt.engine.distributed import gloo_group, settle
 from gsmt.errors import Faults, GsmtError
-from gsmt.io.write import atomic_path, atomic_write_text
 from gsmt.io.guard import check_output_location, lock_folder
+from gsmt.io.write import atomic_path, atomic_write_text
 from gsmt.video.backbones import Backbone
 from gsmt.video.frames import VideoReader, list_videos
-from gsmt.video.grid import is_short, snippet_count, snippet_frames, window_sample
+from gsmt.data.grid import is_short, snippet_count, snippet_frames, window_sample
 
 log = logging.getLogger("gsmt.video")
-UNLABELLED = "all"  # subset of a video that --annotations does not list (gsmt.annotations.load.DEFAULT_SUBSET)
+UNLABELLED = "all"  # subset of a video that --annotations does not list (gsmt.annotations.types.DEFAULT_SUBSET)
 # A snippet of more frames than this is no action-localisation grid, and the video path keeps up to
 # a window of decoded frames (4096 frames at 224 px: 600 MiB): refused rather than run out of memory.
 MAX_WINDOW = 4096
@@ -184,56 +185,6 @@ def _video_ids(paths: list[Path], source) -> list[str]:
     return ids
 
 
-# How long a rank waits at a collective for the others. Ranks finish their shares at different
-# times (an hour-long video against a short one, minutes apart on a CPU), and torch's default of 30
-# minutes would end a healthy run; a rank that dies is torchrun's to notice (it stops the others).
-GROUP_TIMEOUT = timedelta(days=7)
-
-
-def _dist() -> tuple[int, int, bool]:
-    """(rank, world_size, whether this call made the process group) under torchrun; (0, 1, False)
-    otherwise. gloo even for CUDA backbones: the group only exchanges small Python objects."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    import torch.distributed as dist
-
-    made = not dist.is_initialized()
-    if made:
-        dist.init_process_group(backend="gloo", timeout=GROUP_TIMEOUT)
-    return dist.get_rank(), dist.get_world_size(), made
-
-
-def _settle(world: int, failure: Exception | None, share=None) -> list:
-    """End one step of the job on every rank together: each rank's failure (None when it went well)
-    and `share` are exchanged, then either every rank goes on with the shares of all ranks (rank
-    order), or, when any rank failed, every rank raises. A GsmtError is raised as the lowest failing
-    rank's one-line error on all ranks (same line, exit 2 everywhere); any other exception is
-    re-raised with its traceback on its own rank and named on the others. Each step ends here before
-    any rank waits for another, so no rank is ever left waiting for one that stopped."""
-    if world == 1:
-        if failure is not None:
-            raise failure
-        return [share]
-    import torch.distributed as dist
-
-    error = None
-    if isinstance(failure, GsmtError):
-        error = (failure.where, failure.problem)
-    elif failure is not None:
-        error = (f"gsmt extract (rank {dist.get_rank()})",
-                 f"stopped: {type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}")
-    parts: list = [None] * world
-    dist.all_gather_object(parts, {"error": error, "share": share if failure is None else None})
-    if failure is not None and not isinstance(failure, GsmtError):
-        failure.shared = True  # the other ranks raise together with it (engine.device.leave_group)
-        raise failure
-    first = next((part["error"] for part in parts if part["error"] is not None), None)
-    if first is not None:
-        raise GsmtError(*first, shared=True)
-    return [part["share"] for part in parts]
-
-
 def _done_record(out: Path, vid: str) -> dict | None:
     """The `extracted/<id>.json` of a video whose features are written, or None (not done, or a
     record that is not what gsmt wrote: the video is extracted again rather than trusted)."""
@@ -279,8 +230,8 @@ def _recorded_job(out: Path) -> dict | None:
     """The job recorded in an existing --out (None for a new or empty folder). A folder holding
     anything else is refused: gsmt extract writes `annotations.json` and `features/<id>.npy`, which
     would replace the files of a data set, a model folder or a run someone put there."""
-    from gsmt.io.read import read_json
     from gsmt.io.guard import LOCK_NAME
+    from gsmt.io.read import read_json
 
     if not out.is_dir():
         return None
@@ -342,7 +293,7 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
     """The `gsmt extract` job; returns its one-line summary ("" on the ranks other than 0)."""
     # The process group comes first: every later check may fail on one rank only (rank 0 alone
     # takes the lock), and the ranks can only agree on a failure once they are a group.
-    rank, world, made = _dist()
+    rank, world, made = gloo_group()
     try:
         return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
                             annotations=annotations, device=device, batch_size=batch_size,
@@ -384,7 +335,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
         job = _grid_record(backbone, fps, stride, window)
     except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
         failure = exc
-    _settle(world, failure)
+    settle(world, failure, who="gsmt extract")
 
     # Step 2, rank 0 for the group: the folder lock, held until every rank has written its share.
     lock, failure = None, None
@@ -404,7 +355,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                                          "--feature-stride, --feature-window)")
             except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
                 failure = exc
-        _settle(world, failure)
+        settle(world, failure, who="gsmt extract")
 
         # Step 3, every rank: its share of the videos. An unreadable video is a counted fault; an
         # error that stops the share (a full disk) is settled with the others before annotations.
@@ -435,7 +386,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                 done += 1
         except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
             failure = exc
-        shares = _settle(world, failure, (done, skipped, dict(faults.counts)))
+        shares = settle(world, failure, (done, skipped, dict(faults.counts)), who="gsmt extract")
         # The counts of all ranks: the summary and the fault line are the one-process ones.
         done, skipped = sum(s[0] for s in shares), sum(s[1] for s in shares)
         faults = Faults()
@@ -455,7 +406,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                 path, n = write_annotations(out, ids, job, labels)
             except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
                 failure = exc
-        _settle(world, failure)
+        settle(world, failure, who="gsmt extract")
     finally:
         if lock is not None:
             lock.release()

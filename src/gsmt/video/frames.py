@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gsmt.io.read import MAX_SECONDS
 from gsmt.errors import Faults, GsmtError
-from gsmt.video.grid import resampled_frame_count
+from gsmt.io.read import MAX_SECONDS
+from gsmt.data.grid import resampled_frame_count
 
 # A frame of more pixels is refused before it is converted: FFmpeg's decoded frame alone is 1.5
 # bytes a pixel, once per decoding thread, and a crafted header may declare 65535 x 65535 (6 GiB).

@@ -1,7 +1,7 @@
-"""Held-out check of a trained run (issue 3): mask loss and foreground snippet accuracy on videos the
+"""Held-out losses of a trained run (issue 3): mask loss and foreground snippet accuracy on videos the
 run never saw, for the trained weights and for the same model at its initial weights.
 
-    python benchmarks/heldout_check.py --checkpoint RUN --data DIR [--subset S]
+    python -m benchmarks.heldout_losses --checkpoint RUN --data DIR [--subset S]
 
 Prints one markdown row per model: mask loss, mask IoU (foreground columns thresholded at 0.5 against
 their targets), classification loss, foreground snippet accuracy and the rate of always answering

@@ -1,11 +1,11 @@
 """`gsmt eval` end to end (issue 14, item 4): wall time of the command in a fresh process.
 
 ActivityNet-1.3 validation ground truth (the packaged annotations, 4,926 videos) and the seeded
-predictions of `eval_speed.py` (100 per video: 492,600), written once as a submission JSON. Each
+predictions of `eval_speed` (100 per video: 492,600), written once as a submission JSON. Each
 tree given runs `python -m gsmt.cli eval ... --json` in turn (rounds alternate, so a busy machine
 slows every tree alike); the metrics JSON and the printed table must be byte-identical.
 
-    python benchmarks/eval_e2e.py [--per-video 100] [--rounds 3] [--src OLD_SRC ...]
+    python -m benchmarks.eval_cli_speed [--per-video 100] [--rounds 3] [--src OLD_SRC ...]
 
 `--src DIR` adds a source tree to compare (a copy of an older `src/`); this checkout always runs.
 """
@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests"))
+from benchmarks.eval_speed import GT_PATH, load_ground_truth, make_predictions
+from benchmarks.harness import GSMT
 
-from eval_speed import GT_PATH, load_ground_truth, make_predictions  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -49,7 +48,7 @@ def main() -> None:
                 out = tmp / f"m{i}.json"
                 env = {**os.environ, "PYTHONPATH": str(src)}
                 start = time.perf_counter()
-                done = subprocess.run([sys.executable, "-m", "gsmt.cli", "eval", "--gt", str(GT_PATH), "--pred",
+                done = subprocess.run([*GSMT, "eval", "--gt", str(GT_PATH), "--pred",
                                        str(pred), "--json", str(out)], env=env, capture_output=True, check=True)
                 times[name].append(time.perf_counter() - start)
                 outputs[name] = (out.read_bytes(), done.stdout)

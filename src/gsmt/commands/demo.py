@@ -1,7 +1,8 @@
-"""`gsmt demo`: synthetic data -> train -> predict -> evaluate -> results table and pictures."""
+"""`gsmt demo`: synthetic data -> train -> predict -> evaluate -> results table and pictures (`--video`: from mp4 clips)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -10,21 +11,40 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.config import load_config
-from gsmt.annotations.load import load_annotations
-from gsmt.synth.generate import generate, is_synth_output
-from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from gsmt.engine.resolve import open_data, subset_videos
-from gsmt.engine.distributed import pick_device
-from gsmt.engine.predictor import submission
-from gsmt.engine.rundir import RUN_ENTRIES, is_run_dir
-from gsmt.engine.trainer import train
+from gsmt.commands.common import video_extra
 from gsmt.errors import GsmtError
 from gsmt.io.guard import LOCK_NAME, check_output_location, lock_folder
 from gsmt.io.write import atomic_write_text
-from gsmt.schema import DEMO_MIN_VIDEOS
-from gsmt.viz.curves import plot_curves
-from gsmt.jobs import mask_picture, predict_results, run_analyze, run_eval, timeline_picture
+from gsmt.schema import DEMO_MIN_VIDEOS, SEED_MAX, option
+
+HELP = "synthetic data -> train -> predict -> evaluate -> table and pictures"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="thumos-like", choices=["thumos-like", "anet-like"])
+    p.add_argument("--out", default="demo_out", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous demo output folder")
+    p.add_argument("--videos", type=option(int, ge=DEMO_MIN_VIDEOS), help="synthetic videos (default: the demo's size)")
+    p.add_argument("--seed", type=option(int, ge=0, le=SEED_MAX), default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training config value")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--video", action="store_true",
+                   help="the raw-video path instead (gsmt[video]): mp4 clips -> extract -> train -> detect, "
+                        "subtitles and timeline (default --out demo_video_out)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.video:
+        video_extra("demo --video", "extract")  # one line naming the missing extra, not an ImportError
+        out = Path(args.out) if args.out != "demo_out" else Path("demo_video_out")
+        run_video_demo(out=out, overwrite=args.overwrite, videos=args.videos or 48, seed=args.seed,
+                       progress=not args.quiet)
+        return 0
+    run_demo(preset=args.preset, out=Path(args.out), overwrite=args.overwrite, videos=args.videos,
+             seed=args.seed, overrides=args.overrides, progress=not args.quiet)
+    return 0
+
 
 # Sized so the whole demo runs in a few minutes on a 2-core laptop CPU.
 DEMO_SIZES = {"thumos-like": {"videos": 120, "feature_dim": 64}, "anet-like": {"videos": 400, "feature_dim": 64}}
@@ -46,6 +66,9 @@ _TEMP = re.compile(r"^\..+\.tmp\.[A-Za-z0-9]+$")  # gsmt.io.write.atomic_path's 
 
 def _not_ours(out: Path) -> list[str]:
     """Entries of a demo folder that a previous `gsmt demo` did not write (empty: a demo folder)."""
+    from gsmt.engine.rundir import RUN_ENTRIES, is_run_dir
+    from gsmt.synth.generate import is_synth_output
+
     foreign = [p.name for p in sorted(out.iterdir())
                if p.name not in DEMO_ENTRIES and p.name != LOCK_NAME and not _TEMP.match(p.name)]
     data, run = out / "data", out / "run"
@@ -81,6 +104,8 @@ def _check_demo_folder(out: Path, overwrite: bool) -> bool:
 
 def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overwrite: bool = False,
              videos: int | None = None, seed: int = 0, overrides: list[str] = (), progress: bool = True) -> dict:
+    from gsmt.config import load_config
+
     out = Path(out)
     # Every setting is checked before anything is written (issue 13, items 9 and 10).
     if preset not in DEMO_SIZES:
@@ -99,6 +124,18 @@ def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overw
 
 
 def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progress: bool) -> dict:
+    from gsmt.annotations.load import load_annotations
+    from gsmt.commands.analyze import run_analyze
+    from gsmt.commands.eval import run_eval
+    from gsmt.commands.visualize import mask_picture, timeline_picture
+    from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from gsmt.engine.distributed import pick_device
+    from gsmt.engine.predictor import predict_results, submission
+    from gsmt.engine.resolve import open_data, subset_videos
+    from gsmt.engine.trainer import train
+    from gsmt.synth.generate import generate
+    from gsmt.viz.curves import plot_curves
+
     sizes = DEMO_SIZES[preset]
     timings = {}
 
@@ -196,36 +233,39 @@ def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
     import torch
     from transformers import Dinov2Config, Dinov2Model
 
-    from gsmt.cli import main as gsmt
+    from gsmt.commands.detect import detect_videos
+    from gsmt.commands.eval import run_eval
+    from gsmt.commands.visualize import visualize
+    from gsmt.config import load_config
+    from gsmt.engine.trainer import train
     from gsmt.video.clips import write_clips
+    from gsmt.video.extract import run_extract
+    from gsmt.video.record import with_data_backbone
 
-    quiet = [] if progress else ["--quiet"]
     print(f"[1/5] {videos} synthetic mp4 clips (64x48 px, 6 s) -> {out / 'clips'}")
     write_clips(out / "clips", videos=videos, seed=seed)
     torch.manual_seed(seed)
     Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
                              intermediate_size=96)).save_pretrained(out / "backbone")
     print(f"[2/5] gsmt extract (random-weight image encoder {out / 'backbone'}, 10 fps, stride 2, window 4)")
-    grid = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
-    steps = [
-        ["extract", "--videos", str(out / "clips" / "videos"), "--backbone", str(out / "backbone"), *grid,
-         "--out", str(out / "data"), "--annotations", str(out / "clips" / "annotations.json"), *quiet],
-        ["train", "demo", "--data", str(out / "data"), "--out", str(out / "run"), *quiet, "--set", "data.T=32",
-         "--set", "model.hidden_dim=64", "--set", "train.epochs=40", "--set", "train.batch_size=8",
-         "--set", "decode.m1=10", "--set", "decode.m2=30", "--set", f"train.seed={seed}"],
-    ]
+    summary = run_extract(str(out / "clips" / "videos"), str(out / "backbone"), out / "data", fps=10.0, stride=2,
+                          window=4, annotations=str(out / "clips" / "annotations.json"), device="cpu",
+                          batch_size=16, progress=progress)
+    if summary:
+        print(summary)
     db = json.loads((out / "clips" / "annotations.json").read_text(encoding="utf-8"))["database"]
     held_out = [str(out / "clips" / "videos" / f"{v}.mp4") for v, e in db.items() if e["subset"] == "validation"]
-    steps.append(["detect", *held_out, "--checkpoint", str(out / "run"), "--out", str(out / "detections"), *quiet])
-    steps.append(["eval", "--gt", str(out / "data" / "annotations.json"), "--pred",
-                  str(out / "detections" / "detections.json"), "--subset", "validation",
-                  "--json", str(out / "metrics.json")])
-    titles = ["[3/5] gsmt train", f"[4/5] gsmt detect on the {len(held_out)} held-out clips", "[5/5] gsmt eval"]
-    for i, argv in enumerate(steps):
-        if i:
-            print(titles[i - 1])
-        if gsmt(argv) != 0:
-            raise GsmtError(out, f"gsmt {argv[0]} failed (see above)")
+    print("[3/5] gsmt train")
+    cfg = load_config("demo", ["data.T=32", "model.hidden_dim=64", "train.epochs=40", "train.batch_size=8",
+                               "decode.m1=10", "decode.m2=30", f"train.seed={seed}"])
+    result = train(with_data_backbone(cfg, out / "data"), out / "data", out / "run", progress=progress)
+    print(f"trained {result.epochs} epochs; run directory: {result.run_dir}")
+    print(f"[4/5] gsmt detect on the {len(held_out)} held-out clips")
+    print(detect_videos(held_out, str(out / "run"), out / "detections", progress=progress))
+    print("[5/5] gsmt eval")
+    metrics = run_eval(out / "data" / "annotations.json", out / "detections" / "detections.json",
+                       subset="validation", json_out=out / "metrics.json")
+    print(metrics.format_table())
     shown = Path(held_out[0]).stem
     vtt = out / "detections" / f"{shown}.vtt"
     print()
@@ -233,8 +273,8 @@ def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
     print(vtt.read_text(encoding="utf-8").rstrip())
     print(f"ground truth: {db[shown]['annotations']}")
     # `gsmt detect` knows no ground truth; the demo does, so its timeline shows both.
-    if gsmt(["visualize", "--gt", str(out / "data" / "annotations.json"), "--pred",
-             str(out / "detections" / "detections.json"), "--video", shown, "--out", str(out / "timeline.png")]) != 0:
-        raise GsmtError(out, "gsmt visualize failed (see above)")
+    picture = visualize(out / "timeline.png", gt=str(out / "data" / "annotations.json"),
+                        pred=str(out / "detections" / "detections.json"), video=shown)
+    print(f"wrote {picture}")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     return {"average_mAP": float(metrics["average_mAP"]), "video": shown}

@@ -10,7 +10,7 @@ segment, scored by the mean probability of that class over the run; Soft-NMS per
 It sees no temporal context at all, so it is the yardstick that calibrates the synthetic
 difficulty (DESIGN.md section 9): a benchmark it already solves cannot tell models apart.
 
-    python benchmarks/baseline.py --data DIR [--subset test] [--tiou thumos] [--blocked FILE]
+    python -m benchmarks.peers.baseline --data DIR [--subset test] [--tiou thumos] [--blocked FILE]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsmt.annotations.load import Annotations, Video, load_annotations
+from gsmt.annotations.types import Annotations, Video
+from gsmt.annotations.load import load_annotations
 from gsmt.data.features import FeatureStore
 from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError

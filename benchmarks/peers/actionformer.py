@@ -48,7 +48,7 @@ Training videos without any instance are left out of the written JSON (ActionFor
 on them; its own ActivityNet files drop them too); THUMOS `Ambiguous` segments are not written
 (not ground truth; gsmt's evaluator handles them as in `gsmt eval`).
 
-    python benchmarks/actionformer_peer.py --data DIR --out WORK [--epochs N] [--threads 2]
+    python -m benchmarks.peers.actionformer --data DIR --out WORK [--epochs N] [--threads 2]
 
 Cost on a CPU: the THUMOS template pads every training sample to 2,304 snippets, so one iteration
 (batch 2, 26.5 M parameters at D = 256) takes about 6 CPU seconds whatever the video lengths; the
@@ -77,10 +77,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gsmt.annotations.load import Annotations, load_annotations
+from gsmt.annotations.types import Annotations
+from gsmt.annotations.load import load_annotations
 from gsmt.errors import GsmtError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PEER = REPO / ".peers" / "actionformer"
 TEMPLATES = {"window": "configs/thumos_i3d.yaml", "resize": "configs/anet_tsp.yaml"}
 RUN_NAME = "run"  # train.py --output: checkpoints go to <output_folder>/<config stem>_run
@@ -416,7 +417,7 @@ def run_actionformer(data_dir: str | Path, work: str | Path, *, peer: str | Path
     import yaml
 
     cfg_path = work / "actionformer.yaml"
-    cfg_path.write_text(f"# derived from {template_path} by benchmarks/actionformer_peer.py\n"
+    cfg_path.write_text(f"# derived from {template_path} by benchmarks/peers/actionformer.py\n"
                         + yaml.safe_dump(cfg, sort_keys=False))
     (work / "ckpt").mkdir(exist_ok=True)
 
@@ -507,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
           f"eval.py's loop, {r.eval_videos} videos, {r.metrics.num_predictions} predictions); "
           f"peak RSS {r.peak_rss_mib:.0f} MiB; gsmt evaluation {r.eval_s:.2f} s")
     summary = {
-        "command": "python benchmarks/actionformer_peer.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.peers.actionformer " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "data": str(Path(args.data).resolve()), "peer": str(Path(args.peer).resolve()), "mode": r.mode,
         "template": TEMPLATES[r.mode], "train_videos": r.train_videos, "eval_videos": r.eval_videos,
