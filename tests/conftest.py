@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 # Real data lives in the repository: the THUMOS14 / ActivityNet-1.3 annotations ship with the
-# package (`gsmt.annotations.packaged.timelines_path("thumos14")`), small fixtures sit in tests/data/.
-TEST_DATA = Path(__file__).resolve().parent / "data"
+# package (`gsmt.annotations.packaged.timelines_path("thumos14")`), small fixtures sit in tests/fixtures/.
+TEST_DATA = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def test_data() -> Path:
-    """tests/data: the mmaction2 fixtures (provenance and licence in its README.md)."""
+    """tests/fixtures: the mmaction2 fixtures (provenance and licence in its README.md)."""
     return TEST_DATA
 
 

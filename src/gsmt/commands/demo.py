@@ -259,7 +259,8 @@ def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
     cfg = load_config("demo", ["data.T=32", "model.hidden_dim=64", "train.epochs=40", "train.batch_size=8",
                                "decode.m1=10", "decode.m2=30", f"train.seed={seed}"])
     result = train(with_data_backbone(cfg, out / "data"), out / "data", out / "run", progress=progress)
-    print(f"trained {result.epochs} epochs; run directory: {result.run_dir}")
+    best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
+    print(f"trained {result.epochs} epochs{best}; run directory: {result.run_dir}")  # as `gsmt train` says
     print(f"[4/5] gsmt detect on the {len(held_out)} held-out clips")
     print(detect_videos(held_out, str(out / "run"), out / "detections", progress=progress))
     print("[5/5] gsmt eval")

@@ -99,7 +99,7 @@ def _forward(model: GSMT, features: torch.Tensor, valid: torch.Tensor) -> dict[s
     the last bits with the batch it sits in (up to 3e-5 in a mask logit), enough to flip a rounded
     score or a mask threshold. On the CPU only `Conv1d` does so (oneDNN, and the native kernel
     above a few samples); Linear, LayerNorm, GELU and attention give each sample the same bits at
-    any batch size (tests/test_batched_predict.py). So on the CPU the batch runs at once and only
+    any batch size (tests/engine/test_predictor.py). So on the CPU the batch runs at once and only
     the convolutions run one sample at a time (`_per_sample_convs`): the very numbers of a
     one-sample pass, in one pass per batch. Elsewhere (CUDA, MPS: kernels not verified) each
     sample runs alone.

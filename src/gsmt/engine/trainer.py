@@ -249,7 +249,7 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     else:
         # The same sampler through a DataLoader of indices: the same permutation, and the same draw
         # from the global RNG as each epoch's DataLoader iterator makes, as the sample path; so the
-        # same seed and settings give the same model (tests/test_resident_training.py).
+        # same seed and settings give the same model (tests/engine/test_resident.py).
         loader = DataLoader(range(len(train_set)), batch_size=cfg.train.batch_size // ddp.world_size,
                             sampler=sampler, drop_last=False)
     ctx = StepContext(cfg=cfg, ddp=ddp, device=device, model=model,

@@ -29,7 +29,7 @@ from official_reference import (
     reference_topkx_recall,
 )
 
-FIXTURE = Path(__file__).resolve().parent / "data" / "mmaction2"  # provenance: tests/data/README.md
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mmaction2"  # provenance: tests/fixtures/README.md
 
 
 def annotations(database: dict) -> Annotations:

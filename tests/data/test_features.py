@@ -12,8 +12,8 @@ import torch
 from gsmt.data.features import FeatureStore, read_features
 from gsmt.errors import GsmtError
 
-# mmaction2's BSN feature CSV, gzip-compressed in the repository (tests/data/README.md).
-BSN_CSV_GZ = Path(__file__).resolve().parent / "data" / "mmaction2" / "bsn_feature_v_test1.csv.gz"
+# mmaction2's BSN feature CSV, gzip-compressed in the repository (tests/fixtures/README.md).
+BSN_CSV_GZ = Path(__file__).resolve().parents[1] / "fixtures" / "mmaction2" / "bsn_feature_v_test1.csv.gz"
 
 
 def feats(T=6, D=4, dtype=np.float32, seed=0):

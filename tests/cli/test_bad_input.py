@@ -220,7 +220,7 @@ def test_mixed_feature_dimensions_in_one_dataset(capsys, data, tmp_path):
 
 def test_square_features_layout_cannot_be_resolved(capsys, ckpt, tmp_path):
     # A square file takes the layout of the dataset's unambiguous files; when every file is square
-    # nothing decides it (tests/test_hostile_inputs.py has the mixed case).
+    # nothing decides it (tests/cli/test_hostile_inputs.py has the mixed case).
     folder = tmp_path / "feats"
     folder.mkdir()
     np.save(folder / "a.npy", np.ones((D, D), np.float32))
