@@ -359,3 +359,43 @@ def test_loss_sums_read_once_equal_the_float_sums_bit_for_bit():
 def test_bad_erosion_kernel_is_a_user_error():
     with pytest.raises(GsmtError):
         LossConfig(erosion_kernel=4)
+
+
+# ---------------------------------------------------------------- multi-label loss (issue 32)
+
+
+def test_multilabel_focal_loss_by_hand():
+    """Logits 0 (p = 0.5 for every class): each positive costs alpha * 0.5^2 * ln 2, each negative
+    (1 - alpha) * 0.5^2 * ln 2; the sum is divided by the foreground snippets (here 2 of 3 kept)."""
+    from gsmt.losses import multilabel_classification_loss
+
+    logits = torch.zeros(1, 3, 4)  # K = 3, T = 4
+    labels = torch.tensor([[[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]], dtype=torch.float32)
+    keep = torch.tensor([[True, True, True, False]])  # snippet 3 ignored: its label does not count
+    loss, parts = multilabel_classification_loss(logits, labels, keep, LossConfig(focal_alpha=0.25, gamma=2.0))
+    unit = 0.25 * math.log(2)
+    expected = (3 * 0.25 * unit + 6 * 0.75 * unit) / 2  # 3 positives, 6 negatives, 2 foreground snippets
+    assert float(loss) == pytest.approx(expected, abs=1e-7)
+    assert float(parts["cls"]) == pytest.approx(expected, abs=1e-7)
+
+
+def test_multilabel_gsmt_loss_trains_pair_masks_and_ignores_padding_pairs():
+    from gsmt.losses import mask_columns_loss
+
+    torch.manual_seed(0)
+    B, K, T, P = 1, 2, 6, 3
+    logits = torch.randn(B, P, T)
+    target = torch.zeros(B, P, T)
+    target[0, 0, 1:4] = 1
+    target[0, 1, 2:3] = 1
+    batch = {"cls_target": torch.tensor([[2, 1, 0, 1, 2, 2]]), "valid": torch.ones(B, T, dtype=torch.bool),
+             "label_target": torch.zeros(B, K, T), "pair_snippet": torch.tensor([[1, 2, -1]]),
+             "pair_class": torch.tensor([[1, 0, -1]]), "pair_mask": target}
+    outputs = {"cls_logits": torch.zeros(B, K, T), "pair_mask_logits": logits.clone().requires_grad_()}
+    cfg = LossConfig()
+    total, logs = gsmt_loss(outputs, batch, cfg)
+    expected, _ = mask_columns_loss(logits[0, :2], target[0, :2], torch.ones(2, T, dtype=torch.bool), cfg)
+    assert float(logs["mask"]) == pytest.approx(float(expected), abs=1e-6)
+    total.backward()
+    grad = outputs["pair_mask_logits"].grad
+    assert grad[0, :2].abs().sum() > 0 and float(grad[0, 2].abs().sum()) == 0.0  # the padding pair: no gradient

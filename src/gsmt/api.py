@@ -242,14 +242,23 @@ class Localizer:
                                 None if duration is None else [duration], layout)
         batch = collate([dataset[0]])
         out = self.model(batch["features"].to(self.device), batch["valid"].to(self.device))
+        multi = self.model.labels == "multi"
+        # probs [K (+ background), T]; actionness: the best class probability of each snippet
+        probs = (torch.sigmoid if multi else lambda x: torch.softmax(x, 0))(out["cls_logits"][0].float())
+        fg = probs if multi else probs[:-1]
         result = {
-            "probs": torch.softmax(out["cls_logits"][0].float(), 0).cpu().numpy(),
+            "probs": probs.cpu().numpy(),
+            "actionness": fg.max(0).values.cpu().numpy(),
             "valid": batch["valid"][0].numpy(),
             "t_start": batch["t_start"][0].numpy(),
             "t_end": batch["t_end"][0].numpy(),
             "video": dataset.videos[0],
         }
-        if "mask_logits" in out:
+        if multi:  # column t: the mask of snippet t under its most probable class
+            snippet = torch.arange(fg.shape[1], device=self.device)[None]
+            logits = self.model.pair_mask_logits(out, snippet, fg.argmax(0)[None])[0]
+            result["masks"] = torch.sigmoid(logits.float()).T.cpu().numpy()
+        elif "mask_logits" in out:
             result["masks"] = torch.sigmoid(out["mask_logits"][0].float()).cpu().numpy()
         return result
 

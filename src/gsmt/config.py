@@ -15,7 +15,7 @@ import yaml
 from gsmt.io.read import NoAliasLoader, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
-from gsmt.model.gsmt import EMBEDDINGS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
+from gsmt.model.gsmt import EMBEDDINGS, LABELS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
 from gsmt.postprocess.decode import MASK_SCORES, SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
 from gsmt.schema import DECODE_MODES, DEVICE, FEATURE_LAYOUTS, TEMPORAL_MODES, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
@@ -69,6 +69,9 @@ class ModelConfig:
     conv_stem: int = bounded(0, ge=0, le=64)  # residual k=3 conv layers before the embedding (local order)
     stem_dilation: int = bounded(1, ge=1, le=64)  # conv stem layer l is dilated by stem_dilation ** l
     stem_norm: str = bounded("group", choices=STEM_NORMS)  # group: over the whole sequence; layer: per snippet
+    # single (the paper: softmax over K classes + background, one label and one mask per snippet) |
+    # multi (a sigmoid per class, every label of a snippet, one mask per (snippet, class): issue 32)
+    labels: str = bounded("single", choices=LABELS)
 
 
 @dataclass
@@ -242,6 +245,10 @@ def validate(cfg: Config, where: str = "config") -> Config:
     if d.temporal_mode == "window" and d.window_stride is not None and d.window_stride > d.T:
         raise GsmtError(where, f"config key 'data.window_stride' must be <= data.T ({d.T}) in window mode "
                                f"(windows further apart than their length skip snippets), got {d.window_stride}")
+    m = cfg.model
+    if m.labels == "multi" and (m.mask_head != "pairwise" or not m.mask_branch or m.boundary_gate):
+        raise GsmtError(where, "config key 'model.labels' multi needs the pairwise mask head (model.mask_head: "
+                               "pairwise, model.mask_branch: true, model.boundary_gate: false)")
     if cfg.decode.tiou != "auto":
         from gsmt.evaluation.tiou import parse_tiou  # NumPy only
 

@@ -33,6 +33,10 @@ class LossConfig:
     # Weight of the boundary head's own supervision (models with `boundary_gate`): a class-balanced
     # BCE on "an instance boundary lies between snippets j and j+1".
     boundary_head_weight: float = bounded(1.0, ge=0)
+    # Multi-label models (model.labels: multi): a sigmoid focal loss per class (`gamma` above) whose
+    # positives weigh focal_alpha and negatives 1 - focal_alpha, summed over classes and averaged
+    # over foreground snippets (RetinaNet's form, as ActionFormer uses it).
+    focal_alpha: float = bounded(0.25, ge=0, le=1)
     eps: float = bounded(1e-8, gt=0)
 
     def __post_init__(self) -> None:
@@ -134,28 +138,9 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
     loss = zero
     if bool(take.any()) and (cfg.boundary or cfg.dice):
         ok = valid[:, None, :].expand_as(cols)[take]  # [N, T]: valid positions of each column
-        zeros = torch.zeros((), dtype=cols.dtype, device=cols.device)
-        m = torch.where(ok, torch.sigmoid(cols[take]), zeros)
-        g = torch.where(ok, gcols[take], zeros)
-        k = cfg.erosion_kernel
-        per_column = torch.zeros(m.shape[0], dtype=m.dtype, device=m.device)
-        if cfg.boundary:
-            bm, bg_band = boundary_band(m, k, ok), boundary_band(g, k, ok)
-            hard_overlap = (boundary_band((m > 0.5).to(m.dtype), k, ok) * bg_band).sum(1)
-            fallback = hard_overlap == 0
-            inter = (bm * bg_band).sum(1)
-            union = (bm + bg_band - bm * bg_band).sum(1)
-            c = (g.sum(1) if cfg.l2_norm == "foreground" else ok.sum(1)).clamp(min=1).to(m.dtype)
-            l2 = ((m - g) ** 2).sum(1) / c
-            boundary = torch.where(fallback, l2, 1.0 - inter / (union + cfg.eps))
-            per_column = per_column + boundary
-            parts["boundary"] = _mean(boundary, normalizer).detach()
-            parts["fallback_fraction"] = _mean(fallback.to(m.dtype), normalizer).detach()
-        if cfg.dice:
-            dice = 1.0 - (m * g).sum(1) / ((m * m + g * g).sum(1) + cfg.eps)
-            per_column = per_column + cfg.lambda2 * dice
-            parts["dice"] = _mean(dice, normalizer).detach()
-        loss = loss + _mean(per_column, normalizer)
+        column_loss, column_parts = mask_columns_loss(cols[take], gcols[take], ok, cfg, normalizer)
+        loss = loss + column_loss
+        parts.update(column_parts)
     if cfg.background_mask and bg is not None:
         take_bg = bg.to(torch.bool) & valid
         if bool(take_bg.any()):
@@ -169,6 +154,56 @@ def mask_loss(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Te
     return loss, parts
 
 
+def mask_columns_loss(logits: torch.Tensor, target: torch.Tensor, ok: torch.Tensor, cfg: LossConfig,
+                      normalizer: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 6 of N masks given as rows: logits, targets and valid positions `ok`, all [N, T]; the
+    boundary term (soft band IoU, or the L2 fallback when the hard bands do not overlap) plus
+    lambda2 * dice, averaged over the N masks (or summed / `normalizer`)."""
+    zeros = torch.zeros((), dtype=logits.dtype, device=logits.device)
+    m = torch.where(ok, torch.sigmoid(logits), zeros)
+    g = torch.where(ok, target.to(logits.dtype), zeros)
+    k = cfg.erosion_kernel
+    per_column = torch.zeros(m.shape[0], dtype=m.dtype, device=m.device)
+    parts = {}
+    if cfg.boundary:
+        bm, bg_band = boundary_band(m, k, ok), boundary_band(g, k, ok)
+        hard_overlap = (boundary_band((m > 0.5).to(m.dtype), k, ok) * bg_band).sum(1)
+        fallback = hard_overlap == 0
+        inter = (bm * bg_band).sum(1)
+        union = (bm + bg_band - bm * bg_band).sum(1)
+        c = (g.sum(1) if cfg.l2_norm == "foreground" else ok.sum(1)).clamp(min=1).to(m.dtype)
+        l2 = ((m - g) ** 2).sum(1) / c
+        boundary = torch.where(fallback, l2, 1.0 - inter / (union + cfg.eps))
+        per_column = per_column + boundary
+        parts["boundary"] = _mean(boundary, normalizer).detach()
+        parts["fallback_fraction"] = _mean(fallback.to(m.dtype), normalizer).detach()
+    if cfg.dice:
+        dice = 1.0 - (m * g).sum(1) / ((m * m + g * g).sum(1) + cfg.eps)
+        per_column = per_column + cfg.lambda2 * dice
+        parts["dice"] = _mean(dice, normalizer).detach()
+    return _mean(per_column, normalizer), parts
+
+
+def multilabel_classification_loss(cls_logits: torch.Tensor, label_target: torch.Tensor, keep: torch.Tensor,
+                                   cfg: LossConfig, normalizer: float | None = None
+                                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Sigmoid focal loss of cls_logits [B, K, T] against every label of each snippet
+    (`label_target` [B, K, T] in {0, 1}) over the snippets `keep` [B, T] (valid, not ignored):
+    summed over classes and snippets, divided by the foreground snippets (at least 1; or `normalizer`)."""
+    z = cls_logits.transpose(1, 2)[keep]  # [N, K]
+    y = label_target.transpose(1, 2)[keep].to(z.dtype)
+    if z.numel() == 0:
+        zero = _zero_like_graph(cls_logits)
+        return zero, {"focal": zero.detach(), "cls": zero.detach()}
+    ce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+    p_t = torch.where(y > 0, torch.sigmoid(z), torch.sigmoid(-z))
+    alpha_t = torch.where(y > 0, cfg.focal_alpha, 1.0 - cfg.focal_alpha)
+    focal = alpha_t * (1.0 - p_t) ** cfg.gamma * ce
+    count = (y.sum(1) > 0).sum().clamp(min=1).to(z.dtype) if normalizer is None else normalizer
+    loss = focal.sum() / count
+    return loss, {"focal": loss.detach(), "cls": loss.detach()}
+
+
 def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor,
              valid: torch.Tensor) -> torch.Tensor:
     """IoU of each foreground column's mask thresholded at 0.5 with its target, over valid positions:
@@ -177,10 +212,22 @@ def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Ten
     valid = valid.to(torch.bool)
     take = fg.to(torch.bool) & valid
     ok = valid[:, None, :].expand(-1, valid.shape[1], -1)[take]
-    pred = (mask_logits.transpose(1, 2)[take] > 0) & ok
-    target = (mask_target.transpose(1, 2)[take] > 0.5) & ok
-    union = (pred | target).sum(1)
-    return (pred & target).sum(1) / union.clamp(min=1)
+    return rows_iou(mask_logits.transpose(1, 2)[take], mask_target.transpose(1, 2)[take], ok)
+
+
+def pair_mask_iou(pair_mask_logits: torch.Tensor, pair_mask: torch.Tensor, pair_class: torch.Tensor,
+                  valid: torch.Tensor) -> torch.Tensor:
+    """`mask_iou` of a multi-label model: [N] for the N (snippet, class) pairs (class >= 0)."""
+    take = pair_class >= 0
+    ok = valid.to(torch.bool)[:, None, :].expand_as(pair_mask_logits)[take]
+    return rows_iou(pair_mask_logits[take], pair_mask[take], ok)
+
+
+def rows_iou(logits: torch.Tensor, target: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """IoU over `ok` of each row of logits > 0 with target > 0.5 (all [N, T]) -> [N]."""
+    pred = (logits > 0) & ok
+    gold = (target > 0.5) & ok
+    return (pred & gold).sum(1) / (pred | gold).sum(1).clamp(min=1)
 
 
 def boundary_targets(cls_target: torch.Tensor, mask_target: torch.Tensor, valid: torch.Tensor,
@@ -215,11 +262,13 @@ def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], 
     (DDP: global count / world size, so averaged rank gradients equal the one-process gradient)."""
     normalizers = normalizers or {}
     cls_logits = outputs["cls_logits"]
-    K = cls_logits.shape[1] - 1
     cls_target = batch["cls_target"].to(cls_logits.device)
     valid = batch["valid"].to(device=cls_logits.device, dtype=torch.bool)
     # Padded snippets are ignored whatever their stored target.
     cls_target = torch.where(valid, cls_target, torch.full_like(cls_target, -1))
+    if "label_target" in batch:
+        return _multilabel_loss(outputs, batch, cls_target, valid, cfg, normalizers)
+    K = cls_logits.shape[1] - 1
     total, parts = classification_loss(cls_logits, cls_target, cfg, normalizers.get("cls"))
     if "mask_logits" in outputs:
         fg = (cls_target >= 0) & (cls_target < K)
@@ -233,6 +282,35 @@ def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], 
         lb = boundary_head_loss(outputs["boundary_logits"], breaks, usable)
         total = total + cfg.boundary_head_weight * lb
         parts["boundary_head"] = lb.detach()
+    logs = dict(parts)
+    logs["total"] = total.detach()
+    return total, logs
+
+
+def _multilabel_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cls_target: torch.Tensor,
+                     valid: torch.Tensor, cfg: LossConfig, normalizers: dict[str, float]
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`gsmt_loss` of a multi-label model: the sigmoid focal loss of every label, and Eq. 6 over the
+    masks of every (snippet, class) pair (`pair_mask_logits` [B, P, T], padding: class -1)."""
+    cls_logits = outputs["cls_logits"]
+    device = cls_logits.device
+    total, parts = multilabel_classification_loss(cls_logits, batch["label_target"].to(device), cls_target >= 0,
+                                                  cfg, normalizers.get("cls"))
+    if "pair_mask_logits" in outputs:
+        logits = outputs["pair_mask_logits"]
+        pair_class = batch["pair_class"].to(device)
+        take = pair_class >= 0  # [B, P]
+        zero = _zero_like_graph(logits)
+        mask_parts = {"boundary": zero.detach(), "dice": zero.detach(), "fallback_fraction": zero.detach()}
+        lm = zero
+        if bool(take.any()) and (cfg.boundary or cfg.dice):
+            ok = valid[:, None, :].expand(-1, logits.shape[1], -1)[take]
+            lm, column_parts = mask_columns_loss(logits[take], batch["pair_mask"].to(device)[take], ok, cfg,
+                                                 normalizers.get("mask"))
+            mask_parts.update(column_parts)
+        mask_parts["mask"] = lm.detach()
+        total = total + cfg.mask_weight * lm
+        parts.update(mask_parts)
     logs = dict(parts)
     logs["total"] = total.detach()
     return total, logs

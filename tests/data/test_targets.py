@@ -200,3 +200,53 @@ def test_short_instance_straddling_an_inner_edge_goes_where_the_full_grid_puts_i
     # [−0.4, 0.0]: midpoint −0.2 lies in the previous window's snippet: not this window's.
     t = targets([[-0.4, 0.05]], [2], inner_edges=(True, True))
     assert t.cls.tolist() == [3, 3, 3, 3, 3]
+
+
+# ---------------------------------------------------------------- multi-label targets (issue 32)
+
+
+def test_twin_instance_gives_both_labels_and_both_pairs():
+    """THUMOS14's CliffDiving/Diving twins: one extent, two classes. The single label keeps the lower
+    class id; the multi-label targets give every snippet both labels and a mask under each class."""
+    t = targets([[1.2, 3.6], [1.2, 3.6]], [2, 0], K=3, multilabel=True)
+    assert t.cls.tolist() == [3, 0, 0, 0, 3]  # single label: the lower class id
+    np.testing.assert_array_equal(t.labels, [[0, 1, 1, 1, 0], [0, 0, 0, 0, 0], [0, 1, 1, 1, 0]])
+    assert t.pair_snippet.tolist() == [1, 1, 2, 2, 3, 3]
+    assert t.pair_class.tolist() == [0, 2, 0, 2, 0, 2]
+    np.testing.assert_array_equal(t.pair_mask, np.tile(cols(1, 2, 3), (6, 1)))
+    assert t.labels.dtype == np.float32 and t.pair_mask.dtype == np.float32
+
+
+def test_long_and_short_instances_of_two_classes_keep_their_own_extents():
+    """A snippet inside a long instance of class 1 (snippets 0-4) and a short one of class 0
+    (snippets 2-3) owns two masks: the long one under class 1, the short one under class 0."""
+    t = targets([[0.1, 4.9], [2.1, 3.9]], [1, 0], K=2, multilabel=True)
+    assert t.cls.tolist() == [1, 1, 0, 0, 1]  # single label: the shortest instance wins
+    np.testing.assert_array_equal(t.labels, [[0, 0, 1, 1, 0], [1, 1, 1, 1, 1]])
+    pairs = list(zip(t.pair_snippet.tolist(), t.pair_class.tolist()))
+    assert pairs == [(0, 1), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1), (4, 1)]
+    masks = dict(zip(pairs, t.pair_mask))
+    np.testing.assert_array_equal(masks[(2, 0)], cols(2, 3))
+    np.testing.assert_array_equal(masks[(2, 1)], cols(0, 1, 2, 3, 4))
+    np.testing.assert_array_equal(masks[(4, 1)], cols(0, 1, 2, 3, 4))
+
+
+def test_same_class_instances_keep_the_shortest_owner_per_pair():
+    """Two nested instances of one class: the pair (snippet, class) takes the shorter one, as the
+    single label does; the outer instance's own snippets keep the outer mask."""
+    t = targets([[0.1, 4.9], [1.1, 2.9]], [0, 0], K=1, multilabel=True)
+    assert t.pair_snippet.tolist() == [0, 1, 2, 3, 4] and t.pair_class.tolist() == [0] * 5
+    np.testing.assert_array_equal(t.pair_mask[1], cols(1, 2))
+    np.testing.assert_array_equal(t.pair_mask[0], cols(0, 1, 2, 3, 4))
+    np.testing.assert_array_equal(t.mask, targets([[0.1, 4.9], [1.1, 2.9]], [0, 0], K=1).mask)
+
+
+def test_multilabel_targets_leave_the_single_label_targets_as_they_are():
+    args = ([[0.2, 2.2], [1.7, 4.1], [3.3, 3.4]], [1, 0, 2])
+    single, multi = targets(*args), targets(*args, multilabel=True)
+    for name in ("cls", "mask", "fg"):
+        np.testing.assert_array_equal(getattr(single, name), getattr(multi, name))
+    assert single.labels is None and single.pair_mask is None
+    # Every foreground snippet has a pair per label, and only those.
+    assert int(multi.labels.sum()) == len(multi.pair_class)
+    assert set(multi.pair_snippet.tolist()) == set(np.flatnonzero(multi.fg).tolist())

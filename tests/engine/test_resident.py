@@ -39,10 +39,13 @@ def losses(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k.startswith(("loss", "val_"))} for r in records if "epoch" in r]
 
 
-def test_resident_and_dataloader_paths_train_the_same_model(window_data, tmp_path, capsys):
+@pytest.mark.parametrize("labels", ["single", "multi"])
+def test_resident_and_dataloader_paths_train_the_same_model(window_data, tmp_path, capsys, labels):
+    """Multi-label targets too: their pairs are padded per batch by the DataLoader and per dataset
+    when resident, and the padding changes no number."""
     runs = {}
     for policy in ("never", "always"):
-        cfg = load_config("demo", [*RUN, f"train.resident={policy}"])
+        cfg = load_config("demo", [*RUN, f"train.resident={policy}", f"model.labels={labels}"])
         runs[policy] = train(cfg, window_data, tmp_path / policy, progress=False)
     out = capsys.readouterr().out
     assert out.count("samples resident in cpu memory") == 1  # the `always` run only

@@ -320,3 +320,53 @@ def test_stem_norm_layer_keeps_a_snippet_to_its_receptive_field():
     assert not torch.allclose(group(x, valid)[..., :3], group(far, valid)[..., :3])
     with pytest.raises(GsmtError, match="stem_norm"):
         GSMT(D, K, T, conv_stem=2, stem_norm="batch")
+
+
+# ---------------------------------------------------------------- multi-label model (issue 32)
+
+
+def test_multilabel_model_outputs_and_pair_masks():
+    """`labels="multi"`: K sigmoid logits per snippet; the mask of a (snippet, class) pair is the
+    pairwise head's column conditioned on the class, computed only for the pairs asked for."""
+    model = small(mask_head="pairwise", labels="multi")
+    features, valid = inputs()
+    snippet = torch.tensor([[3, 3, 7], [0, 5, -1]])
+    cls = torch.tensor([[0, 4, 2], [1, 1, -1]])
+    out = model(features, valid, pair_snippet=snippet, pair_class=cls)
+    assert out["cls_logits"].shape == (2, K, T)
+    assert out["pair_mask_logits"].shape == (2, 3, T)
+    assert "mask_logits" not in out
+    # The same pairs afterwards from the outputs: what prediction does.
+    again = model.pair_mask_logits(model(features, valid), snippet, cls)
+    torch.testing.assert_close(again, out["pair_mask_logits"])
+    # One snippet, two classes: two different masks; the class term is what tells them apart.
+    assert not torch.allclose(out["pair_mask_logits"][0, 0], out["pair_mask_logits"][0, 1])
+    with torch.no_grad():
+        model.mask_head.class_keys.weight.zero_()
+    same = model(features, valid, pair_snippet=snippet, pair_class=cls)["pair_mask_logits"]
+    torch.testing.assert_close(same[0, 0], same[0, 1])
+
+
+def test_multilabel_pair_mask_equals_the_pairwise_column_without_a_class_term():
+    """With the class keys at zero, the pair (t, c) mask is column t of the pairwise head's [T, T]
+    mask computed with the same weights: the multi-label head only adds the class term."""
+    multi = small(mask_head="pairwise", labels="multi")
+    single = small(mask_head="pairwise")
+    state = {k: v for k, v in multi.state_dict().items() if k in single.state_dict()}
+    state["cls_head.conv.weight"] = single.state_dict()["cls_head.conv.weight"]
+    state["cls_head.conv.bias"] = single.state_dict()["cls_head.conv.bias"]
+    single.load_state_dict(state)
+    with torch.no_grad():
+        multi.mask_head.class_keys.weight.zero_()
+    features, valid = inputs()
+    dense = single(features, valid)["mask_logits"]  # [B, i, t]
+    snippet = torch.arange(T).repeat(2, 1)
+    pairs = multi(features, valid, pair_snippet=snippet, pair_class=torch.zeros_like(snippet))["pair_mask_logits"]
+    torch.testing.assert_close(pairs, dense.transpose(1, 2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [dict(mask_head="conv"), dict(mask_head="pairwise", boundary_gate=True),
+                                     dict(mask_head="pairwise", mask_branch=False)])
+def test_multilabel_needs_the_pairwise_mask_head(options):
+    with pytest.raises(GsmtError, match="model.labels"):
+        small(labels="multi", **options)

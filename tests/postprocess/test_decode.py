@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gsmt.errors import GsmtError
+from gsmt.postprocess.decode import decode_many, decode_pairs_many, select_pairs
 from gsmt.postprocess import (
     DEFAULT_THRESHOLDS,
     Detections,
@@ -356,3 +357,68 @@ def test_run_score_averages_the_class_probability_over_the_segment():
     assert _as_tuples(run) == [(1.0, 4.0, 0, round((0.1 + 0.9 + 0.1) / 3 * 0.8, 12))]
     with pytest.raises(GsmtError):
         decode(probs, masks, valid, t_start, t_end, 6.0, score="nope", **kw)
+
+
+# ---------------------------------------------------------------- multi-label decoding (issue 32)
+
+
+def _nested_pairs():
+    """Six unit snippets; a long instance of class 1 over all of them and a short one of class 0 over
+    snippets 2-3. Every snippet is class 1 (0.9), snippets 2-3 also class 0 (0.8)."""
+    probs = np.full((1, 2, 6), 0.01)
+    probs[0, 1] = 0.9
+    probs[0, 0, 2:4] = 0.8
+    valid = np.ones((1, 6), bool)
+    return probs, valid, np.arange(6.0)[None], np.arange(6.0)[None] + 1.0
+
+
+def test_select_pairs_takes_every_class_above_theta_c_most_probable_first():
+    probs, valid, _, _ = _nested_pairs()
+    snippet, cls = select_pairs(probs, valid, theta_c=0.1, m1=20)
+    assert list(zip(snippet[0].tolist(), cls[0].tolist())) == [(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1),
+                                                               (2, 0), (3, 0)]
+    snippet, cls = select_pairs(probs, valid, theta_c=0.85, m1=20)  # class 0 is below theta_c
+    assert cls[0].tolist() == [1] * 6
+    snippet, cls = select_pairs(probs, valid, theta_c=0.1, m1=3)  # at most m1 pairs
+    assert snippet[0].tolist() == [0, 1, 2]
+    valid[0, 5] = False
+    snippet, cls = select_pairs(probs, valid, theta_c=0.1, m1=20)
+    assert 5 not in snippet[0].tolist()
+
+
+def test_long_and_short_instances_of_two_classes_decode_with_their_own_extents():
+    """Each (snippet, class) pair has its own mask: the long one under class 1, the short one under
+    class 0, so both instances come out of decoding, each with its own extent and label."""
+    probs, valid, t_start, t_end = _nested_pairs()
+    snippet, cls = select_pairs(probs, valid, theta_c=0.1, m1=20)
+    columns = np.where((cls == 1)[..., None], 0.95, np.array([0, 0, 0.95, 0.95, 0, 0])[None, None, :])
+    dets = decode_pairs_many(probs, columns, snippet, cls, valid, t_start, t_end, np.array([6.0]), mode="own",
+                             thresholds=[0.5], m2=10, theta_c=0.1).split(1)[0]
+    assert dets.segments.tolist() == [[0.0, 6.0], [2.0, 4.0]]
+    assert dets.labels.tolist() == [1, 0]
+    np.testing.assert_allclose(dets.scores, [0.9 * 0.95, 0.8 * 0.95])
+
+
+def test_decode_pairs_equals_decode_when_each_snippet_has_one_pair():
+    """With one pair per snippet (its top class, `topk_classes=1`) and that snippet's mask, the
+    multi-label decoding is the single-label one, candidate for candidate."""
+    rng = np.random.default_rng(3)
+    b, k, t = 2, 3, 12
+    logits = rng.normal(size=(b, k + 1, t))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    masks = rng.uniform(size=(b, t, t))
+    valid = np.ones((b, t), bool)
+    valid[1, 9:] = False
+    t_start = np.tile(np.arange(t, dtype=float), (b, 1))
+    t_end, durations = t_start + 1.0, np.array([12.0, 9.0])
+    for mode in ("own", "own+long", "short", "long"):
+        for mask_score in ("max", "iou"):
+            single = decode_many(probs, masks, valid, t_start, t_end, durations, mode=mode, m1=t, m2=50,
+                                 thresholds=[0.3, 0.6], theta_c=0.0, mask_score=mask_score)
+            snippet = np.where(valid, np.arange(t)[None], -1)
+            cls = np.where(valid, probs[:, :k].argmax(1), -1)
+            columns = np.take_along_axis(masks, np.maximum(snippet, 0)[:, None, :], axis=2).transpose(0, 2, 1)
+            multi = decode_pairs_many(probs[:, :k], columns, snippet, cls, valid, t_start, t_end, durations,
+                                      mode=mode, m2=50, thresholds=[0.3, 0.6], theta_c=0.0, mask_score=mask_score)
+            for name in ("group", "segments", "labels", "scores"):
+                np.testing.assert_array_equal(getattr(single, name), getattr(multi, name), err_msg=f"{mode} {name}")

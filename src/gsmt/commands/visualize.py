@@ -101,6 +101,6 @@ def mask_picture(out, checkpoint, features, *, gt_path=None, video_id=None) -> P
         targets = make_targets(video.segments, video.labels, raw["t_start"], raw["t_end"], raw["valid"],
                                len(loc.classes), span=(0.0, span_end), ambiguous=video.ambiguous)
         gt_mask = targets.mask
-    actionness = raw["probs"][:-1].max(axis=0)
+    actionness = raw["actionness"]
     return plot_masks(out, pred_mask=raw["masks"], gt_mask=gt_mask, valid=raw["valid"],
                           title=f"global mask M of {raw['video'].id}", actionness=actionness)

@@ -78,7 +78,10 @@ class TALDataset(Dataset):
 
     Items: `video_id` str, `features` float32[D, T], `valid` bool[T], `cls_target` int64[T],
     `mask_target` float32[T, T], `t_start`/`t_end` float64[T] seconds, `duration` float,
-    `overlap_prev`/`overlap_next` int (snippets shared with the neighbouring windows; tensors are torch). Training in window mode keeps the windows holding an instance plus a
+    `overlap_prev`/`overlap_next` int (snippets shared with the neighbouring windows; tensors are torch).
+    With `multilabel` (issue 32) the targets are every label and one mask per (snippet, class) pair
+    instead of `mask_target`: `label_target` float32[K, T], `pair_snippet` / `pair_class` int64[P],
+    `pair_mask` float32[P, T] (`collate` pads the pairs of a batch: index -1, mask 0). Training in window mode keeps the windows holding an instance plus a
     seeded share `background_window_ratio` of the background-only ones. With `window_jitter` j > 0
     (training, window mode) each epoch moves every training window's start by a seeded random
     offset of at most `j * window_stride / 2` snippets either way (`set_epoch`), within the video.
@@ -87,7 +90,7 @@ class TALDataset(Dataset):
     def __init__(self, videos: Sequence[Video], features: FeatureStore, num_classes: int, *,
                  mode: str = "resize", T: int, window_stride: int | None = None, grid: Grid | None = None,
                  train: bool = False, background_window_ratio: float = 0.0, seed: int = 0,
-                 with_targets: bool = True, window_jitter: float = 0.0):
+                 with_targets: bool = True, window_jitter: float = 0.0, multilabel: bool = False):
         if mode not in TEMPORAL_MODES:
             raise GsmtError("dataset", f"unknown temporal mode {mode!r} (use resize or window)")
         if T <= 0:
@@ -105,6 +108,7 @@ class TALDataset(Dataset):
         self.window_stride = int(window_stride) if window_stride else max(1, self.T // 2)
         self.train = train
         self.with_targets = with_targets
+        self.multilabel = multilabel
         self.seed = seed
         self.max_shift = int(round(window_jitter * self.window_stride / 2)) if train else 0
         self._shifts: np.ndarray | None = None  # this epoch's start offset of each sample (set_epoch)
@@ -239,10 +243,29 @@ class TALDataset(Dataset):
         if self.with_targets:
             targets = make_targets(video.segments, video.labels, t_start, t_end, valid, self.num_classes,
                                    span=span, ambiguous=video.ambiguous,
-                                   inner_edges=(overlap_prev > 0, overlap_next > 0))
+                                   inner_edges=(overlap_prev > 0, overlap_next > 0), multilabel=self.multilabel)
             item["cls_target"] = torch.from_numpy(targets.cls)
-            item["mask_target"] = torch.from_numpy(targets.mask)
+            if self.multilabel:
+                item["label_target"] = torch.from_numpy(targets.labels)
+                item["pair_snippet"] = torch.from_numpy(targets.pair_snippet)
+                item["pair_class"] = torch.from_numpy(targets.pair_class)
+                item["pair_mask"] = torch.from_numpy(targets.pair_mask)
+            else:
+                item["mask_target"] = torch.from_numpy(targets.mask)
         return item
+
+
+# Per-sample lists of different lengths, padded by `collate` (and `pad_pairs`) with these values.
+PAIR_PADDING = {"pair_snippet": -1, "pair_class": -1, "pair_mask": 0.0}
+
+
+def pad_pairs(tensors: Sequence[torch.Tensor], key: str, size: int | None = None) -> torch.Tensor:
+    """Stack [P_i, ...] tensors into [N, P, ...], P = max(P_i, 1) or `size`, padded with `PAIR_PADDING[key]`."""
+    size = max([1, *(len(x) for x in tensors)]) if size is None else size
+    out = torch.full((len(tensors), size, *tensors[0].shape[1:]), PAIR_PADDING[key], dtype=tensors[0].dtype)
+    for i, x in enumerate(tensors):
+        out[i, :len(x)] = x
+    return out
 
 
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -250,7 +273,9 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     for key in items[0]:
         values = [item[key] for item in items]
-        if isinstance(values[0], torch.Tensor):
+        if key in PAIR_PADDING:
+            batch[key] = pad_pairs(values, key)
+        elif isinstance(values[0], torch.Tensor):
             batch[key] = torch.stack(values)
         elif isinstance(values[0], bool):
             batch[key] = torch.tensor(values, dtype=torch.bool)

@@ -13,11 +13,20 @@ IGNORE = -1
 
 @dataclass
 class Targets:
-    """cls[T] int64 (class, K = background, -1 = ignored); mask[T, T] float32, column t = snippet t's mask; fg[T] bool."""
+    """cls[T] int64 (class, K = background, -1 = ignored); mask[T, T] float32, column t = snippet t's mask; fg[T] bool.
+
+    With `multilabel` (issue 32), also every label of every snippet and one mask per (snippet,
+    class) pair: `labels[K, T]` float32 (1 where snippet t lies in an instance of class k),
+    `pair_snippet[P]`, `pair_class[P]` int64 and `pair_mask[P, T]` float32 (the mask of the shortest
+    class-k instance holding the snippet; then the earlier listed), pairs in (snippet, class) order."""
 
     cls: np.ndarray
     mask: np.ndarray
     fg: np.ndarray
+    labels: np.ndarray | None = None
+    pair_snippet: np.ndarray | None = None
+    pair_class: np.ndarray | None = None
+    pair_mask: np.ndarray | None = None
 
 
 def _as_segments(x: np.ndarray | None) -> np.ndarray:
@@ -38,6 +47,7 @@ def make_targets(
     ambiguous: np.ndarray | None = None,
     faults: Faults | None = None,
     inner_edges: tuple[bool, bool] = (False, False),
+    multilabel: bool = False,
 ) -> Targets:
     """Class and mask targets for snippets spanning `[t_start[t], t_end[t]]` seconds.
 
@@ -103,4 +113,29 @@ def make_targets(
 
     mask = np.zeros((T, T), dtype=np.float32)
     mask[:, fg] = inside[owner[fg]].T
-    return Targets(cls=cls, mask=mask, fg=fg)
+    targets = Targets(cls=cls, mask=mask, fg=fg)
+    if multilabel:
+        _add_pairs(targets, inside, lab, ce - cs, num_classes)
+    return targets
+
+
+def _add_pairs(targets: Targets, inside: np.ndarray, lab: np.ndarray, length: np.ndarray, num_classes: int) -> None:
+    """Every label of every snippet, and the owner of each (snippet, class) pair: the shortest
+    instance of that class holding the snippet (then the earlier listed), as `make_targets` ranks
+    instances for the single label; a snippet inside a long instance of one class and a short one of
+    another so keeps both extents, each under its own class."""
+    T = inside.shape[1]
+    labels = np.zeros((num_classes, T), dtype=np.float32)
+    inst, snip = np.nonzero(inside)
+    labels[lab[inst], snip] = 1.0
+    # Sorted by (snippet, class, length, order): the first row of each (snippet, class) owns it.
+    order = np.lexsort((inst, length[inst], lab[inst], snip))
+    inst, snip = inst[order], snip[order]
+    cls = lab[inst]
+    first = np.ones(len(inst), dtype=bool)
+    first[1:] = (np.diff(snip) != 0) | (np.diff(cls) != 0)
+    inst, snip, cls = inst[first], snip[first], cls[first]
+    targets.labels = labels
+    targets.pair_snippet = snip.astype(np.int64)
+    targets.pair_class = cls.astype(np.int64)
+    targets.pair_mask = inside[inst].astype(np.float32).reshape(-1, T)

@@ -89,6 +89,7 @@ def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
         conv_stem=m.conv_stem,
         stem_dilation=m.stem_dilation,
         stem_norm=m.stem_norm,
+        labels=m.labels,
     )
 
 

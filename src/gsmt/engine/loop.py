@@ -78,7 +78,7 @@ def train_one_epoch(ctx: StepContext, loader, resident, steps: Steps, *, epoch: 
         for group in optimizer.param_groups:
             group["lr"] = cfg.train.lr * lr_factor(cfg, steps.step, ctx.steps_per_epoch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            outputs = forward(batch["features"], batch["valid"])
+            outputs = forward(batch["features"], batch["valid"], **pair_inputs(batch))
         outputs = {k: v.float() for k, v in outputs.items()}
         loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, ctx.num_classes))
         optimizer.zero_grad(set_to_none=True)
@@ -117,6 +117,13 @@ def train_one_epoch(ctx: StepContext, loader, resident, steps: Steps, *, epoch: 
         if stop_after_steps is not None and steps.step >= stop_after_steps:
             return Epoch(sums, seen, time.perf_counter() - t0, finite_steps, nonfinite, stopped=True)
     return Epoch(sums, seen, time.perf_counter() - t0, finite_steps, nonfinite)
+
+
+def pair_inputs(batch: dict) -> dict:
+    """The (snippet, class) pairs whose masks a multi-label model is trained on, as `forward` keywords."""
+    if "pair_snippet" not in batch:
+        return {}
+    return {"pair_snippet": batch["pair_snippet"], "pair_class": batch["pair_class"]}
 
 
 def all_finite(module: torch.nn.Module) -> bool:
@@ -197,7 +204,10 @@ def _normalizers(batch: dict, ddp: Dist, num_classes: int) -> dict | None:
         return None
     target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
     fg = (target >= 0) & (target < num_classes)
-    counts = torch.stack([(target >= 0).sum(), fg.sum()]).to(torch.float64)
+    if "pair_class" in batch:  # multi-label: focal loss per foreground snippet, masks per pair
+        counts = torch.stack([fg.sum(), (batch["pair_class"] >= 0).sum()]).to(torch.float64)
+    else:
+        counts = torch.stack([(target >= 0).sum(), fg.sum()]).to(torch.float64)
     dist.all_reduce(counts)
     counts = (counts / ddp.world_size).clamp(min=1.0)
     # Read on the host (a wait per step, DDP only): as Python numbers they divide the loss sums as

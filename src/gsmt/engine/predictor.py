@@ -18,7 +18,7 @@ from gsmt.engine.distributed import settle
 from gsmt.errors import Faults, GsmtError
 from gsmt.model import GSMT
 from gsmt.postprocess import Detections, actionness_decode
-from gsmt.postprocess.decode import FlatDetections, decode_many
+from gsmt.postprocess.decode import FlatDetections, decode_many, decode_pairs_many, select_pairs
 from gsmt.postprocess.nms import decay_fragments, soft_nms_many
 from gsmt.postprocess.windows import drop_edge_cuts_many
 
@@ -41,15 +41,12 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     parts: list[FlatDetections] = []  # per batch; group = video index
     for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
         outputs = _forward(model, batch["features"].to(device), batch["valid"].to(device))
-        probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
-        masks = (torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy()
-                 if "mask_logits" in outputs else None)
-        if substitute is not None:
-            swapped = [substitute(probs[i], None if masks is None else masks[i], batch, i)
-                       for i in range(len(probs))]
-            probs = np.stack([p for p, _ in swapped])
-            masks = None if swapped[0][1] is None else np.stack([m for _, m in swapped])
-        dets = decode_samples(probs, masks, batch, decode_cfg)
+        if model.labels == "multi":
+            if substitute is not None:
+                raise GsmtError("predict", "the oracle substitution takes single-label outputs")
+            dets = decode_multilabel(model, outputs, batch, decode_cfg)
+        else:
+            dets = _decode_single(outputs, batch, decode_cfg, substitute)
         if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
             dets = drop_edge_cuts_many(dets, batch["t_start"].numpy(), batch["t_end"].numpy(),
                                        batch["overlap_prev"].numpy(), batch["overlap_next"].numpy())
@@ -66,6 +63,35 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     kept = decay_fragments(soft_nms_many(found, len(video_index), **_nms_options(decode_cfg)),
                            decode_cfg.fragment_decay)
     return dict(zip(video_index, kept.split(len(video_index))))
+
+
+def _decode_single(outputs: dict, batch: dict, decode_cfg: DecodeConfig, substitute) -> FlatDetections:
+    """Softmax probabilities and one mask per snippet (the paper's model) -> candidates."""
+    probs = torch.softmax(outputs["cls_logits"].float(), dim=1).cpu().numpy()
+    masks = (torch.sigmoid(outputs["mask_logits"].float()).cpu().numpy()
+             if "mask_logits" in outputs else None)
+    if substitute is not None:
+        swapped = [substitute(probs[i], None if masks is None else masks[i], batch, i)
+                   for i in range(len(probs))]
+        probs = np.stack([p for p, _ in swapped])
+        masks = None if swapped[0][1] is None else np.stack([m for _, m in swapped])
+    return decode_samples(probs, masks, batch, decode_cfg)
+
+
+def decode_multilabel(model: GSMT, outputs: dict, batch: dict, cfg: DecodeConfig) -> FlatDetections:
+    """A multi-label model's batch -> candidates: the pairs (snippet, class) above `theta_c`
+    (`select_pairs`, at most `m1` per sample), their masks computed for them alone, decoded by
+    `decode_pairs_many`."""
+    probs = torch.sigmoid(outputs["cls_logits"].float()).cpu().numpy()
+    valid = batch["valid"].numpy()
+    snippet, cls = select_pairs(probs, valid, cfg.theta_c, cfg.m1)
+    device = outputs["cls_logits"].device
+    logits = model.pair_mask_logits(outputs, torch.from_numpy(snippet).to(device), torch.from_numpy(cls).to(device))
+    columns = torch.sigmoid(logits.float()).cpu().numpy()
+    return decode_pairs_many(probs, columns, snippet, cls, valid, batch["t_start"].numpy(), batch["t_end"].numpy(),
+                             batch["duration"].numpy().astype(np.float64), mode=cfg.mode,
+                             thresholds=np.asarray(cfg.thresholds, dtype=np.float64), m2=cfg.m2,
+                             theta_c=cfg.theta_c, score=cfg.score, mask_score=cfg.resolved_mask_score())
 
 
 def decode_samples(probs: np.ndarray, masks: np.ndarray | None, batch: dict, cfg: DecodeConfig) -> FlatDetections:

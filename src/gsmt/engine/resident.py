@@ -7,15 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
-# report_faults lives with the annotations, meta_tiou with the tIoU sets: `gsmt eval` needs them without torch
-from gsmt.annotations.types import Annotations, Video  # noqa: F401
-from gsmt.annotations.load import load_annotations, report_faults  # noqa: F401
-from gsmt.evaluation.tiou import meta_tiou  # noqa: F401
-from gsmt.data.dataset import TALDataset
+from gsmt.data.dataset import PAIR_PADDING, TALDataset, pad_pairs
 from gsmt.errors import GsmtError
 
 
 RESIDENT_KEYS = ("features", "valid", "cls_target", "mask_target")  # what the model and the loss read
+# ... with multi-label targets (issue 32): the pairs are padded to the dataset's largest count
+MULTILABEL_KEYS = ("features", "valid", "cls_target", "label_target", "pair_snippet", "pair_class", "pair_mask")
 
 
 @dataclass
@@ -27,12 +25,17 @@ class ResidentSamples:
     tensors: dict[str, torch.Tensor]
     where: torch.device
     empty_videos: set[str]
+    # Multi-label: each sample's number of (snippet, class) pairs (host memory), so that a batch is
+    # cut to its own largest count, the shape the DataLoader's `collate` gives it (the same shapes
+    # give the same bits: a padded pair changes the order of the sums over pairs).
+    pair_counts: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.tensors["valid"].shape[0])
 
     def batch(self, index: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
         """The samples `index` (in that order) as a collated batch on `device`."""
+        size = max(1, int(self.pair_counts[index.cpu()].max())) if self.pair_counts is not None else None
         if self.where.type == "cuda" and index.device.type == "cpu":
             # From page-locked memory the copy is queued without the host waiting for the GPU to
             # finish its work (a copy from pageable memory waits: one sync per step).
@@ -47,6 +50,8 @@ class ResidentSamples:
                 torch.index_select(t, 0, index, out=part)
             else:
                 part = t.index_select(0, index)
+            if size is not None and key in PAIR_PADDING:
+                part = part[:, :size]
             out[key] = part.to(device, non_blocking=True)
         return out
 
@@ -82,17 +87,29 @@ def load_resident(dataset: TALDataset, device: torch.device, policy: str, fracti
             raise GsmtError("train.resident", "'always' cannot hold samples redrawn every epoch "
                                               "(data.window_jitter > 0): use auto or never")
         return None
+    keys = MULTILABEL_KEYS if dataset.multilabel else RESIDENT_KEYS
     first = dataset[0]
-    per_sample = sum(first[k].numel() * first[k].element_size() for k in RESIDENT_KEYS)
+    per_sample = sum(first[k].numel() * first[k].element_size() for k in keys)
     where = resident_place(per_sample * len(dataset), device, policy, fraction)
     if where is None:
         return None
     pin = where.type == "cpu" and device.type == "cuda"
-    host = {k: torch.empty((len(dataset), *first[k].shape), dtype=first[k].dtype, pin_memory=pin)
-            for k in RESIDENT_KEYS}
-    for i in range(len(dataset)):  # in index order: consecutive windows of a video share one read
-        item = first if i == 0 else dataset[i]
-        for k in RESIDENT_KEYS:
-            host[k][i] = item[k]
+    counts = None
+    if dataset.multilabel:
+        # Pair lists differ in length: read once, then padded to the longest (an estimate above,
+        # from the first sample; the padded size is known only here).
+        items = [first] + [dataset[i] for i in range(1, len(dataset))]
+        counts = torch.tensor([len(it["pair_class"]) for it in items], dtype=torch.int64)
+        host = {k: (pad_pairs([it[k] for it in items], k) if k in PAIR_PADDING
+                    else torch.stack([it[k] for it in items])) for k in keys}
+        if pin:
+            host = {k: v.pin_memory() for k, v in host.items()}
+    else:
+        host = {k: torch.empty((len(dataset), *first[k].shape), dtype=first[k].dtype, pin_memory=pin)
+                for k in keys}
+        for i in range(len(dataset)):  # in index order: consecutive windows of a video share one read
+            item = first if i == 0 else dataset[i]
+            for k in keys:
+                host[k][i] = item[k]
     tensors = {k: t.to(where) for k, t in host.items()}
-    return ResidentSamples(tensors, where, set(dataset.empty_videos))
+    return ResidentSamples(tensors, where, set(dataset.empty_videos), counts)

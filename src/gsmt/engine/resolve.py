@@ -138,6 +138,7 @@ def make_dataset(videos: list[Video], features: FeatureStore, cfg: Config, num_c
         background_window_ratio=cfg.data.background_window_ratio if train else 0.0,
         seed=cfg.train.seed,
         window_jitter=cfg.data.window_jitter if train else 0.0,
+        multilabel=cfg.model.labels == "multi",
     )
 
 

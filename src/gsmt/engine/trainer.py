@@ -25,7 +25,7 @@ from gsmt.engine.checkpoint import (
     save_checkpoint,
 )
 from gsmt.engine.distributed import Dist, init_distributed, pick_device
-from gsmt.engine.loop import LossSums, StepContext, Steps, all_finite, to_device, train_one_epoch
+from gsmt.engine.loop import LossSums, StepContext, Steps, all_finite, pair_inputs, to_device, train_one_epoch
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.resolve import (DataSource, make_dataset, open_data, report_faults, require_features,
     resolve_config, split_for_selection, subset_videos)
@@ -34,7 +34,7 @@ from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
 from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import evaluate_detection
 from gsmt.io.guard import check_output_location
-from gsmt.losses import gsmt_loss, mask_iou
+from gsmt.losses import gsmt_loss, mask_iou, pair_mask_iou
 from gsmt.model import count_parameters
 
 
@@ -373,7 +373,7 @@ def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dic
     fg_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
     for batch in loader:
         batch = to_device(batch, device)
-        outputs = {k: v.float() for k, v in model(batch["features"], batch["valid"]).items()}
+        outputs = {k: v.float() for k, v in model(batch["features"], batch["valid"], **pair_inputs(batch)).items()}
         _, logs = gsmt_loss(outputs, batch, cfg.loss)
         total.add(logs)
         n += 1
@@ -382,8 +382,12 @@ def heldout_losses(model, dataset, cfg: Config, num_classes: int, device) -> dic
         fg_hits += ((outputs["cls_logits"].argmax(1) == target) & fg).sum()
         # Counted without indexing by `fg` (which would wait for the device to learn the size).
         fg_per_class.scatter_add_(0, torch.where(fg, target, 0).reshape(-1), fg.reshape(-1).to(torch.int64))
+        iou = None
         if "mask_logits" in outputs:
             iou = mask_iou(outputs["mask_logits"], batch["mask_target"], fg, batch["valid"])
+        elif "pair_mask_logits" in outputs:
+            iou = pair_mask_iou(outputs["pair_mask_logits"], batch["pair_mask"], batch["pair_class"], batch["valid"])
+        if iou is not None:
             iou_sums.add({"iou": iou.sum()})
             iou_count += iou.numel()
     out = _loss_record(total.totals(), max(1, n))

@@ -7,12 +7,14 @@ from torch import nn
 
 from gsmt.errors import GsmtError
 from gsmt.model.embedding import CNNEmbedding, ConvStem, PositionalEncoding, TransformerEmbedding, zero_padded
-from gsmt.model.heads import BoundaryHead, ClassificationHead, MaskHead, PairwiseMaskHead, gate_masks
+from gsmt.model.heads import (BoundaryHead, ClassificationHead, ClassPairwiseMaskHead, MaskHead, PairwiseMaskHead,
+                              gate_masks)
 
 POS_ENCODINGS = ("none", "learned", "fixed", "relative")
 EMBEDDINGS = ("transformer", "cnn")
 MASK_HEADS = ("conv", "pairwise")
 STEM_NORMS = ("group", "layer")
+LABELS = ("single", "multi")
 
 
 class GSMT(nn.Module):
@@ -20,15 +22,26 @@ class GSMT(nn.Module):
     `cls_logits` [B, K+1, T] and (with the mask branch) `mask_logits` [B, T, T] with
     `mask_logits[b, i, t]` = logit of position i in the mask predicted from snippet t. With
     `boundary_gate`, also `boundary_logits` [B, T-1] (a boundary between snippets j and j+1), and the
-    mask logits are gated by them (`gate_masks`)."""
+    mask logits are gated by them (`gate_masks`).
+
+    `labels="multi"` (issue 32): `cls_logits` [B, K, T] are per-class sigmoid logits (every class
+    a snippet belongs to), and masks are conditional on the class: `forward(..., pair_snippet,
+    pair_class)` ([B, P] int64, -1 = padding) returns `pair_mask_logits` [B, P, T], the mask of
+    each (snippet, class) pair, and always `mask_query` / `mask_key` [B, d, T], from which
+    `pair_mask_logits(outputs, snippet, cls)` computes the columns of any pairs afterwards."""
 
     def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
                  boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1,
-                 stem_norm: str = "group"):
+                 stem_norm: str = "group", labels: str = "single"):
         super().__init__()
+        if labels not in LABELS:
+            raise GsmtError("model.labels", f"unknown value {labels!r}, choose from {LABELS}")
+        if labels == "multi" and (not mask_branch or mask_head != "pairwise" or boundary_gate):
+            raise GsmtError("model.labels", "multi needs the pairwise mask head (model.mask_head: pairwise, "
+                                            "model.mask_branch: true, model.boundary_gate: false)")
         if pos_encoding not in POS_ENCODINGS:
             raise GsmtError("model.pos_encoding", f"unknown value {pos_encoding!r}, choose from {POS_ENCODINGS}")
         if embedding not in EMBEDDINGS:
@@ -53,6 +66,7 @@ class GSMT(nn.Module):
             raise GsmtError("model.head_dim", f"must be a positive integer, got {head_dim}")
         self.feature_dim, self.num_classes, self.T = feature_dim, num_classes, T
         self.mask_branch = mask_branch
+        self.labels = labels
         self.proj = nn.Conv1d(feature_dim, hidden_dim, 1)
         self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
         self.stem = ConvStem(hidden_dim, conv_stem, stem_dilation, stem_norm) if conv_stem > 0 else None
@@ -62,12 +76,18 @@ class GSMT(nn.Module):
                                               relative_T)
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
-        self.cls_head = ClassificationHead(hidden_dim, num_classes)
-        head = MaskHead if mask_head == "conv" else PairwiseMaskHead
-        self.mask_head = head(hidden_dim, T) if mask_branch else None
+        if labels == "multi":
+            self.cls_head = ClassificationHead(hidden_dim, num_classes, outputs=num_classes)
+            self.mask_head = ClassPairwiseMaskHead(hidden_dim, T, num_classes)
+        else:
+            self.cls_head = ClassificationHead(hidden_dim, num_classes)
+            head = MaskHead if mask_head == "conv" else PairwiseMaskHead
+            self.mask_head = head(hidden_dim, T) if mask_branch else None
         self.boundary_head = BoundaryHead(hidden_dim) if (boundary_gate and mask_branch) else None
 
-    def forward(self, features: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, valid: torch.Tensor | None = None,
+                pair_snippet: torch.Tensor | None = None,
+                pair_class: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         B, D, T = features.shape
         if D != self.feature_dim:
             raise GsmtError("features", f"feature dimension {D} differs from the model's {self.feature_dim}")
@@ -83,12 +103,24 @@ class GSMT(nn.Module):
             x = self.stem(x, valid)
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
+        if self.labels == "multi":
+            out["mask_query"], out["mask_key"] = self.mask_head.queries_keys(x, valid)
+            if pair_snippet is not None:
+                out["pair_mask_logits"] = self.pair_mask_logits(out, pair_snippet, pair_class)
+            return out
         if self.mask_head is not None:
             out["mask_logits"] = self.mask_head(x, valid)
         if self.boundary_head is not None:
             out["boundary_logits"] = self.boundary_head(x, valid)
             out["mask_logits"] = gate_masks(out["mask_logits"], out["boundary_logits"])
         return out
+
+    def pair_mask_logits(self, outputs: dict[str, torch.Tensor], snippet: torch.Tensor,
+                         cls: torch.Tensor) -> torch.Tensor:
+        """Mask logits [B, P, T] of (snippet, class) pairs [B, P] from `forward`'s outputs (padding: any
+        negative entry, computed as pair (0, 0) and to be ignored)."""
+        return self.mask_head.pair_logits(outputs["mask_query"], outputs["mask_key"], snippet.clamp(min=0),
+                                          cls.clamp(min=0))
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -13,11 +13,13 @@ from gsmt.model.embedding import zero_padded
 
 class ClassificationHead(nn.Module):
     """One 1-D conv C -> K+1 (paper Table 8: one layer is best); kernel 3 gives each snippet
-    its neighbours as context at the cost of a few parameters."""
+    its neighbours as context at the cost of a few parameters. `outputs=K` (multi-label: one
+    sigmoid per class, no background row) for `labels="multi"`."""
 
-    def __init__(self, C: int, num_classes: int, kernel_size: int = 3):
+    def __init__(self, C: int, num_classes: int, kernel_size: int = 3, outputs: int | None = None):
         super().__init__()
-        self.conv = nn.Conv1d(C, num_classes + 1, kernel_size, padding=kernel_size // 2)
+        self.conv = nn.Conv1d(C, num_classes + 1 if outputs is None else outputs, kernel_size,
+                              padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return self.conv(zero_padded(x, valid))
@@ -75,6 +77,39 @@ class PairwiseMaskHead(nn.Module):
         affinity = torch.einsum("bdi,bdt->bit", q, k) / math.sqrt(self.dim)
         bias = self.offset_bias[self.offset_index] - torch.einsum("s,sit->it", self.slopes, self.distance)
         return affinity + bias.to(affinity.dtype)
+
+
+class ClassPairwiseMaskHead(PairwiseMaskHead):
+    """The pairwise head conditioned on a class: the mask of (snippet t, class c) scores position i
+    as `<query_i, key_t + class_c> / sqrt(d) + bias(i - t)`. The class term `<query_i, class_c>`
+    lets the columns of one snippet differ by class, so a snippet inside a long instance of one
+    class and a short one of another draws each instance's own extent (issue 32). Columns are
+    computed only for the (snippet, class) pairs asked for ([B, P] -> [B, P, T]): memory grows with
+    the pairs, never with K x T x T."""
+
+    def __init__(self, C: int, T: int, num_classes: int, dim: int = 64):
+        super().__init__(C, T, dim)
+        self.class_keys = nn.Embedding(num_classes, dim)
+        nn.init.normal_(self.class_keys.weight, std=dim ** -0.5)
+
+    def queries_keys(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, d, T] queries and keys of every snippet (the pairs' columns are built from these)."""
+        h = _two_convs(self.conv1, self.conv2, x, valid)
+        return self.query(h), self.key(h)
+
+    def pair_logits(self, query: torch.Tensor, key: torch.Tensor, snippet: torch.Tensor,
+                    cls: torch.Tensor) -> torch.Tensor:
+        """Mask logits [B, P, T] of the pairs (snippet[b, p], cls[b, p]) (both int64 [B, P], in range)."""
+        keys = torch.gather(key, 2, snippet[:, None, :].expand(-1, key.shape[1], -1))  # [B, d, P]
+        keys = keys + self.class_keys(cls).transpose(1, 2).to(keys.dtype)
+        affinity = torch.einsum("bdp,bdi->bpi", keys, query) / math.sqrt(self.dim)
+        offset = torch.arange(self.T, device=snippet.device)[None, None, :] - snippet[:, :, None]  # i - t
+        bias = (self.offset_bias[offset + self.T - 1]
+                - self.slopes[0] * offset.clamp(min=0) - self.slopes[1] * (-offset).clamp(min=0))
+        return affinity + bias.to(affinity.dtype)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        raise TypeError("ClassPairwiseMaskHead: use queries_keys() and pair_logits()")
 
 
 class BoundaryHead(nn.Module):

@@ -293,6 +293,96 @@ def decode_many(
     # columns[b, j] is the mask predicted by snippet kept[b, j]; rows past a sample's n_keep are off.
     columns = np.take_along_axis(masks, kept[:, None, :], axis=2).transpose(0, 2, 1)  # [B, m, T]
     usable = np.arange(m)[None, :] < n_keep[:, None]  # [B, m]
+    rows, first, last, mask_factor = _candidate_runs(columns, kept, usable, valid, thr, mode, mask_score)
+
+    sample = rows // (m * n_thr)  # [R]
+    j = (rows // n_thr) % m
+    snippet = kept[sample, j]  # [R] source snippet of each run
+    fg_kept = np.take_along_axis(probs[:, :num_classes], kept[:, None, :], axis=2)  # [B, K, m]
+    top = np.argsort(-fg_kept, axis=1, kind="stable")[:, :topk_classes]  # [B, k, m] (ties: lower id)
+    labels = top[sample, :, j].ravel()  # [R * k]
+    k = topk_classes
+    rs = np.repeat(sample, k)
+    first, last, snippet, mask_factor = (np.repeat(x, k) for x in (first, last, snippet, mask_factor))
+    class_prob = _class_prob(probs[:, :num_classes], score, rs, labels, snippet, first, last)
+    return _finish_many(rs, t_start[rs, first], t_end[rs, last], labels, class_prob * mask_factor, durations,
+                        theta_c, m2, longest_first=mode != "long")
+
+
+def decode_pairs_many(
+    probs: np.ndarray,
+    columns: np.ndarray,
+    pair_snippet: np.ndarray,
+    pair_class: np.ndarray,
+    valid: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    durations: np.ndarray,
+    *,
+    mode: str = "own",
+    thresholds: Sequence[float] | np.ndarray | None = DEFAULT_THRESHOLDS,
+    m2: int = 200,
+    theta_c: float = 0.1,
+    score: str = "source",
+    mask_score: str = "max",
+) -> FlatDetections:
+    """Decoding of a multi-label model (issue 32): every (snippet, class) pair of a sample has its own
+    mask. probs [B, K, T] (a sigmoid per class), columns [B, P, T] the masks of the pairs
+    (pair_snippet, pair_class) [B, P] (class -1: no pair), valid / t_start / t_end [B, T],
+    durations [B]. Each pair's column gives runs exactly as `decode_many` gives a snippet's (the same
+    `mode`, thresholds and mask scores); a run's label is the pair's class and its score
+    `P[c, t]` (or the run's mean, `score="run"`) times the mask factor. `select_pairs` picks the
+    pairs: every class above `theta_c` at a snippet, the most probable first.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    columns = np.asarray(columns, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    t_start = np.asarray(t_start, dtype=np.float64)
+    t_end = np.asarray(t_end, dtype=np.float64)
+    durations = np.asarray(durations, dtype=np.float64).reshape(-1)
+    pair_snippet = np.asarray(pair_snippet, dtype=np.int64)
+    pair_class = np.asarray(pair_class, dtype=np.int64)
+    thr = _check_options(probs.shape[1], mode, 1, thresholds)
+    if score not in SCORES:
+        raise GsmtError("decode", f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    if mask_score not in MASK_SCORES:
+        raise GsmtError("decode", f"unknown mask_score {mask_score!r}; expected one of {', '.join(MASK_SCORES)}")
+    b, m = pair_class.shape
+    if b == 0 or m == 0 or len(thr) == 0:
+        return FlatDetections.empty()
+    usable = pair_class >= 0
+    kept = np.where(usable, pair_snippet, 0)
+    rows, first, last, mask_factor = _candidate_runs(columns, kept, usable, valid, thr, mode, mask_score)
+    sample = rows // (m * len(thr))
+    j = (rows // len(thr)) % m
+    snippet, labels = kept[sample, j], pair_class[sample, j]
+    class_prob = _class_prob(probs, score, sample, labels, snippet, first, last)
+    return _finish_many(sample, t_start[sample, first], t_end[sample, last], labels, class_prob * mask_factor,
+                        durations, theta_c, m2, longest_first=mode != "long")
+
+
+def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (snippet, class) pairs a multi-label model decodes: per sample every valid snippet's
+    classes with P[c, t] >= theta_c (no candidate of a pair below it can reach theta_c), at most
+    `m1`, the most probable first (ties: lower snippet, then lower class). -> (pair_snippet,
+    pair_class) [B, P], P = the largest count, padding -1."""
+    b, k, t = probs.shape
+    flat = np.where(valid[:, None, :] & (probs >= theta_c), probs, -np.inf).transpose(0, 2, 1).reshape(b, t * k)
+    m = min(int(m1), t * k)
+    order = np.argsort(-flat, axis=1, kind="stable")[:, :m]  # index = snippet * K + class
+    ok = np.take_along_axis(flat, order, axis=1) > -np.inf
+    size = max(1, int(ok.sum(axis=1).max())) if b else 1
+    order, ok = order[:, :size], ok[:, :size]
+    return np.where(ok, order // k, -1), np.where(ok, order % k, -1)
+
+
+def _candidate_runs(columns: np.ndarray, kept: np.ndarray, usable: np.ndarray, valid: np.ndarray,
+                    thr: np.ndarray, mode: str, mask_score: str):
+    """Runs of every usable column of [B, m, T] at every threshold, as `decode` describes `mode`:
+    (rows, first, last, mask_factor), row = (b * m + j) * n_thr + threshold; `kept[b, j]` is the
+    snippet that predicted column j (the `own` run is the one holding it)."""
+    b, m, t = columns.shape
+    n_thr = len(thr)
     active4 = ((columns[:, :, None, :] >= thr[None, None, :, None]) & valid[:, None, None, :]
                & usable[:, :, None, None])  # [B, m, n_thr, T]
     active = active4.reshape(-1, t)  # row (b, j, threshold), as `decode` orders one sample's rows
@@ -314,25 +404,18 @@ def decode_many(
             rows, first, last = (np.concatenate(pair) for pair in zip((rows, first, last), spans))
     if mask_score == "iou":
         mask_factor = _soft_iou(columns, valid, rows // n_thr, first, last)
+    return rows, first, last, mask_factor
 
-    sample = rows // (m * n_thr)  # [R]
-    j = (rows // n_thr) % m
-    snippet = kept[sample, j]  # [R] source snippet of each run
-    fg_kept = np.take_along_axis(probs[:, :num_classes], kept[:, None, :], axis=2)  # [B, K, m]
-    top = np.argsort(-fg_kept, axis=1, kind="stable")[:, :topk_classes]  # [B, k, m] (ties: lower id)
-    labels = top[sample, :, j].ravel()  # [R * k]
-    k = topk_classes
-    rs = np.repeat(sample, k)
+
+def _class_prob(fg_probs: np.ndarray, score: str, sample: np.ndarray, labels: np.ndarray, snippet: np.ndarray,
+                first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """A candidate's class probability: P[c, t] of its source snippet (`source`) or the mean of P[c]
+    over first..last (`run`); fg_probs [B, K, T]."""
     if score == "run":
-        csum = np.concatenate([np.zeros((b, num_classes, 1)), np.cumsum(probs[:, :num_classes], axis=2)], axis=2)
-        f, l_ = np.repeat(first, k), np.repeat(last, k)
-        class_prob = (csum[rs, labels, l_ + 1] - csum[rs, labels, f]) / (l_ - f + 1)
-    else:
-        class_prob = probs[rs, labels, np.repeat(snippet, k)]
-    scores = class_prob * np.repeat(mask_factor, k)
-    starts = np.repeat(t_start[sample, first], k)
-    ends = np.repeat(t_end[sample, last], k)
-    return _finish_many(rs, starts, ends, labels, scores, durations, theta_c, m2, longest_first=mode != "long")
+        b, k, _ = fg_probs.shape
+        csum = np.concatenate([np.zeros((b, k, 1)), np.cumsum(fg_probs, axis=2)], axis=2)
+        return (csum[sample, labels, last + 1] - csum[sample, labels, first]) / (last - first + 1)
+    return fg_probs[sample, labels, snippet]
 
 
 def _finish_many(sample: np.ndarray, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray,
