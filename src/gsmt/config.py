@@ -255,8 +255,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
         try:
             parse_tiou(cfg.decode.tiou)
         except GsmtError:
-            raise GsmtError(where, "config key 'decode.tiou' must be auto, anet, thumos, epic or a comma list "
-                                   f"of tIoU thresholds in [0, 1], got {cfg.decode.tiou!r}") from None
+            raise GsmtError(where, "config key 'decode.tiou' must be auto, anet, thumos, epic, multithumos or a "
+                                   f"comma list of tIoU thresholds in [0, 1], got {cfg.decode.tiou!r}") from None
     return cfg
 
 

@@ -159,7 +159,7 @@ BAD_CONFIG = [
     ("decode.mode=medium", "decode.mode", "one of auto, long, short"),
     ("decode.score=max", "decode.score", "one of source, run"),
     ("decode.nms_method=hard", "decode.nms_method", "one of gaussian, linear"),
-    ("decode.tiou=abc", "decode.tiou", "auto, anet, thumos, epic or a comma list"),
+    ("decode.tiou=abc", "decode.tiou", "auto, anet, thumos, epic, multithumos or a comma list"),
     ("decode.batch_size=0", "decode.batch_size", ">= 1"),
 ]
 

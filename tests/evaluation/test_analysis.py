@@ -54,6 +54,25 @@ def zero_counts():
 # ------------------------------------------------------------------ error types
 
 
+def test_co_occurring_instances_of_two_labels_are_two_true_positives():
+    # jump and run over the same 10 s (co-occurring, as in MultiTHUMOS): one prediction per label
+    ann = Annotations(classes=["jump", "run"], videos=[video("a", [[10, 20], [10, 20]], [0, 1])])
+    for preds in ({"a": [p("jump", 0.9, 10, 20), p("run", 0.8, 10, 20)]},
+                  {"a": [p("run", 0.9, 10, 20), p("jump", 0.8, 10, 20)]}):  # either label ranked first
+        r = analyze_detection(ann, preds)
+        assert r.types == ["true_positive", "true_positive"]
+        assert r.counts == {**zero_counts(), "true_positive": 2}
+        assert r.false_negatives["M"] == 0.0 and r.average_mAP == 1.0
+    # a second jump on the same extent is a double detection (not a wrong label for run's instance);
+    # a run at tIoU 0.43 with its own [40, 50] is a localization error; a jump meeting only run's
+    # [40, 50] (tIoU 0.9) is the one wrong label
+    ann = Annotations(classes=["jump", "run"], videos=[video("a", [[10, 20], [10, 20], [40, 50]], [0, 1, 1])])
+    preds = {"a": [p("jump", 0.9, 10, 20), p("run", 0.8, 10, 20), p("jump", 0.7, 10, 19.5),
+                   p("run", 0.6, 44, 54), p("jump", 0.5, 41, 50)]}
+    assert analyze_detection(ann, preds).types == [
+        "true_positive", "true_positive", "double_detection", "localization", "wrong_label"]
+
+
 def test_each_type_and_the_order_rule():
     ann = Annotations(classes=["x", "y", "z"], videos=[
         video("a", [[10, 20], [30, 40], [38, 48], [70, 80]], [0, 0, 1, 1]),

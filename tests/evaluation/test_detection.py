@@ -68,6 +68,9 @@ def test_parse_tiou_presets_and_lists():
     assert np.array_equal(parse_tiou("anet"), np.linspace(0.5, 0.95, 10))
     assert np.array_equal(parse_tiou("THUMOS"), np.linspace(0.3, 0.7, 5))
     assert np.array_equal(parse_tiou("epic"), np.linspace(0.1, 0.5, 5))
+    # 0.1:0.1:0.9 as the decimals (the comma list's doubles), not linspace's 0.30000000000000004
+    assert parse_tiou("multithumos").tolist() == parse_tiou("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9").tolist()
+    assert parse_tiou("multithumos")[2] == 0.3 != np.linspace(0.1, 0.9, 9)[2]
     assert parse_tiou("0.3,0.5").tolist() == [0.3, 0.5]
     assert parse_tiou([0.5]).tolist() == [0.5]
     # the preset is linspace, whose 0.85 differs from arange's in the last bit

@@ -246,7 +246,9 @@ def test_timelines_sample_is_stratified_and_deterministic(tmp_path):
 
 
 @pytest.mark.parametrize("name, subsets", [("thumos14", {"validation": 2, "test": 2}),
-                                           ("activitynet13", {"training": 3, "validation": 1})])
+                                           ("activitynet13", {"training": 3, "validation": 1}),
+                                           # subsets renamed as THUMOS14's: what thumos-like trains / evaluates on
+                                           ("multithumos", {"validation": 2, "test": 2})])
 def test_cli_renders_packaged_timelines_by_name(tmp_path, capsys, name, subsets):
     out = tmp_path / name
     args = ["synth", "--preset", "thumos-like", "--timelines", name, "--videos", "4", "--feature-dim", "4",
@@ -256,6 +258,8 @@ def test_cli_renders_packaged_timelines_by_name(tmp_path, capsys, name, subsets)
     real = load_annotations(timelines_path(name)).by_id()
     assert {s: sum(v.subset == s for v in written.videos) for s in subsets} == subsets
     assert all(np.array_equal(v.segments, real[v.id].segments) for v in written.videos)
+    assert all(np.array_equal(v.labels, real[v.id].labels) for v in written.videos)
+    assert written.classes == load_annotations(timelines_path(name)).classes
     assert written.meta["timelines"] == name
     assert len(list((out / "features").glob("*.npy"))) == 4
 

@@ -1,8 +1,9 @@
 """Loading temporal annotations into the in-memory form (`gsmt.annotations.types`).
 
 `load_annotations` picks a reader from the `FORMATS` table (ActivityNet JSON, ActionFormer JSON,
-THUMOS14 txt, BSN/BMN, CSV: one module each in `gsmt.annotations.formats`) and finishes what it
-read; the ActivityNet JSON writer is `gsmt.annotations.write`.
+THUMOS14 txt, BSN/BMN, the dense multi-label JSON of MultiTHUMOS / Charades, Charades' CSV, CSV: one
+module each in `gsmt.annotations.formats`) and finishes what it read; the ActivityNet JSON writer
+is `gsmt.annotations.write`.
 
 Conventions shared by every reader:
 - Any file may be gzip-compressed (`x.json.gz`, `x.csv.gz`, or gzip bytes under any name): it is
@@ -13,9 +14,10 @@ Conventions shared by every reader:
   a source with no subsets puts every video in `DEFAULT_SUBSET`.
 - Class vocabulary (dense ids 0..K-1), first rule that applies: a top-level `classes` list (what
   `save_activitynet_json` writes, so a round trip keeps the ids); ActionFormer `label_id` order;
-  otherwise class names sorted by code point (`sorted()`), which for THUMOS14 is also the official
-  id order 7..97. An ActivityNet `taxonomy` is not used: its node ids include parent categories.
-  `Ambiguous` is never a class: those segments go to `Video.ambiguous`.
+  the numeric class-id order of the dense JSON and Charades' CSV (ids named by their decimal
+  string, `"10"` after `"9"`, or by the dense JSON's `classes` object); otherwise class names
+  sorted by code point (`sorted()`), which for THUMOS14 is also the official id order 7..97. An
+  ActivityNet `taxonomy` is not used: its node ids include parent categories. `Ambiguous` is never a class: those segments go to `Video.ambiguous`.
 - Every file is read bounded and strict (`gsmt.io.read`): UTF-8 only, a video id listed twice
   in one JSON object is refused with the id named, runaway nesting is an error. Durations must be
   finite seconds in (0, 1e6], fps in (0, 1000], feature_stride / feature_window whole frames >= 1;
@@ -35,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gsmt.annotations.formats import actionformer, activitynet, bsn, csv, thumos
+from gsmt.annotations.formats import actionformer, activitynet, bsn, charades, csv, dense, thumos
 from gsmt.annotations.formats.common import _RESERVED_KEYS, _Raw, _read_json
 from gsmt.annotations.types import AMBIGUOUS, Annotations, Video, check_video_id
 from gsmt.errors import Faults, GsmtError
@@ -56,9 +58,13 @@ FORMATS: dict[str, Format] = {
     "actionformer": Format(actionformer.JSON, actionformer.detect, actionformer.read),
     "thumos": Format(thumos.JSON, thumos.detect, thumos.read),
     "bsn": Format(bsn.JSON, bsn.detect, bsn.read),
+    "dense": Format(dense.JSON, dense.detect, dense.read),
+    "charades": Format(charades.JSON, charades.detect, charades.read),
     "csv": Format(csv.JSON, csv.detect, csv.read),
 }
-_DETECT_ORDER = ("thumos", "csv", "bsn", "actionformer", "activitynet")
+# Charades' CSV before the generic CSV (by its header), the dense JSON before ActivityNet JSON
+# (its videos have a `duration` too).
+_DETECT_ORDER = ("thumos", "charades", "csv", "bsn", "dense", "actionformer", "activitynet")
 
 
 def load_annotations(
@@ -117,7 +123,7 @@ def _detect_json(obj, path: Path) -> str:
     for name in _DETECT_ORDER:
         if FORMATS[name].json and FORMATS[name].detect(entries):
             return name
-    raise GsmtError(path, "unknown annotation format: videos have neither 'annotations' nor 'duration'")
+    raise GsmtError(path, "unknown annotation format: videos have neither 'annotations', 'actions' nor 'duration'")
 
 
 def _finish(raw: _Raw, path: Path, subset_map: dict, id_prefix: str | None) -> Annotations:

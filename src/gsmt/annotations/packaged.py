@@ -1,8 +1,10 @@
 """The real annotation files shipped inside the package (`gsmt/timelines/`, provenance in its README.md).
 
-- Timelines, by name: `thumos14` (THUMOS14 validation + test ground truth, `Ambiguous` kept apart)
-  and `activitynet13` (ActivityNet-1.3 training + validation). `gsmt synth --timelines NAME`
-  renders features on them; any other value is a path to an annotation file.
+- Timelines, by name: `thumos14` (THUMOS14 validation + test ground truth, `Ambiguous` kept apart),
+  `activitynet13` (ActivityNet-1.3 training + validation) and `multithumos` (the dense, co-occurring
+  MultiTHUMOS labels of the same 413 videos as `thumos14`, subsets named `validation` / `test` as
+  there; class names are the ids 1..65). `gsmt synth --timelines NAME` renders features on them;
+  any other value is a path to an annotation file.
 - Blocked ids, by name: `activitynet13` (the 198 validation videos the common BSN/BMN feature
   release lacks; leaving them out gives the usual 4,728-video protocol). `gsmt eval --blocked NAME`.
 
@@ -19,7 +21,8 @@ from pathlib import Path
 from gsmt.io.read import read_json
 from gsmt.errors import GsmtError
 
-TIMELINES = {"thumos14": "thumos14.json.gz", "activitynet13": "activitynet13.json.gz"}
+TIMELINES = {"thumos14": "thumos14.json.gz", "activitynet13": "activitynet13.json.gz",
+             "multithumos": "multithumos.json.gz"}
 BLOCKED = {"activitynet13": "activitynet13_val_blocked_198.json.gz"}
 
 _extracted = ExitStack()  # files extracted from a zipped install, removed at exit
@@ -48,7 +51,8 @@ def _resolve(value: str | Path, names: dict[str, str], what: str) -> Path:
 
 
 def timelines_path(value: str | Path) -> Path:
-    """`thumos14` / `activitynet13` -> the packaged annotation file; anything else is a path."""
+    """A name of `TIMELINES` (`thumos14`, `activitynet13`, `multithumos`) -> the packaged annotation
+    file; anything else is a path."""
     return _resolve(value, TIMELINES, "timeline")
 
 

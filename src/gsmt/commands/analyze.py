@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tiou", type=option(float, gt=0, le=1), default=0.5,
                    help="tIoU threshold of the error types (default 0.5)")
     p.add_argument("--tiou-set", default=None, type=tiou_set,
-                   help="thresholds of the bins' average mAP: anet | thumos | epic | a comma list "
-                        "(default: as gsmt eval, from the data)")
+                   help="thresholds of the bins' average mAP: anet | thumos | epic | multithumos | a "
+                        "comma list (default: as gsmt eval, from the data)")
     p.add_argument("--blocked", metavar="NAME|FILE",
                    help="JSON list of video ids to leave out, or 'activitynet13' (as gsmt eval)")
     p.add_argument("--out", required=True, help="folder for analysis.json and the pictures")

@@ -18,7 +18,7 @@ def one_line(text: str) -> str:
 
 
 def tiou_set(text: str) -> str:
-    """argparse `type=` of a tIoU set (`anet`, `thumos`, `epic`, `0.3,0.5`): checked before any file is read."""
+    """argparse `type=` of a tIoU set (a preset of `TIOU_PRESETS`, `0.3,0.5`): checked before any file is read."""
     from gsmt.evaluation.tiou import parse_tiou  # NumPy only
 
     try:

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kind of data: grid, classes, subsets, temporal mode and decoding")
     parser.add_argument("--timelines", metavar="NAME|FILE",
                         help="render on real timelines instead of drawn ones: the packaged "
-                             f"{' or '.join(TIMELINES)} annotations by name, or any annotation file")
+                             f"{', '.join(TIMELINES)} annotations by name, or any annotation file")
     parser.add_argument("--videos", type=option(int, ge=1), metavar="N",
                         help="number of videos (preset default 200 / 300; with --timelines a seeded "
                              "sample stratified by subset, default all)")

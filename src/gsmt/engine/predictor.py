@@ -26,26 +26,32 @@ from gsmt.postprocess.windows import drop_edge_cuts_many
 @torch.no_grad()
 def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, *,
                     device: torch.device | str = "cpu", batch_size: int | None = None,
-                    progress: bool = False, substitute=None) -> dict[str, Detections]:
+                    progress: bool = False, substitute=None, candidates=None) -> dict[str, Detections]:
     """Detections in video seconds for every video of `dataset` (windows merged, Soft-NMS applied).
 
     Each batch is decoded at once (`decode_many`), and Soft-NMS runs once over every video
     (`soft_nms_many`): the numbers of decoding each sample and suppressing each video alone.
     `substitute(probs, masks, batch, i) -> (probs, masks)` may replace a sample's outputs before
-    decoding (the paper's oracle analysis, Table 6).
+    decoding (the paper's oracle analysis, Table 6); `candidates(batch) -> FlatDetections` replaces
+    the model and the decoding altogether (`model` may then be None: benchmarks/oracle.py decodes
+    the ground truth itself), and the windows and Soft-NMS are handled as for a model.
     """
-    model.eval()
+    if model is not None:
+        model.eval()
     loader = DataLoader(dataset, batch_size=batch_size or decode_cfg.batch_size, shuffle=False,
                         collate_fn=collate)
     video_index: dict[str, int] = {}  # first appearance order, as the windows come
     parts: list[FlatDetections] = []  # per batch; group = video index
     for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
-        outputs = _forward(model, batch["features"].to(device), batch["valid"].to(device))
-        if model.labels == "multi":
+        if candidates is not None:
+            dets = candidates(batch)
+        elif model.labels == "multi":
             if substitute is not None:
                 raise GsmtError("predict", "the oracle substitution takes single-label outputs")
-            dets = decode_multilabel(model, outputs, batch, decode_cfg)
+            dets = decode_multilabel(model, _forward(model, batch["features"].to(device), batch["valid"].to(device)),
+                                     batch, decode_cfg)
         else:
+            outputs = _forward(model, batch["features"].to(device), batch["valid"].to(device))
             dets = _decode_single(outputs, batch, decode_cfg, substitute)
         if dataset.mode == "window" and decode_cfg.drop_edge_cuts:
             dets = drop_edge_cuts_many(dets, batch["t_start"].numpy(), batch["t_end"].numpy(),

@@ -16,6 +16,12 @@ order) and the top N = min(10G, their number) are classified, each by the first 
 5. `confusion`: 0.1 <= best tIoU with a ground truth of another label < a;
 6. `background`: tIoU < 0.1 with every ground truth.
 
+Co-occurring actions (MultiTHUMOS, Charades): ground truth is matched within its label only, so a
+prediction that matches an instance of its own label is a true positive (or a double detection)
+whatever instances of other labels overlap it; it is a wrong_label only when no instance of its
+label reaches tIoU a. Two predictions of two labels on two co-occurring instances are two true
+positives.
+
 A prediction only meets the ground truth of its own video; 0/0 (a zero-length prediction on a
 zero-length ground truth) counts as tIoU 0 here. Predictions on other videos are ignored. A label
 that no ground truth carries is kept: such a prediction is a wrong_label, confusion or background.

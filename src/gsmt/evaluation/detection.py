@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from gsmt.evaluation.matching import (GroundTruth, _blocked_set, ground_truth_ar
 from gsmt.evaluation.predictions import FlatPredictions, _check_results, flatten_predictions, read_predictions
 from gsmt.evaluation.recall import recall_metrics
 from gsmt.evaluation.tiou import parse_tiou
+
+if TYPE_CHECKING:
+    from gsmt.evaluation.frames import FrameMetrics
 
 log = logging.getLogger("gsmt.evaluation")
 
@@ -60,15 +64,19 @@ class DetectionMetrics:
     recall: dict = field(default_factory=dict)  # see gsmt.evaluation.recall.recall_metrics
     ignored_labels: int = 0  # predictions whose label is not a GT class of the subset
     num_predictions: int = 0  # predictions evaluated (blocked and ignored ones excluded)
+    frame: FrameMetrics | None = None  # per-frame mAP (`gsmt eval --frame-map`), when asked for
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "tiou": [float(t) for t in self.tiou],
             "mAP": [float(x) for x in self.mAP],
             "average_mAP": float(self.average_mAP),
             "per_class_ap": {k: [float(x) for x in v] for k, v in self.per_class_ap.items()},
             "recall": _jsonable(self.recall),
         }
+        if self.frame is not None:
+            out["frame_mAP"] = self.frame.to_json()
+        return out
 
     def format_table(self) -> str:
         """A printable table: mAP (%) per tIoU and the average."""
@@ -80,6 +88,8 @@ class DetectionMetrics:
         for key in ("AR@1", "AR@5", "AR@10", "AR@100", "AUC"):
             if key in self.recall:
                 lines.append(f"{key}: {100 * self.recall[key]:.2f}")
+        if self.frame is not None:
+            lines.append(self.frame.format_line())
         return "\n".join(lines)
 
 

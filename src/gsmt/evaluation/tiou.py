@@ -19,11 +19,15 @@ TIOU_PRESETS: dict[str, np.ndarray] = {
     "anet": np.linspace(0.5, 0.95, 10),
     "thumos": np.linspace(0.3, 0.7, 5),
     "epic": np.linspace(0.1, 0.5, 5),
+    # MultiTHUMOS detection, 0.1:0.1:0.9 as its evaluators write it: the decimals 0.1, 0.2, ... (the
+    # same doubles as the comma list; linspace would give 0.30000000000000004 and 0.7000000000000001).
+    "multithumos": np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]),
 }
 
 
 def parse_tiou(spec: str | Sequence[float] | np.ndarray) -> np.ndarray:
-    """tIoU thresholds from a preset name (`anet`, `thumos`, `epic`), `"0.3,0.5"` or a sequence."""
+    """tIoU thresholds from a preset name (`anet`, `thumos`, `epic`, `multithumos`), `"0.3,0.5"` or
+    a sequence."""
     if isinstance(spec, str):
         key = spec.strip().lower()
         if key in TIOU_PRESETS:

@@ -1,8 +1,9 @@
 """Synthetic TAL datasets (`gsmt synth`): timelines plus rendered features, deterministic for a seed.
 
 Timelines come from a preset (drawn to match the real THUMOS14 / ActivityNet statistics), from the
-real THUMOS14 / ActivityNet-1.3 timelines shipped with the package (`--timelines thumos14` /
-`activitynet13`, see `gsmt.annotations.packaged`) or from any annotation file (`gsmt.synth.timelines`).
+real THUMOS14 / ActivityNet-1.3 / MultiTHUMOS timelines shipped with the package (`--timelines
+thumos14` / `activitynet13` / `multithumos`, see `gsmt.annotations.packaged`) or from any annotation
+file (`gsmt.synth.timelines`).
 Features are rendered by one of the feature models in `gsmt.synth.models` (`prototype` by default,
 DESIGN.md section 7).
 
@@ -113,7 +114,7 @@ def generate(
 ) -> SynthSummary:
     """Write `annotations.json` and `features/<video_id>.npy` ([T, D] float32) to out_dir.
 
-    With `timelines` (a packaged name, `thumos14` or `activitynet13`, or an annotation file), the
+    With `timelines` (a packaged name, `thumos14`, `activitynet13`, `multithumos`, or a file), the
     videos (and classes) of those annotations are used as they are and `videos` takes a seeded
     sample stratified by subset; otherwise `make_timelines` draws them. `feature_model` picks how
     actions become features (`prototype`, `phases`, `motion`: `gsmt.synth.models.FEATURE_MODELS`).
