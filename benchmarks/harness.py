@@ -98,6 +98,8 @@ class FamilyBenchmark:
 FAMILY = {
     "thumos14": FamilyBenchmark("thumos14", "thumos-like", 8, ("0.3", "0.5", "0.7")),
     "activitynet13": FamilyBenchmark("activitynet13", "anet-like", 16, ("0.5", "0.75", "0.95")),
+    # MultiTHUMOS: the THUMOS14 grid and split, 65 co-occurring classes, tIoU 0.1:0.9 (issue 32)
+    "multithumos": FamilyBenchmark("multithumos", "thumos-like", 8, ("0.1", "0.5", "0.9")),
 }
 
 

@@ -20,7 +20,7 @@ from gsmt.postprocess.decode import MASK_SCORES, SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
 from gsmt.schema import DECODE_MODES, DEVICE, FEATURE_LAYOUTS, TEMPORAL_MODES, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
 
-PRESETS = ("demo", "anet", "thumos")
+PRESETS = ("demo", "anet", "thumos", "multithumos", "charades")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 RESIDENT = ("auto", "always", "never")  # not on/off: YAML reads those as booleans
@@ -304,7 +304,7 @@ def parse_override(text: str) -> dict:
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a preset name (`demo`, `anet`, `thumos`) or a YAML path, then apply `key=value` overrides."""
+    """Load a preset name (`PRESETS`) or a YAML path, then apply `key=value` overrides."""
     path = Path(name_or_path)
     if str(name_or_path) in PRESETS:
         path = preset_path(str(name_or_path))

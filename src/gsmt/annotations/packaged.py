@@ -23,6 +23,8 @@ from gsmt.errors import GsmtError
 
 TIMELINES = {"thumos14": "thumos14.json.gz", "activitynet13": "activitynet13.json.gz",
              "multithumos": "multithumos.json.gz"}
+# The evaluation tIoUs of a packaged dataset where they are not its synth preset's (`gsmt synth` records them).
+TIMELINES_TIOU = {"multithumos": "multithumos"}
 BLOCKED = {"activitynet13": "activitynet13_val_blocked_198.json.gz"}
 
 _extracted = ExitStack()  # files extracted from a zipped install, removed at exit

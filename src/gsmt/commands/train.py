@@ -8,7 +8,7 @@ HELP = "train GSMT on a data folder"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="preset (demo, anet, thumos) or a YAML file")
+    p.add_argument("config", help="preset (demo, anet, thumos, multithumos, charades) or a YAML file")
     p.add_argument("--data", required=True, help="data folder: annotations.json + features/ (what `gsmt synth` writes)")
     p.add_argument("--out", required=True, help="run directory (config, log, checkpoints)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

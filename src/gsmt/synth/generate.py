@@ -22,7 +22,7 @@ import numpy as np
 
 from gsmt.annotations.types import Annotations
 from gsmt.annotations.write import save_activitynet_json
-from gsmt.annotations.packaged import timelines_label, timelines_path
+from gsmt.annotations.packaged import TIMELINES_TIOU, timelines_label, timelines_path
 from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
 from gsmt.io.guard import check_output_location, is_within, refuse_overwriting_inputs
@@ -172,6 +172,7 @@ def generate(
         "feature_layout": "TD",  # a video as long as D snippets would be ambiguous otherwise
         **p.decoding(),
         "timelines": None if timelines is None else label,
+        **({"tiou": TIMELINES_TIOU[label]} if timelines is not None and label in TIMELINES_TIOU else {}),
         "render": asdict(base) if feature_model == "prototype" else {"difficulty": float(difficulty)},
         "feature_model": feature_model,
     }
