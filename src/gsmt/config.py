@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from gsmt.io.read import NoAliasLoader, read_yaml_file
+from gsmt.io.read import LongNumberError, NoAliasLoader, long_number_problem, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
 from gsmt.model.gsmt import EMBEDDINGS, LABELS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
@@ -169,7 +169,7 @@ def _coerce(value, hint, key: str, where: str, bounds: Bounds | None = None):
         if kind in (int, float):
             try:
                 number = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1.8e308
                 continue
             if kind is float:
                 return number
@@ -293,6 +293,8 @@ def parse_override(text: str) -> dict:
     key, raw = text.split("=", 1)
     try:
         value = yaml.load(raw, Loader=NoAliasLoader) if raw.strip() else None  # noqa: S506 (safe)
+    except LongNumberError as exc:  # 10**400 overflows a float, 4,300 digits are past Python's int limit
+        raise GsmtError("--set", f"config key '{key.strip()[:80]}': {long_number_problem(exc.digits)}") from None
     except yaml.YAMLError:
         value = raw
     except RecursionError:
@@ -311,11 +313,44 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     elif not path.exists():
         raise GsmtError(name_or_path, f"no such config file or preset (presets: {', '.join(PRESETS)})")
     values = read_yaml(path)
+    # The keys the user chose (each --set, every key of their own YAML file): a setting the data can
+    # decide (`gsmt.engine.resolve`: the training subset, data.T) is decided only where none was.
+    given = set() if str(name_or_path) in PRESETS else _flat_keys(values)
     values.setdefault("name", path.stem)
     for text in overrides:
-        values = _merge(values, parse_override(text))
+        update = parse_override(text)
+        given |= _flat_keys(update)
+        values = _merge(values, update)
     where = f"{path}" + (" with --set" if overrides else "")
-    return validate(_build(Config, values, where), where)
+    return with_given(validate(_build(Config, values, where), where), given)
+
+
+def _flat_keys(values: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out |= _flat_keys(value, f"{prefix}{key}.")
+        else:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def with_given(cfg: Config, given) -> Config:
+    """`cfg` carrying the set of keys the user chose ("data.T", ...; None: unknown, every value
+    taken as chosen), read by `given_keys`. Not a field: it is not part of the run's config."""
+    cfg.__dict__["_given"] = None if given is None else frozenset(given)
+    return cfg
+
+
+def given_keys(cfg: Config) -> frozenset[str] | None:
+    """The keys the user chose (`load_config`), or None where that is not known (a Config built in
+    Python, read from a checkpoint, or copied by `dataclasses.replace`)."""
+    return cfg.__dict__.get("_given")
+
+
+def decisions(cfg: Config) -> list[str]:
+    """The settings `gsmt.engine.resolve.resolve_config` took from the data, one line each."""
+    return list(cfg.__dict__.get("_decisions", ()))
 
 
 def config_from_dict(values: dict, where: str = "checkpoint") -> Config:
@@ -326,6 +361,7 @@ def save_config(cfg: Config, path: Path) -> None:
     from gsmt.io.write import atomic_write_text
 
     header = "# Resolved gsmt config of this run (preset + --set overrides + values taken from the data).\n"
+    header += "".join(f"# decided from the data: {line}\n" for line in decisions(cfg))
     atomic_write_text(path, header + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 

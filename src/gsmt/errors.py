@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 video`, `2 videos`, `0 videos`: a count with its noun in the right number (summary lines)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 class GsmtError(Exception):
     """A fatal user error: the CLI prints `gsmt: error: <where>: <problem>` and exits with code 2."""
 

@@ -143,7 +143,7 @@ def test_fusion_multiplies_scores_and_is_recorded(tiny_run, tiny_data, predictio
     assert sub["external_data"]["used"] is True
     assert "classifier.json" in sub["external_data"]["details"]
     assert "multiply" in sub["external_data"]["details"]
-    assert "1 videos without scores" in sub["external_data"]["details"]
+    assert "1 video without scores" in sub["external_data"]["details"]
     assert sub["results"][ids[0]] == plain[ids[0]]
     for vid in ids[1:]:
         fused = sorted((d["label"], d["segment"], d["score"]) for d in sub["results"][vid])
@@ -196,7 +196,7 @@ def test_train_prints_its_size_epochs_and_summary(tiny_data, tmp_path, capsys):
     assert out[0].startswith(f"gsmt train: {n_params:,} parameters, 49 training samples (49 videos), "
                              "5 videos for model selection, mode resize, T=64, K=3, D=24, device cpu")
     assert any(line.startswith("epoch 1/1  loss ") for line in out)
-    assert out[-1] == f"trained 1 epochs, best epoch 1; run directory: {run}"
+    assert out[-1] == f"trained 1 epoch, best epoch 1; run directory: {run}"
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):

@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def world(tmp_path_factory) -> Path:
         f"{p.stem},60\n" for p in sorted((root / "data" / "features").glob("*.npy"))))
     (root / "scores.json").write_text(json.dumps({VIDEO: {"action_0": 0.9, "action_1": 0.1}}))
     (root / "blocked.json").write_text(json.dumps([VIDEO]))
+    # Issue 33: numbers past every float (and past Python's int-string limit), a label that breaks lines.
+    (root / "long_number.json").write_text(re.sub(r'"score": [^,}]+', '"score": 1' + "0" * 400,
+                                                  (root / "preds.json").read_text(), count=1))
+    (root / "huge_number.json").write_text('{"version": "1.3", "results": {"%s": [{"label": "a", "score": 1%s, '
+                                           '"segment": [1, 2]}]}}' % (VIDEO, "0" * 5000))
+    ann = json.loads((root / "data" / "annotations.json").read_text())
+    first = next(iter(ann["database"].values()))["annotations"][0]
+    first["label"] = "a\n\n99:00:00.000 --> 99:00:01.000\nb"
+    (root / "control_label.json").write_text(json.dumps(ann))
     (root / "ro").mkdir()
     (root / "ro" / "keep.txt").write_text("mine\n")
     (root / "ro").chmod(0o555)
@@ -141,7 +151,8 @@ GOOD_SETS = [None, None, *MICRO_RUN]
 BAD_SETS = ["train.lr=0", "train.lr=nan", "train.epochs=0", "train.batch_size=-1", "train.schedule=cosin",
             "train.device=gpu", "train.num_workers=-1", "data.val_fraction=1", "data.window_stride=0",
             "decode.nms_sigma=0", "decode.max_keep=0", "decode.thresholds=[]", "decode.theta_c=.inf",
-            "train.nope=1", "nope", "train=0", "data.fps=0", "data.T=1e400", "name=[1]"]
+            "train.nope=1", "nope", "train=0", "data.fps=0", "data.T=1e400", "name=[1]",
+            "train.epochs=1" + "0" * 400, "train.lr=1" + "0" * 5000]
 INVALID_LAST = [["--set", "train.lr=0"], ["--set", "decode.thresholds=[]"], ["--set", "train.schedule=nope"],
                 ["--set", "data.val_fraction=1"], ["--set", "train.device=tpu"], ["--set", "train.nope=1"],
                 ["--set", "model.dropout=nan"], ["--set", "train.epochs=.inf"], ["--out", "afile/sub"],
@@ -217,8 +228,10 @@ def test_fuzz_predict(world, argv):
     run_and_check(world, ["predict", *argv], "--out")
 
 
-GT = (["data/annotations.json"], ["preds.json", "afile", "missing.json", "data", None])
-PRED = (["preds.json"], ["data/annotations.json", "afile", "missing.json", None])
+GT = (["data/annotations.json"], ["preds.json", "afile", "missing.json", "data", None, "control_label.json",
+                                  "huge_number.json"])
+PRED = (["preds.json"], ["data/annotations.json", "afile", "missing.json", None, "long_number.json",
+                         "huge_number.json"])
 BLOCKED = ([None, None, "activitynet13", "blocked.json"], ["afile", "missing.json"])
 TIOU_SET = ([None, "anet", "thumos", "0.3,0.5"], ["abc", "", "2", "nan", "0.5,,0.7"])
 SUBSET = ([None, "validation"], ["training", "nope"])

@@ -133,7 +133,7 @@ def test_resume_after_a_kill_removes_leftovers_and_redoes_broken_records(world, 
     (out / "extracted" / "b.json").write_text("[1")
     (out / "features" / "user.tmp.npy").write_bytes(b"not ours: no leading dot")
     assert _extract(world, out) == 0
-    assert "extracted 1 videos (1 already done, 0 without features)" in capsys.readouterr().out
+    assert "extracted 1 video (1 already done, 0 without features)" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "features").iterdir()) == ["a.npy", "b.npy", "user.tmp.npy"]
     assert sorted(p.name for p in (out / "extracted").iterdir()) == ["a.json", "b.json"]
     assert not (out / ".annotations.k1ll3d.tmp.json").exists()
@@ -359,8 +359,10 @@ def test_detect_never_replaces_files_it_did_not_write(world, tmp_path, capsys):
     assert _detect(world, out, folder / "a.mp4") == 2
     assert "a.json: exists and was not written by gsmt detect" in _one_error(capsys)
     (out / "a.json").unlink()
-    assert _detect(world, out, folder / "a.mp4") == 2  # a timeline whose detections are gone is not known
-    assert "a_timeline.png: exists and was not written by gsmt detect" in _one_error(capsys)
+    assert _detect(world, out, folder / "a.mp4") == 0  # the timeline is in the folder's record, unchanged
+    (out / "detections.json").write_text('{"version": "VERSION 1.3", "results": {}, "external_data": {}}')
+    assert _detect(world, out, folder / "a.mp4") == 2  # a submission of gsmt predict's shape, not detect's
+    assert "detections.json: exists and was not written by gsmt detect" in _one_error(capsys)
 
 
 def test_detect_with_a_checkpoint_recording_no_backbone(world, tmp_path, capsys):

@@ -152,7 +152,8 @@ def test_predict_video_api_matches_detect(trained, clips, tmp_path):
     dets = Localizer.from_checkpoint(trained).predict_video(video)
     assert main(["detect", video, "--checkpoint", str(trained), "--out", str(tmp_path), "--quiet"]) == 0
     rows = json.loads((tmp_path / f"{Path(video).stem}.json").read_text())["detections"]
-    assert [(d.label, d.start, d.end, d.score) for d in dets] == \
+    # detect writes times in milliseconds and scores to 6 decimals, as `gsmt predict` does
+    assert [(d.label, round(d.start, 3), round(d.end, 3), round(d.score, 6)) for d in dets] == \
         [(r["label"], r["segment"][0], r["segment"][1], r["score"]) for r in rows]
 
 
@@ -309,8 +310,101 @@ def test_video_demo_end_to_end(tmp_path, capsys, one_thread):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["average_mAP"] <= 1.0
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in out.iterdir()) == ["backbone", "clips", "data", "detections", "metrics.json",
-                                                     "run", "timeline.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".gsmt-outputs.json", "backbone", "clips", "data", "detections",
+                                                     "metrics.json", "run", "timeline.png"]  # and its record
     capsys.readouterr()
     assert main(["demo", "--video", "--videos", "8", "--out", str(out)]) == 2  # never over its own results
     assert "use --overwrite" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ detect's outputs (no pixels)
+
+
+def _detections(n: int, *, seed: int = 0, low: float = 0.6):
+    from gsmt.api import Detection
+
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(0.0, 280.0, n) + 0.1 * 3  # 0.30000000000000004-style float noise
+    return [Detection(float(s), float(s + rng.uniform(1.0, 15.0)), f"class{int(k)}", float(sc))
+            for s, k, sc in zip(starts, rng.integers(0, 6, n), rng.uniform(low, 1.0, n))]
+
+
+def _cues(vtt: str) -> list[list[str]]:
+    blocks = [b.splitlines() for b in vtt.strip().split("\n\n")]
+    return [b for b in blocks if len(b) == 3 and " --> " in b[1]]
+
+
+def test_every_detection_above_min_score_is_a_cue():
+    """44 actions at >= 0.6 in a 5-min video are 44 cues (there was a hidden cap of 20), numbered
+    1..n in time order; --max-cues keeps the best n."""
+    from gsmt.video.pipeline import webvtt
+
+    dets = _detections(44)
+    low = [d for d in _detections(30, seed=1, low=0.0) if d.score < 0.5]
+    cues = _cues(webvtt(dets + low, 300.0, min_score=0.6))
+    assert len(cues) == 44 and [c[0] for c in cues] == [str(i) for i in range(1, 45)]
+    starts = [c[1].split(" --> ")[0] for c in cues]
+    assert starts == sorted(starts)
+    best = sorted(dets, key=lambda d: -d.score)[:5]
+    cues = _cues(webvtt(dets + low, 300.0, min_score=0.6, max_cues=5))
+    assert sorted(c[2] for c in cues) == sorted(f"{d.label} ({d.score:.2f})" for d in best)
+    assert len(_cues(webvtt(dets, 300.0, min_score=0.0, max_cues=1000))) == 44
+
+
+def test_cue_times_are_milliseconds():
+    from gsmt.api import Detection
+    from gsmt.video.pipeline import webvtt
+
+    vtt = webvtt([Detection(22.159999999999997, 3661.0004999, "Jump", 0.9),
+                  Detection(5.0001, 5.0003, "Blink", 0.9)], 4000.0, min_score=0.5)
+    cues = _cues(vtt)
+    assert [c[1] for c in cues] == ["00:00:22.160 --> 01:01:01.000"]  # a cue shorter than 1 ms is none
+
+
+def test_detect_writes_rounded_times_all_cues_and_a_lanes_timeline(tmp_path, monkeypatch, capsys):
+    """`gsmt detect` on one video (detections stubbed): times in <id>.json to the millisecond, every
+    detection >= --min-score a cue, a compact timeline (44 detections: one lane per class, no
+    ground-truth row), and "1 video" in the summary."""
+    from gsmt.api import Localizer
+    from gsmt.errors import Faults
+    from gsmt.video import pipeline
+
+    classes = [f"class{k}" for k in range(6)]
+    dets = _detections(44) + [d for d in _detections(40, seed=2, low=0.0) if d.score < 0.3]
+    loc = type("Loc", (), {"meta": {}, "classes": classes})()
+    monkeypatch.setattr(Localizer, "from_checkpoint", classmethod(lambda cls, *a, **k: loc))
+    monkeypatch.setattr(pipeline, "setup_for", lambda *a, **k: pipeline.Setup(
+        type("B", (), {"name": "stub"})(), 10.0, 2, 4))
+    drawn = {}
+
+    def timeline(path, **kw):
+        drawn.update(kw)
+        return real(path, **kw)
+
+    import gsmt.viz.timeline as tl
+
+    real = tl.plot_timeline
+    monkeypatch.setattr(tl, "plot_timeline", timeline)
+    monkeypatch.setattr(pipeline, "video_detections", lambda *a, **k: (dets, 300.000000001, Faults()))
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"stub")
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"stub")
+    out = tmp_path / "det"
+    assert main(["detect", str(video), "--checkpoint", str(ckpt), "--out", str(out), "--quiet",
+                 "--min-score", "0.6"]) == 0
+    assert "detected actions in 1 of 1 video -> " in capsys.readouterr().out
+    text = (out / "clip.json").read_text()
+    got = json.loads(text)
+    assert got["duration"] == 300.0 and len(got["detections"]) == len(dets)
+    for row, d in zip(got["detections"], dets):
+        assert row["segment"] == [round(d.start, 3), round(d.end, 3)]
+        assert all(len(repr(t).split(".")[1]) <= 3 for t in row["segment"])
+    assert len(_cues((out / "clip.vtt").read_text())) == 44
+    assert drawn["gt_segments"] is None and drawn["min_score"] == 0.6 and drawn["top"] is None
+    fig = tl.timeline_figure(**drawn)
+    assert [t.get_text().split(" (")[0] for t in fig.axes[0].get_yticklabels()] == classes
+    assert (out / "clip_timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["detect", str(video), "--checkpoint", str(ckpt), "--out", str(out), "--quiet",
+                 "--min-score", "0.6", "--max-cues", "7"]) == 0
+    assert len(_cues((out / "clip.vtt").read_text())) == 7

@@ -306,3 +306,65 @@ def test_save_replaces_existing_file(tmp_path):
     plot_masks(out, pred_mask=asymmetric_mask())
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+# ----------------------------------------------------------------------------- timeline: long videos
+
+
+def _many(n: int, k: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(0, 290, n)
+    return {"duration": 300.0, "pred_segments": np.c_[s, s + rng.uniform(1, 10, n)],
+            "pred_labels": rng.integers(0, k, n), "pred_scores": rng.uniform(0.0, 1.0, n),
+            "classes": [f"c{i}" for i in range(k)], "video_id": "long"}
+
+
+@pytest.mark.parametrize("n", [44, 500])
+def test_timeline_past_ranked_max_has_one_lane_per_class(tmp_path, n):
+    """Past RANKED_MAX detections (44 and 500 at >= min_score), one lane per class, a height that
+    does not grow with the detections, every detection >= min_score drawn and none below it."""
+    from gsmt.viz.timeline import RANKED_MAX
+
+    kw = _many(2 * n, 5)
+    above = int((kw["pred_scores"] >= 0.5).sum())
+    assert above > RANKED_MAX
+    fig = timeline_figure(gt_segments=None, gt_labels=None, top=None, min_score=0.5, **kw)
+    ax = fig.axes[0]
+    assert [t.split(" (")[0] for t in tick_texts(ax)] == kw["classes"]
+    counts = [int(t.split("(")[1].rstrip(")")) for t in tick_texts(ax)]
+    assert sum(counts) == above == len(bars(ax))
+    assert "ground truth" not in tick_texts(ax) + [ax.get_ylabel()]
+    assert f"{above} of {2 * n} predictions scored >= 0.50" in ax.get_title()
+    w, h = fig.get_size_inches()
+    assert h < 5 and w == 12
+    assert_png(plot_timeline(tmp_path / "t.png", gt_segments=None, gt_labels=None, top=None, min_score=0.5,
+                             **kw), (w, h))
+
+
+def test_timeline_up_to_ranked_max_stays_ranked_and_honours_min_score():
+    from gsmt.viz.timeline import RANKED_MAX
+
+    kw = _many(60, 3)
+    order = np.argsort(-kw["pred_scores"])
+    cut = float(kw["pred_scores"][order[RANKED_MAX - 1]])
+    fig = timeline_figure(gt_segments=None, gt_labels=None, top=None, min_score=cut, **kw)
+    ticks = tick_texts(fig.axes[0])
+    assert len(ticks) == RANKED_MAX and ticks[0].startswith("#1 ")  # no ground-truth row
+    assert len(bars(fig.axes[0])) == RANKED_MAX
+    # --top past RANKED_MAX chooses lanes too; layout= forces either
+    lanes = tick_texts(timeline_figure(gt_segments=None, gt_labels=None, top=30, **kw).axes[0])
+    assert [t.split(" (")[0] for t in lanes] == kw["classes"]
+    assert len(tick_texts(timeline_figure(gt_segments=None, gt_labels=None, top=3, layout="lanes",
+                                          **kw).axes[0])) <= 3
+    with pytest.raises(GsmtError, match="layout"):
+        timeline_figure(gt_segments=None, gt_labels=None, layout="rows", **kw)
+
+
+def test_timeline_lanes_with_ground_truth():
+    fig = timeline(top=None, layout="lanes")
+    ax = fig.axes[0]
+    # classes of the ground truth and the predictions, one lane each; ground truth as black strips
+    assert [t.split(" (")[0] for t in tick_texts(ax)] == CLASSES
+    black = [r for r in bars(ax) if r.get_facecolor()[:3] == (0.0, 0.0, 0.0)]
+    assert len(black) == len(GT) and len(bars(ax)) == len(GT) + len(PRED)
+    assert "ground truth" in ax.get_ylabel()

@@ -31,6 +31,7 @@ Conventions shared by every reader:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -126,10 +127,26 @@ def _detect_json(obj, path: Path) -> str:
     raise GsmtError(path, "unknown annotation format: videos have neither 'annotations', 'actions' nor 'duration'")
 
 
+# C0 and C1 controls (line breaks and tabs among them), DEL, and the Unicode line and paragraph
+# separators: a class name is one line of text wherever it goes (subtitles, tables, pictures).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_labels(labels, path: str | Path) -> None:
+    """Refuse a class label holding a control character (one line naming the file and the label)."""
+    for label in sorted(x for x in labels if isinstance(x, str)):
+        bad = _CONTROL.search(label)
+        if bad:
+            shown = label if len(label) <= 80 else label[:77] + "..."
+            raise GsmtError(path, f"class label {shown!r} holds a control character (U+{ord(bad.group()):04X}): "
+                                  "a class name must be one line of printable text")
+
+
 def _finish(raw: _Raw, path: Path, subset_map: dict, id_prefix: str | None) -> Annotations:
     """Count faults, build the class vocabulary, split the flat segment lists per video."""
     if not raw.ids:
         raise GsmtError(path, "no videos in the file")
+    check_labels(set(raw.seg_label) | set(raw.class_order or ()), path)
     faults = raw.faults
 
     vid = np.asarray(raw.seg_video, dtype=np.int64)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
 from gsmt.annotations.load import load_annotations, report_faults
-from gsmt.evaluation.tiou import meta_tiou
 from gsmt.annotations.packaged import load_blocked
 from gsmt.commands.common import blame_files, pick_subset, tiou_set
 from gsmt.errors import GsmtError
 from gsmt.evaluation import load_predictions
-from gsmt.io.guard import check_output_location, refuse_overwriting_inputs
+from gsmt.evaluation.tiou import meta_tiou
+from gsmt.io.guard import check_output_location, lock_folder, refuse_overwriting_inputs
+from gsmt.io.owned import OwnedFolder
 from gsmt.io.write import atomic_write_text
 from gsmt.schema import option
 
@@ -42,19 +44,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, subset: str | None = None,
-                tiou: float = 0.5, tiou_set: str | None = None, blocked: str | Path | None = None):
+                tiou: float = 0.5, tiou_set: str | None = None, blocked: str | Path | None = None,
+                lock: bool = True):
     """`gsmt analyze`: error types, mAP by ground-truth bin and missed ground truth, as
-    `OUT/analysis.json` and pictures. Returns the `Analysis` and the picture paths."""
+    `OUT/analysis.json` and pictures. Returns the `Analysis` and the picture paths.
+
+    Files of those names are replaced only when `OUT/.gsmt-outputs.json` says gsmt analyze wrote
+    them (`gsmt.io.owned`). `lock=False`: the caller holds `OUT`'s lock already (`gsmt demo`)."""
     from gsmt.evaluation.analysis import analyze_detection
     from gsmt.viz.analysis import ANALYSIS_PICTURES, plot_analysis
 
     out = Path(out)
     inputs = {"--gt": gt_path, "--pred": pred_path, "--blocked": blocked}
-    for target in (out, out / "analysis.json", *(out / name for name in ANALYSIS_PICTURES.values())):
+    planned = [out / "analysis.json", *(out / name for name in ANALYSIS_PICTURES.values())]
+    for target in (out, *planned):
         refuse_overwriting_inputs(target, inputs)
     check_output_location(out, "folder")  # after: "is also an input" says more than "not a folder"
     if out.exists() and not out.is_dir():
         raise GsmtError(out, "--out must be a folder; this is a file")
+    owned = OwnedFolder(out, "gsmt analyze")
+    owned.check_can_write(planned)  # a user's analysis.json or fp_pie.png is never replaced
     gt = load_annotations(gt_path)
     report_faults(gt.faults, gt_path)
     tiou_set = tiou_set or meta_tiou(gt) or "anet"
@@ -65,5 +74,11 @@ def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, 
         analysis = analyze_detection(gt, predictions, subset=subset, tiou=tiou, tiou_set=tiou_set,
                                      blocked=blocked_ids)
     document = analysis.to_json()
-    atomic_write_text(out / "analysis.json", json.dumps(document, indent=2))
-    return analysis, plot_analysis(out, document)
+    with lock_folder(out, "gsmt analyze") if lock else contextlib.nullcontext():
+        owned.check_can_write(planned)  # again under the lock: a file that appeared meanwhile is judged too
+        try:
+            atomic_write_text(out / "analysis.json", json.dumps(document, indent=2))
+            pictures = plot_analysis(out, document)
+        finally:
+            owned.record(planned)
+    return analysis, pictures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -12,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.commands.common import video_extra
-from gsmt.errors import GsmtError
+from gsmt.errors import GsmtError, counted
 from gsmt.io.guard import LOCK_NAME, check_output_location, lock_folder
+from gsmt.io.owned import MANIFEST, OwnedFolder
 from gsmt.io.write import atomic_write_text
 from gsmt.schema import DEMO_MIN_VIDEOS, SEED_MAX, option
 
@@ -58,48 +60,52 @@ def _pick_video(videos, results: dict):
     return min(videos, key=badness)
 
 
-# What `gsmt demo` writes into its folder: `--overwrite` removes these and nothing else.
+# What `gsmt demo` writes into its folder: `--overwrite` removes these and nothing else, and only
+# when the folder's record (`gsmt.io.owned`, `.gsmt-outputs.json`) says the demo wrote every file in them.
 DEMO_ENTRIES = ("data", "run", "metrics.json", "predictions.json", "timeline.png", "mask.png", "curves.png",
                 "analysis.json", "fp_profile.png", "fp_pie.png", "map_bins.png")
 _TEMP = re.compile(r"^\..+\.tmp\.[A-Za-z0-9]+$")  # gsmt.io.write.atomic_path's temporary files
 
 
-def _not_ours(out: Path) -> list[str]:
-    """Entries of a demo folder that a previous `gsmt demo` did not write (empty: a demo folder)."""
-    from gsmt.engine.rundir import RUN_ENTRIES, is_run_dir
-    from gsmt.synth.generate import is_synth_output
-
-    foreign = [p.name for p in sorted(out.iterdir())
-               if p.name not in DEMO_ENTRIES and p.name != LOCK_NAME and not _TEMP.match(p.name)]
-    data, run = out / "data", out / "run"
-    if data.exists():
-        inside = {p.name for p in data.iterdir()} - {"annotations.json", "features"}
-        features = data / "features"
-        npy_only = not features.exists() or all(p.suffix == ".npy" or _TEMP.match(p.name)
-                                                for p in features.iterdir())
-        if inside or not npy_only or not is_synth_output(data):
-            foreign.append("data/ (not a gsmt synth dataset)")
-    if run.exists() and any(run.iterdir()):
-        if not is_run_dir(run) or any(not p.name.startswith(".") and p.name not in RUN_ENTRIES + (LOCK_NAME,)
-                                      for p in run.iterdir()):
-            foreign.append("run/ (not only a gsmt run)")
-    return foreign
-
-
-def _check_demo_folder(out: Path, overwrite: bool) -> bool:
-    """Refuse a folder the demo may not write; True when it holds a previous demo to remove."""
+def _check_demo_folder(out: Path, overwrite: bool, entries: tuple[str, ...], command: str) -> OwnedFolder:
+    """Refuse a folder the demo may not write: other entries than the demo's, or a file among them that
+    the folder's record does not say this demo wrote (a user's `metrics.json`, a `data/` of one's own,
+    an unchanged-looking file edited since). Without `overwrite`, a previous demo is refused too."""
     if out.exists() and not out.is_dir():
         raise GsmtError(out, "exists and is not a folder")
-    if not out.exists() or all(p.name == LOCK_NAME for p in out.iterdir()):
-        return False
-    foreign = _not_ours(out)
+    owned = OwnedFolder(out, command)
+    if not out.exists():
+        return owned
+    listing = [p for p in sorted(out.iterdir()) if p.name not in (LOCK_NAME, MANIFEST) and not _TEMP.match(p.name)]
+    foreign = [p.name for p in listing if p.name not in entries]
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise GsmtError(out, f"folder exists, is not empty and is not a gsmt demo folder (holds {shown}); "
+        raise GsmtError(out, f"folder exists, is not empty and is not a {command} folder (holds {shown}); "
                              "--overwrite only replaces a previous demo: choose another --out")
-    if not overwrite:
+    owned.check_can_write(listing)
+    if listing and not overwrite:
         raise GsmtError(out, "output folder exists and is not empty (use --overwrite)")
-    return True
+    return owned
+
+
+def _clear_and_run(out: Path, overwrite: bool, entries: tuple[str, ...], command: str, job):
+    """Under the folder's lock: check again, remove the previous demo's entries, run `job()`, and record
+    what it wrote (also when it fails half-way, so that a rerun with --overwrite may replace it)."""
+    _check_demo_folder(out, overwrite, entries, command)  # before the lock file is created in it
+    with lock_folder(out, command):
+        owned = _check_demo_folder(out, overwrite, entries, command)  # again, now that the folder is ours
+        for name in entries:
+            p = out / name
+            if p.exists() or p.is_symlink():
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        try:
+            result = job()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                owned.record([out / name for name in entries])
+            raise
+        owned.record([out / name for name in entries])
+        return result
 
 
 def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overwrite: bool = False,
@@ -114,13 +120,8 @@ def run_demo(*, preset: str = "thumos-like", out: Path = Path("demo_out"), overw
         raise GsmtError("--videos", f"must be an integer >= {DEMO_MIN_VIDEOS}, got {videos!r}")
     check_output_location(out, "folder")
     cfg = load_config("demo", [f"train.seed={seed}", *overrides])
-    _check_demo_folder(out, overwrite)  # before the lock file is created in it
-    with lock_folder(out, "gsmt demo"):
-        if _check_demo_folder(out, overwrite):  # again, now that the folder is ours
-            for p in out.iterdir():
-                if p.name != LOCK_NAME:
-                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-        return _run_demo(preset, out, videos, seed, cfg, progress)
+    return _clear_and_run(out, overwrite, DEMO_ENTRIES, "gsmt demo",
+                          lambda: _run_demo(preset, out, videos, seed, cfg, progress))
 
 
 def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progress: bool) -> dict:
@@ -173,7 +174,7 @@ def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progre
         "curves": plot_curves(out / "curves.png", out / "run" / "log.jsonl"),
     }
     analysis, analysis_pictures = run_analyze(out / "data" / "annotations.json", out / "predictions.json", out,
-                                              subset=cfg.data.eval_subset)
+                                              subset=cfg.data.eval_subset, lock=False)  # the demo holds it
 
     print()
     print(f"Results on the '{cfg.data.eval_subset}' subset ({len(eval_videos)} videos, tIoU {cfg.decode.tiou}):")
@@ -200,7 +201,8 @@ def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progre
 
 
 # ------------------------------------------------------------------------------ gsmt demo --video
-# What `gsmt demo --video` writes into its folder: `--overwrite` removes these and nothing else.
+# What `gsmt demo --video` writes into its folder: `--overwrite` removes these and nothing else (as the
+# feature demo: only files its record says it wrote).
 VIDEO_DEMO_ENTRIES = ("clips", "backbone", "data", "run", "detections", "metrics.json", "timeline.png")
 
 
@@ -214,19 +216,8 @@ def run_video_demo(*, out: Path = Path("demo_video_out"), overwrite: bool = Fals
     enough; with a real video, use a pretrained backbone from the hub cache."""
     out = Path(out)
     check_output_location(out, "folder")
-    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
-        foreign = [p.name for p in out.iterdir() if p.name not in VIDEO_DEMO_ENTRIES and p.name != LOCK_NAME
-                   and not _TEMP.match(p.name)]
-        if foreign:
-            raise GsmtError(out, f"folder exists and is not a gsmt video demo folder (holds {', '.join(foreign[:3])}); "
-                                 "choose another --out")
-        if not overwrite:
-            raise GsmtError(out, "output folder exists and is not empty (use --overwrite)")
-    with lock_folder(out, "gsmt demo --video"):
-        for p in out.iterdir():
-            if p.name in VIDEO_DEMO_ENTRIES:
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-        return _run_video_demo(out, videos, seed, progress)
+    return _clear_and_run(out, overwrite, VIDEO_DEMO_ENTRIES, "gsmt demo --video",
+                          lambda: _run_video_demo(out, videos, seed, progress))
 
 
 def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
@@ -260,7 +251,7 @@ def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
                                "decode.m1=10", "decode.m2=30", f"train.seed={seed}"])
     result = train(with_data_backbone(cfg, out / "data"), out / "data", out / "run", progress=progress)
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
-    print(f"trained {result.epochs} epochs{best}; run directory: {result.run_dir}")  # as `gsmt train` says
+    print(f"trained {counted(result.epochs, 'epoch')}{best}; run directory: {result.run_dir}")  # as `gsmt train` says
     print(f"[4/5] gsmt detect on the {len(held_out)} held-out clips")
     print(detect_videos(held_out, str(out / "run"), out / "detections", progress=progress))
     print("[5/5] gsmt eval")

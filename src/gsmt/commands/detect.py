@@ -11,7 +11,7 @@ import numpy as np
 
 from gsmt.annotations.types import check_video_id
 from gsmt.commands.common import video_device, video_extra
-from gsmt.errors import Faults, GsmtError
+from gsmt.errors import Faults, GsmtError, counted
 from gsmt.schema import device_option, option
 
 log = logging.getLogger("gsmt.video")
@@ -30,8 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--feature-stride", type=option(int, ge=1), help="only when the checkpoint records no grid")
     p.add_argument("--feature-window", type=option(int, ge=1, le=4096),
                    help="only when the checkpoint records no grid")
-    p.add_argument("--min-score", type=option(float, ge=0, le=1), default=0.3, help="subtitles: lowest score shown")
-    p.add_argument("--top", type=option(int, ge=1), default=10, help="detections drawn on the timeline")
+    p.add_argument("--min-score", type=option(float, ge=0, le=1), default=0.3,
+                   help="subtitles and timeline: lowest score shown (<id>.json keeps every detection)")
+    p.add_argument("--max-cues", type=option(int, ge=1), help="subtitles: at most N cues, the best (default: all)")
+    p.add_argument("--top", type=option(int, ge=1), help="timeline: at most N detections, the best (default: all); "
+                   "past 20 the picture has one lane per class")
     p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
     p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
                    help="frames or clips per forward pass")
@@ -42,17 +45,17 @@ def run(args: argparse.Namespace) -> int:
     video_extra("detect", "pipeline")  # one line naming the missing extra, not an ImportError
     print(detect_videos(args.videos, args.checkpoint, args.out, backbone=args.backbone, fps=args.fps,
                         stride=args.feature_stride, window=args.feature_window, device=video_device(args.device),
-                        batch_size=args.batch_size, min_score=args.min_score, top=args.top, progress=not args.quiet))
+                        batch_size=args.batch_size, min_score=args.min_score, max_cues=args.max_cues, top=args.top,
+                        progress=not args.quiet))
     return 0
 
 
 def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbone: str | None = None,
                   fps: float | None = None, stride: int | None = None, window: int | None = None,
-                  device: str = "cpu", batch_size: int = 16, min_score: float = 0.3, top: int = 10,
-                  progress: bool = True) -> str:
+                  device: str = "cpu", batch_size: int = 16, min_score: float = 0.3, max_cues: int | None = None,
+                  top: int | None = None, progress: bool = True) -> str:
     """The `gsmt detect` job: per video `<id>.json`, `<id>.vtt`, `<id>_timeline.png` in `out`, and
     `detections.json` (ActivityNet submission of all videos); returns the one-line summary."""
-    from tqdm import tqdm
 
     from gsmt.api import Localizer
     from gsmt.engine.predictor import submission
@@ -62,11 +65,11 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         lock_folder,
         refuse_overwriting_inputs,
     )
+    from gsmt.io.owned import OwnedFolder
     from gsmt.io.write import atomic_write_text
     from gsmt.video.frames import list_videos
     from gsmt.video.outputs import InputIndex, refuse_inputs_among
-    from gsmt.video.pipeline import setup_for, video_detections, webvtt
-    from gsmt.viz.timeline import plot_timeline
+    from gsmt.video.pipeline import setup_for
 
     out = Path(out)
     check_output_location(out, "folder")
@@ -91,7 +94,8 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
     planned = [p for vid in ids for p in _outputs(out, vid)] + [out / SUBMISSION]
     # Checked here first so that a refusal comes before the backbone loads and creates no folder...
     refuse_inputs_among(planned, index)
-    refuse_foreign_outputs(out, ids)
+    owned = OwnedFolder(out, "gsmt detect")  # gsmt replaces only what its record says it wrote there
+    owned.check_can_write(planned)
     setup = setup_for(loc.meta, checkpoint, backbone=backbone, fps=fps, stride=stride, window=window, device=device)
     faults = Faults()
     results: dict[str, list[dict]] = {}
@@ -100,86 +104,55 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         # (a film's subtitles copied in, a link made to an input) is judged as it is now, and no
         # other gsmt command that locks the folder can write here until this one is done.
         refuse_inputs_among(planned, index)
-        refuse_foreign_outputs(out, ids)
-        for vid, path in tqdm(list(zip(ids, paths)), desc="gsmt detect", unit="video", disable=not progress):
-            try:
-                dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size)
-            except GsmtError as exc:
-                faults.add("videos not processed (unreadable)")
-                log.warning("%s", str(exc).replace("\n", " "))
-                continue
-            faults.merge(video_faults)
-            rows = [{"label": d.label, "segment": [d.start, d.end], "score": d.score} for d in dets]
-            results[vid] = rows
-            js, vtt, png = _outputs(out, vid)
-            atomic_write_text(js, json.dumps(
-                {"video": str(path), "duration": duration, "backbone": setup.backbone.name,
-                 "grid": {"fps": setup.fps, "feature_stride": setup.stride, "feature_window": setup.window},
-                 "detections": rows}, indent=1) + "\n")
-            atomic_write_text(vtt, webvtt(dets, duration, min_score=min_score) + "\n")
-            labels = np.array([loc.classes.index(d.label) for d in dets], dtype=np.int64)
-            plot_timeline(png, duration=duration, gt_segments=np.zeros((0, 2)),
-                          gt_labels=np.zeros(0, np.int64),
-                          pred_segments=np.array([[d.start, d.end] for d in dets]).reshape(-1, 2),
-                          pred_labels=labels, pred_scores=np.array([d.score for d in dets]),
-                          classes=loc.classes, video_id=vid, top=top)
+        owned.check_can_write(planned)
+        try:
+            _detect_all(loc, setup, ids, paths, out, owned, results, faults, batch_size=batch_size,
+                        min_score=min_score, max_cues=max_cues, top=top, progress=progress)
+        finally:
+            owned.save()  # what was written, even when stopped half-way
         if not results:
             raise GsmtError(out, "no video could be processed")
         atomic_write_text(out / SUBMISSION, json.dumps(submission(results)) + "\n")
+        owned.record([out / SUBMISSION])
     if faults:
         log.warning("%s", faults.summary("gsmt detect"))
-    return (f"detected actions in {len(results)} of {len(ids)} videos -> {out}/ (<id>.json, <id>.vtt, "
+    return (f"detected actions in {len(results)} of {counted(len(ids), 'video')} -> {out}/ (<id>.json, <id>.vtt, "
             f"<id>_timeline.png, detections.json)")
+
+
+def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_size, min_score, max_cues, top,
+                progress):
+    """Each video's `<id>.json`, `<id>.vtt`, `<id>_timeline.png`, recorded as written (`owned`)."""
+    from tqdm import tqdm
+
+    from gsmt.io.write import atomic_write_text
+    from gsmt.video.pipeline import video_detections, webvtt
+    from gsmt.viz.timeline import plot_timeline
+
+    for vid, path in tqdm(list(zip(ids, paths)), desc="gsmt detect", unit="video", disable=not progress):
+        try:
+            dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size)
+        except GsmtError as exc:
+            faults.add("videos not processed (unreadable)")
+            log.warning("%s", str(exc).replace("\n", " "))
+            continue
+        faults.merge(video_faults)
+        rows = [{"label": d.label, "segment": [round(d.start, 3), round(d.end, 3)], "score": round(d.score, 6)}
+                for d in dets]  # milliseconds, as the cues and `gsmt predict`'s submission
+        results[vid] = rows
+        js, vtt, png = _outputs(out, vid)
+        atomic_write_text(js, json.dumps(
+            {"video": str(path), "duration": round(duration, 3), "backbone": setup.backbone.name,
+             "grid": {"fps": setup.fps, "feature_stride": setup.stride, "feature_window": setup.window},
+             "detections": rows}, indent=1) + "\n")
+        atomic_write_text(vtt, webvtt(dets, duration, min_score=min_score, max_cues=max_cues) + "\n")
+        labels = np.array([loc.classes.index(d.label) for d in dets], dtype=np.int64)
+        plot_timeline(png, duration=duration, gt_segments=None, gt_labels=None,  # no ground truth here
+                      pred_segments=np.array([[d.start, d.end] for d in dets]).reshape(-1, 2),
+                      pred_labels=labels, pred_scores=np.array([d.score for d in dets]),
+                      classes=loc.classes, video_id=vid, top=top, min_score=min_score)
+        owned.record([js, vtt, png], defer=True)
 
 
 def _outputs(out: Path, vid: str) -> tuple[Path, Path, Path]:
     return out / f"{vid}.json", out / f"{vid}.vtt", out / f"{vid}_timeline.png"
-
-
-def _own_json(path: Path) -> bool:
-    from gsmt.io.read import read_json
-
-    try:
-        obj = read_json(path)
-    except GsmtError:
-        return False
-    return isinstance(obj, dict) and "detections" in obj and "grid" in obj
-
-
-def _own_vtt(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096).decode("utf-8", "replace")
-    except OSError:
-        return False
-    from gsmt.video.pipeline import VTT_MARK
-
-    return head.startswith("WEBVTT") and f"\n{VTT_MARK}\n" in head
-
-
-def _own_submission(path: Path) -> bool:
-    from gsmt.io.read import read_json
-
-    try:
-        obj = read_json(path)
-    except GsmtError:
-        return False
-    return isinstance(obj, dict) and isinstance(obj.get("results"), dict) and "version" in obj
-
-
-def refuse_foreign_outputs(out: Path, ids: list[str]) -> None:
-    """An existing file among the outputs must be an earlier `gsmt detect` output (recognised by its
-    content); anything else in its place (the film's own subtitles `<id>.vtt`, a `<id>.json` of the
-    user's) is refused, before any work: gsmt never replaces what it did not write."""
-    def foreign(path: Path, own) -> None:
-        if (path.exists() or path.is_symlink()) and not (path.is_file() and not path.is_symlink() and own(path)):
-            raise GsmtError(path, "exists and was not written by gsmt detect: refusing to replace it; pass "
-                                  "another --out")
-
-    for vid in ids:
-        js, vtt, png = _outputs(out, vid)
-        foreign(js, _own_json)
-        foreign(vtt, _own_vtt)
-        # A timeline is gsmt's when the detections beside it are (they are written together).
-        foreign(png, lambda _p, js=js: js.is_file() and _own_json(js))
-    foreign(out / SUBMISSION, _own_submission)

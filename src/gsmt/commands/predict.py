@@ -11,7 +11,7 @@ from pathlib import Path
 from gsmt.annotations.types import Video, check_video_id
 from gsmt.annotations.load import report_faults
 from gsmt.data.features import FeatureStore
-from gsmt.errors import GsmtError
+from gsmt.errors import GsmtError, counted
 from gsmt.io.guard import check_output_location, refuse_overwriting_inputs
 from gsmt.io.read import check_seconds, read_csv_rows
 from gsmt.io.write import atomic_write_text
@@ -86,7 +86,13 @@ def predict_files(checkpoint: str | Path, out: str | Path, *, data: str | None =
         source = open_data(data, cfg, feature_dim=meta["feature_dim"])
         if os.environ.get("RANK", "0") == "0":  # under torchrun: said once, not by every process
             report_faults(source.annotations.faults, source.annotations.source)
-        subset = subset or cfg.data.eval_subset
+        if subset is None:
+            subset, have = cfg.data.eval_subset, source.annotations.subsets
+            if subset not in have and len(have) == 1:  # a CSV without subsets: every video is in `all`
+                if os.environ.get("RANK", "0") == "0":
+                    print(f"decided from the data: --subset {have[0]} (the model's evaluation subset '{subset}' "
+                          "is not in these annotations, which carry one subset; --subset NAME to choose)")
+                subset = have[0]
         videos = subset_videos(source.annotations, subset, source.annotations.source or data)
         features = source.features
         refuse_overwriting_inputs(out, {"--data annotations": source.annotations.source or None,
@@ -129,10 +135,10 @@ def predict_files(checkpoint: str | Path, out: str | Path, *, data: str | None =
                                       max_keep=cfg.decode.max_keep)
         results = fused
         external = {"used": True, "details": f"video-level classifier scores from {Path(fuse).name}, "
-                                              f"fusion mode {fuse_mode}; {lacking} videos without scores"}
+                                              f"fusion mode {fuse_mode}; {counted(lacking, 'video')} without scores"}
     atomic_write_text(out, json.dumps(submission(results, external)))
     n = sum(len(r) for r in results.values())
-    return f"wrote {n} detections for {len(results)} videos to {out}"
+    return f"wrote {counted(n, 'detection')} for {counted(len(results), 'video')} to {out}"
 
 
 def _read_durations(path: str | Path) -> dict[str, float]:

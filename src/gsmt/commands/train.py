@@ -22,8 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsmt.config import PRESETS, load_config
+    from gsmt.config import PRESETS, given_keys, load_config, with_given
     from gsmt.engine.trainer import train
+    from gsmt.errors import counted
     from gsmt.io.guard import check_output_location
     from gsmt.video.record import (
         with_data_backbone,  # JSON only: no torch, PyAV or transformers
@@ -31,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_location(args.out, "folder")
     cfg = load_config(args.config, args.overrides)
-    cfg = with_data_backbone(cfg, args.data)  # features of `gsmt extract`: the checkpoint records the backbone
+    # features of `gsmt extract`: the checkpoint records the backbone (the keys the user chose kept)
+    cfg = with_given(with_data_backbone(cfg, args.data), given_keys(cfg))
     config_file = None if args.config in PRESETS else args.config  # an input, like the data
     result = train(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite,
                    progress=not args.quiet, inputs={"CONFIG": config_file})
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
-    print(f"trained {result.epochs} epochs{best}; run directory: {result.run_dir}")
+    print(f"trained {counted(result.epochs, 'epoch')}{best}; run directory: {result.run_dir}")
     return 0

@@ -45,7 +45,7 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False):
         if candidates is not None:
             dets = candidates(batch)
-        elif model.labels == "multi":
+        elif getattr(model, "labels", "single") == "multi":  # a model without the attribute: one label
             if substitute is not None:
                 raise GsmtError("predict", "the oracle substitution takes single-label outputs")
             dets = decode_multilabel(model, _forward(model, batch["features"].to(device), batch["valid"].to(device)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +14,11 @@ import numpy as np
 from gsmt.annotations.types import Annotations, Video  # noqa: F401
 from gsmt.annotations.load import load_annotations, report_faults  # noqa: F401
 from gsmt.evaluation.tiou import meta_tiou  # noqa: F401
-from gsmt.config import Config
+from gsmt.config import Config, given_keys
 from gsmt.data.dataset import TALDataset
 from gsmt.data.features import FeatureStore
-from gsmt.data.grid import Grid
-from gsmt.errors import GsmtError
+from gsmt.data.grid import Grid, snippet_count
+from gsmt.errors import GsmtError, counted
 
 log = logging.getLogger("gsmt.data")
 
@@ -70,12 +71,19 @@ def resolve_config(cfg: Config, annotations: Annotations) -> Config:
     implied = {**MODE_DEFAULTS[mode], **{k: v for k, v in meta.items()
                                           if k in MODE_DEFAULTS[mode] and v not in (None, "auto")}}
     grid = meta.get("grid") or {}
+    given = given_keys(cfg)
+    decided: list[str] = []
+    train_subset, eval_subset = fit_subsets(data, annotations, implied, given, decided)
+    T, window_stride = data.T, data.window_stride
+    if mode == "window":
+        T, window_stride = fit_window(data, annotations.subset(train_subset), grid, given, decided)
     data = dataclasses.replace(
         data,
         temporal_mode=mode,
-        train_subset=data.train_subset if data.train_subset != "auto" else implied["train_subset"],
-        eval_subset=data.eval_subset if data.eval_subset != "auto" else implied["eval_subset"],
-        window_stride=data.window_stride or max(1, data.T // 2),
+        train_subset=train_subset,
+        eval_subset=eval_subset,
+        T=T,
+        window_stride=window_stride or max(1, T // 2),
         fps=data.fps or grid.get("fps"),
         feature_stride=data.feature_stride or grid.get("feature_stride"),
         feature_window=data.feature_window or grid.get("feature_window"),
@@ -86,7 +94,72 @@ def resolve_config(cfg: Config, annotations: Annotations) -> Config:
         tiou=decode.tiou if decode.tiou != "auto" else implied["tiou"],
     )
     decode = dataclasses.replace(decode, mask_score=decode.resolved_mask_score())
-    return dataclasses.replace(cfg, data=data, decode=decode)
+    out = dataclasses.replace(cfg, data=data, decode=decode)
+    out.__dict__["_decisions"] = decided  # gsmt.config.decisions: config.yaml records them
+    if decided and os.environ.get("RANK", "0") == "0":  # under torchrun: said once
+        for line in decided:
+            print(f"decided from the data: {line}")
+    return out
+
+
+def _chosen(key: str, value, given: frozenset[str] | None) -> bool:
+    """Whether the user chose this setting: `auto` never is; with `given` unknown, any other value is."""
+    return value != "auto" and (given is None or key in given)
+
+
+def fit_subsets(data, annotations: Annotations, implied: dict, given, decided: list[str]) -> tuple[str, str]:
+    """The training and evaluation subsets: the config's (or its mode's defaults) unless the
+    annotations carry a single subset (a CSV without a subset column puts every video in `all`) that
+    the user did not override: then every annotated video trains, and the evaluation subset is that
+    one too (there is no held-out subset; model selection still holds out data.val_fraction)."""
+    train = data.train_subset if data.train_subset != "auto" else implied["train_subset"]
+    evaluate = data.eval_subset if data.eval_subset != "auto" else implied["eval_subset"]
+    subsets = annotations.subsets
+    if len(subsets) != 1:
+        return train, evaluate
+    only, n = subsets[0], len(annotations.videos)
+    if train != only and not _chosen("data.train_subset", data.train_subset, given):
+        held = f", a share of {data.val_fraction:g} held out for model selection" if data.val_fraction else ""
+        decided.append(f"data.train_subset={only} (the annotations carry one subset, '{only}': all "
+                       f"{counted(n, 'video')} train{held}; --set data.train_subset=NAME to choose)")
+        train = only
+    if evaluate != only and not _chosen("data.eval_subset", data.eval_subset, given):
+        decided.append(f"data.eval_subset={only} (no held-out subset: predict and evaluate on other videos "
+                       "to measure generalisation)")
+        evaluate = only
+    return train, evaluate
+
+
+MIN_AUTO_T = 16
+
+
+def fit_window(data, videos: list[Video], grid: dict, given, decided: list[str]) -> tuple[int, int | None]:
+    """Window mode: (T, window_stride). When the user chose no T and the training videos' median
+    snippet count is below the config's T (each video one padded window: few, short samples), T
+    becomes the largest power of two not above that median (at least MIN_AUTO_T) and the stride
+    T // 2 unless the user chose one that fits."""
+    T, stride = data.T, data.window_stride
+    if _chosen("data.T", T, given):
+        return T, stride
+    counts = []
+    for v in videos:
+        fps = v.fps or data.fps or grid.get("fps")
+        step = v.feature_stride or data.feature_stride or grid.get("feature_stride")
+        window = v.feature_window or data.feature_window or grid.get("feature_window")
+        if fps and step and window:
+            counts.append(snippet_count(v.duration, float(fps), int(step), int(window)))
+    if not counts:
+        return T, stride
+    median = float(np.median(counts))
+    fitted = max(MIN_AUTO_T, 2 ** int(np.floor(np.log2(max(median, 1.0)))))
+    if fitted >= T:
+        return T, stride
+    keep_stride = stride is not None and stride <= fitted and _chosen("data.window_stride", stride, given)
+    stride = stride if keep_stride else None
+    decided.append(f"data.T={fitted}, data.window_stride={stride or max(1, fitted // 2)} (the training videos "
+                   f"have a median of {median:g} snippets, fewer than T={T}: one short window each; "
+                   "--set data.T=N to choose)")
+    return fitted, stride
 
 
 def default_grid(cfg: Config) -> Grid | None:
@@ -109,7 +182,7 @@ def require_features(videos: list[Video], features: FeatureStore, where: str | P
     missing = features.missing([v.id for v in videos])
     if missing:
         few = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise GsmtError(where, f"{len(missing)} of {len(videos)} videos have no feature file ({few})")
+        raise GsmtError(where, f"{len(missing)} of {counted(len(videos), 'video')} have no feature file ({few})")
 
 
 def split_for_selection(videos: list[Video], fraction: float, seed: int) -> tuple[list[Video], list[Video]]:

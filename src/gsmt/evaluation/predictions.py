@@ -18,7 +18,17 @@ from gsmt.io.read import parse_json, read_json, read_text
 
 
 def _check_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    try:  # an int past every float (10**400) overflows in isfinite: not a number gsmt takes either
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _shown(p: object) -> str:
+    try:
+        return f"{p!r:.200}"
+    except ValueError:  # an int of more than 4,300 digits has no repr
+        return f"a {type(p).__name__} holding a number too long to show"
 
 
 def _check_results(results: object, where: str) -> dict[str, list[dict]]:
@@ -34,7 +44,7 @@ def _check_results(results: object, where: str) -> dict[str, list[dict]]:
             if not ok:
                 raise GsmtError(where, f"video {vid!r}, prediction {i}: expected "
                                        "{'label': str, 'score': number, 'segment': [start, end]} "
-                                       f"with finite numbers, got {p!r:.200}")
+                                       f"with finite numbers, got {_shown(p)}")
     return dict(results)
 
 

@@ -28,6 +28,7 @@ variable `GSMT_MAX_INPUT_MB` changes it), so an unbounded input ends in an error
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -194,10 +195,44 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+# An integer of more digits than this is past every float (1.8e308): converting it would overflow
+# (OverflowError), and past 4,300 digits Python refuses even to read it (ValueError). No number gsmt
+# reads is that large, so such a literal is refused where the file is parsed, naming the file.
+MAX_INT_DIGITS = 300
+
+
+class LongNumberError(yaml.constructor.ConstructorError):
+    """A YAML integer of more than `MAX_INT_DIGITS` digits (`.digits`)."""
+
+    def __init__(self, digits: int, mark):
+        super().__init__(None, None, long_number_problem(digits), mark)
+        self.digits = digits
+
+
+class _LongNumber(Exception):
+    def __init__(self, digits: int):
+        super().__init__(digits)
+        self.digits = digits
+
+
+def long_number_problem(digits: int) -> str:
+    return f"a number of {digits} digits: gsmt reads whole numbers of at most {MAX_INT_DIGITS} digits"
+
+
+def _parse_int(literal: str) -> int:
+    digits = len(literal) - literal.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise _LongNumber(digits)
+    return int(literal)
+
+
 def parse_json(text: str, where: str | Path):
-    """Parse JSON text; a duplicate key, bad syntax or runaway nesting is a GsmtError naming `where`."""
+    """Parse JSON text; a duplicate key, bad syntax, runaway nesting or an integer literal of more than
+    `MAX_INT_DIGITS` digits is a GsmtError naming `where`."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_parse_int)
+    except _LongNumber as exc:
+        raise GsmtError(where, f"not valid JSON for gsmt: {long_number_problem(exc.digits)}") from None
     except _DuplicateKey as exc:
         raise GsmtError(where, f"duplicate key {exc.key[:200]!r}: one JSON object lists it twice "
                                "(only one entry may stand; refusing to keep the last silently)") from None
@@ -225,6 +260,35 @@ class NoAliasLoader(yaml.SafeLoader):
                 None, None, f"alias *{event.anchor} refused: gsmt configs may not use YAML aliases",
                 event.start_mark)
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        """A key listed twice in one mapping is refused, naming the key (as JSON's duplicate keys are),
+        instead of keeping the last value silently."""
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    twice = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeConstructor names it
+                    break
+                if twice:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {str(key)[:200]!r}, listed again", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        literal = str(self.construct_scalar(node))
+        digits = sum(c.isalnum() for c in literal)  # signs and `_` separators aside
+        if digits > MAX_INT_DIGITS:
+            raise LongNumberError(digits, node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+NoAliasLoader.add_constructor("tag:yaml.org,2002:int", NoAliasLoader.construct_yaml_int)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -255,7 +319,9 @@ def read_yaml_file(path: str | Path):
 def parse_csv(text: str, where: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """(header fields, rows as dicts) of CSV text; a malformed file is a GsmtError naming `where`."""
     try:
-        reader = csv.DictReader(text.splitlines())
+        # A file object, not `text.splitlines()`: that also splits on U+2028, U+0085, \x0c..., and
+        # inside a quoted field, cutting a row in two instead of reading the field as written.
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         fields = list(reader.fieldnames or [])
         rows = list(reader)
     except csv.Error as exc:

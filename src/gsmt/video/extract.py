@@ -32,7 +32,7 @@ from gsmt.annotations.types import Annotations, Video, check_video_id
 from gsmt.annotations.load import load_annotations
 from gsmt.annotations.write import save_activitynet_json
 from gsmt.engine.distributed import gloo_group, settle
-from gsmt.errors import Faults, GsmtError
+from gsmt.errors import Faults, GsmtError, counted
 from gsmt.io.guard import check_output_location, lock_folder
 from gsmt.io.write import atomic_path, atomic_write_text
 from gsmt.video.backbones import Backbone
@@ -412,6 +412,6 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
             lock.release()
     if rank != 0:
         return ""
-    return (f"extracted {done} videos ({skipped} already done, {len(ids) - n} without features) with "
+    return (f"extracted {counted(done, 'video')} ({skipped} already done, {len(ids) - n} without features) with "
             f"{backbone_name} ({backbone.kind}, D={backbone.feature_dim}) at {fps:g} fps, stride {stride}, "
             f"window {window} -> {out / 'features'}, {path}")

@@ -12,6 +12,7 @@ model has not seen. A checkpoint without a backbone record (trained on other fea
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,15 +81,26 @@ def _timestamp(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def webvtt(detections, duration: float, *, min_score: float = 0.3, top: int = 20) -> str:
-    """WebVTT subtitles: one cue per detection (score >= min_score, at most `top`, in time order);
-    overlapping actions are overlapping cues, which players show together."""
-    chosen = [d for d in detections if d.score >= min_score][:top]
-    chosen.sort(key=lambda d: (d.start, -d.score))
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # controls and line breaks: one space
+
+
+def cue_text(label: str) -> str:
+    """A label as the text of one WebVTT cue line: line breaks and other controls become a space (a
+    line break would end the cue and start structure), `&`, `<`, `>` are character references (so
+    `-->` can never read as a cue's timing line, nor `<b>` as markup)."""
+    text = _BREAKS.sub(" ", str(label))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def webvtt(detections, duration: float, *, min_score: float = 0.3, max_cues: int | None = None) -> str:
+    """WebVTT subtitles: one cue per detection scored `min_score` or more (the `max_cues` best of
+    them; None: all), in time order, times to the millisecond; overlapping actions are
+    overlapping cues, which players show together."""
+    chosen = sorted((d for d in detections if d.score >= min_score), key=lambda d: -d.score)
+    spans = [(max(0.0, d.start), min(duration, d.end), d) for d in chosen[:max_cues]]
+    spans = sorted(((s, e, d) for s, e, d in spans if round(e * 1000) > round(s * 1000)),
+                   key=lambda c: (c[0], -c[2].score))
     lines = ["WEBVTT", "", VTT_MARK, ""]
-    for i, d in enumerate(chosen, 1):
-        start, end = max(0.0, d.start), min(duration, d.end)
-        if end <= start:
-            continue
-        lines += [str(i), f"{_timestamp(start)} --> {_timestamp(end)}", f"{d.label} ({d.score:.2f})", ""]
+    for i, (start, end, d) in enumerate(spans, 1):
+        lines += [str(i), f"{_timestamp(start)} --> {_timestamp(end)}", f"{cue_text(d.label)} ({d.score:.2f})", ""]
     return "\n".join(lines)
