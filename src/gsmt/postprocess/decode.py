@@ -272,10 +272,7 @@ def decode_many(
     """
     probs = np.asarray(probs, dtype=np.float64)
     masks = np.asarray(masks, dtype=np.float64)
-    valid = np.asarray(valid, dtype=bool)
-    t_start = np.asarray(t_start, dtype=np.float64)
-    t_end = np.asarray(t_end, dtype=np.float64)
-    durations = np.asarray(durations, dtype=np.float64).reshape(-1)
+    valid, t_start, t_end, durations = _batch_arrays(valid, t_start, t_end, durations)
     b, t = probs.shape[0], probs.shape[2]
     num_classes = probs.shape[1] - 1
     thr = _check_options(num_classes, mode, topk_classes, thresholds)
@@ -336,10 +333,7 @@ def decode_pairs_many(
     """
     probs = np.asarray(probs, dtype=np.float64)
     columns = np.asarray(columns, dtype=np.float64)
-    valid = np.asarray(valid, dtype=bool)
-    t_start = np.asarray(t_start, dtype=np.float64)
-    t_end = np.asarray(t_end, dtype=np.float64)
-    durations = np.asarray(durations, dtype=np.float64).reshape(-1)
+    valid, t_start, t_end, durations = _batch_arrays(valid, t_start, t_end, durations)
     pair_snippet = np.asarray(pair_snippet, dtype=np.int64)
     pair_class = np.asarray(pair_class, dtype=np.int64)
     thr = _check_options(probs.shape[1], mode, 1, thresholds)
@@ -374,6 +368,12 @@ def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int) 
     size = max(1, int(ok.sum(axis=1).max())) if b else 1
     order, ok = order[:, :size], ok[:, :size]
     return np.where(ok, order // k, -1), np.where(ok, order % k, -1)
+
+
+def _batch_arrays(valid, t_start, t_end, durations) -> tuple[np.ndarray, ...]:
+    """valid bool, t_start / t_end float64 [B, T] and durations float64 [B] as NumPy arrays."""
+    return (np.asarray(valid, dtype=bool), np.asarray(t_start, dtype=np.float64),
+            np.asarray(t_end, dtype=np.float64), np.asarray(durations, dtype=np.float64).reshape(-1))
 
 
 def _candidate_runs(columns: np.ndarray, kept: np.ndarray, usable: np.ndarray, valid: np.ndarray,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gsmt.annotations.fields import _duration, _number, _optional, _segment
-from gsmt.annotations.formats.common import _RESERVED_KEYS, _lookup, _Raw, _read_video_info
+from gsmt.annotations.fields import _number, _optional, _segment
+from gsmt.annotations.formats.common import _RESERVED_KEYS, _Raw, _read_video_info, _video_entry
 from gsmt.annotations.meta import check_meta
-from gsmt.annotations.types import AMBIGUOUS, DEFAULT_SUBSET, check_video_id
+from gsmt.annotations.types import AMBIGUOUS
 from gsmt.errors import GsmtError
 
 JSON = True
@@ -44,15 +44,7 @@ def read(obj, path: Path, video_info, subset_map: dict | None = None, *, use_lab
         raw.class_order = classes
     label_ids: dict[str, float] = {}
     for vid, entry in db.items():
-        check_video_id(vid, path)
-        if not isinstance(entry, dict):
-            raise GsmtError(path, f"video '{vid}': expected an object")
-        extra = _lookup(info, vid) or {}
-        duration = entry.get("duration", extra.get("duration"))
-        if duration is None:
-            raise GsmtError(path, f"video '{vid}' has no duration (add it or pass video_info)")
-        duration = _duration(duration, path if "duration" in entry else info_name, vid)
-        subset = entry.get("subset") or extra.get("subset") or DEFAULT_SUBSET
+        extra, duration, subset = _video_entry(vid, entry, info, info_name, path)
         grid = (
             _optional(entry.get("fps", extra.get("fps")), path, f"video '{vid}' fps"),
             _optional(entry.get("feature_stride"), path, f"video '{vid}' feature_stride", int),

@@ -93,3 +93,24 @@ def _lookup(info: dict[str, dict], video_id: str) -> dict | None:
         return info[video_id]
     alt = video_id[2:] if video_id.startswith("v_") else "v_" + video_id
     return info.get(alt)
+
+
+def _video_entry(vid: str, entry, info, info_name, path: Path) -> tuple[dict, float, str]:
+    """A JSON format's video entry checked: (its `video_info` row, duration, subset); `video_info`
+    fills what the entry lacks."""
+    from gsmt.annotations.fields import _duration
+    from gsmt.annotations.types import DEFAULT_SUBSET, check_video_id
+
+    check_video_id(vid, path)
+    if not isinstance(entry, dict):
+        raise GsmtError(path, f"video '{vid}': expected an object")
+    extra = _lookup(info, vid) or {}
+    duration = entry.get("duration", extra.get("duration"))
+    if duration is None:
+        raise GsmtError(path, f"video '{vid}' has no duration (add it or pass video_info)")
+    duration = _duration(duration, path if "duration" in entry else info_name, vid)
+    subset = entry.get("subset") or extra.get("subset") or DEFAULT_SUBSET
+    if not isinstance(subset, str):
+        raise GsmtError(path, f"video '{vid}': 'subset' must be a string, got {subset!r:.60}")
+    return extra, duration, subset
+

@@ -17,9 +17,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gsmt.annotations.fields import _duration, _number, _optional
-from gsmt.annotations.formats.common import _RESERVED_KEYS, _lookup, _Raw, _read_video_info
-from gsmt.annotations.types import DEFAULT_SUBSET, check_video_id
+from gsmt.annotations.fields import _number, _optional
+from gsmt.annotations.formats.common import _RESERVED_KEYS, _Raw, _read_video_info, _video_entry
 from gsmt.errors import GsmtError
 
 JSON = True
@@ -51,17 +50,7 @@ def read(obj, path: Path, video_info, subset_map: dict | None = None) -> _Raw:
     raw = _Raw()
     used: set[int] = set()
     for vid, entry in db.items():
-        check_video_id(vid, path)
-        if not isinstance(entry, dict):
-            raise GsmtError(path, f"video '{vid}': expected an object")
-        extra = _lookup(info, vid) or {}
-        duration = entry.get("duration", extra.get("duration"))
-        if duration is None:
-            raise GsmtError(path, f"video '{vid}' has no duration (add it or pass video_info)")
-        duration = _duration(duration, path if "duration" in entry else info_name, vid)
-        subset = entry.get("subset") or extra.get("subset") or DEFAULT_SUBSET
-        if not isinstance(subset, str):
-            raise GsmtError(path, f"video '{vid}': 'subset' must be a string, got {subset!r:.60}")
+        extra, duration, subset = _video_entry(vid, entry, info, info_name, path)
         fps = _optional(entry.get("fps", extra.get("fps")), path, f"video '{vid}' fps")
         v = raw.add_video(vid, subset, duration, (fps, None, None))
         actions = entry.get("actions")
