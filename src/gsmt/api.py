@@ -13,6 +13,7 @@ feature_stride / feature_window whole numbers of frames >= 1, features a 2-D arr
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +93,9 @@ class Localizer:
     """A trained GSMT with its decoding settings; predicts actions in seconds from features."""
 
     def __init__(self, model: GSMT, cfg: Config, meta: dict, device: str | torch.device = "cpu"):
-        # A name is checked as `--device` is (auto | cpu | cuda | cuda:N | mps, and present here).
-        self.device = device if isinstance(device, torch.device) else pick_device(device, "device")
+        # A name or a torch.device is checked as `--device` is (auto | cpu | cuda | cuda:N | mps, and
+        # present here): `torch.device('meta')` would pass here and fail at the first prediction.
+        self.device = pick_device(device, "device")
         self.model = model.to(self.device).eval()
         self.cfg = cfg
         self.meta = meta
@@ -200,6 +202,9 @@ class Localizer:
         feature dimension, and a square one (a video of D snippets) by the call's other videos."""
         if isinstance(features, (str, Path, np.ndarray, torch.Tensor)):
             raise GsmtError("features", "predict_many takes a list of videos; use predict for one")
+        if isinstance(features, Mapping):
+            raise GsmtError("features", "predict_many takes a list of videos, not a mapping (its keys would be "
+                                        "taken for the videos): pass list(features.values())")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise GsmtError("batch_size", f"must be a whole number >= 1, got {batch_size!r:.60}")
         dataset = self._dataset(list(features), fps, feature_stride, feature_window, durations, layout)

@@ -6,7 +6,9 @@ import argparse
 import importlib
 import logging
 import re
+import signal
 import sys
+import threading
 
 from gsmt._version import __version__
 from gsmt.commands import COMMANDS
@@ -44,9 +46,30 @@ def _show_warnings() -> logging.Handler:
     return handler
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that its cleanup runs as for Ctrl-C: atomic writes
+    remove their temporaries, a command records the outputs it wrote (`gsmt.io.owned`). Not
+    `shared`: under torchrun a terminated rank leaves its group without waiting for the others."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm():
+    """Install the SIGTERM handler for this call (main thread only); returns what to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _terminate)
+    except (ValueError, OSError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = _show_warnings()
+    previous = _on_sigterm()
     try:
         return int(args.func(args) or 0)
     except GsmtError as exc:
@@ -55,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gsmt: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("gsmt: terminated", file=sys.stderr)
+        return 143
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         # main() may run many times in one process (tests, notebooks): no handler piles up.
         logging.getLogger("gsmt").removeHandler(handler)
 

@@ -596,8 +596,9 @@ def test_a_dataset_of_square_files_only_needs_the_layout(capsys, tmp_path, tiny_
 
 def test_api_square_array_takes_the_layout_of_the_other_videos(loc):
     square = np.random.default_rng(1).normal(size=(D, D)).astype(np.float32)
-    dets = loc.predict_many([X.T, square], durations=[10.0, 5.0])  # X.T is [D, T]: the call is DT
-    assert dets[1] == loc.predict(square.T, duration=5.0, layout="TD")
+    # durations that fit the grid (30 fps, stride 16: 50 snippets start up to 26.1 s, D = 24 up to 12.3 s)
+    dets = loc.predict_many([X.T, square], durations=[27.0, 13.0])  # X.T is [D, T]: the call is DT
+    assert dets[1] == loc.predict(square.T, duration=13.0, layout="TD")
 
 
 def _window_data(tmp_path: Path) -> tuple[Path, str, str]:

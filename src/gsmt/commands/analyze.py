@@ -15,7 +15,7 @@ from gsmt.evaluation import load_predictions
 from gsmt.evaluation.tiou import meta_tiou
 from gsmt.io.guard import check_output_location, lock_folder, refuse_overwriting_inputs
 from gsmt.io.owned import OwnedFolder
-from gsmt.io.write import atomic_write_text
+from gsmt.io.write import atomic_write_text, remove_temporaries
 from gsmt.schema import option
 
 HELP = "error analysis: false-positive types, mAP by action length and coverage"
@@ -76,6 +76,7 @@ def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, 
     document = analysis.to_json()
     with lock_folder(out, "gsmt analyze") if lock else contextlib.nullcontext():
         owned.check_can_write(planned)  # again under the lock: a file that appeared meanwhile is judged too
+        remove_temporaries([*planned, owned.manifest])  # what a killed analyze left of its atomic writes
         try:
             atomic_write_text(out / "analysis.json", json.dumps(document, indent=2))
             pictures = plot_analysis(out, document)

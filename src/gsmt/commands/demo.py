@@ -23,13 +23,14 @@ HELP = "synthetic data -> train -> predict -> evaluate -> table and pictures"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="thumos-like", choices=["thumos-like", "anet-like"])
+    p.add_argument("--preset", choices=["thumos-like", "anet-like"],
+                   help="synthetic dataset (default thumos-like; not with --video, whose clips are one kind)")
     p.add_argument("--out", default="demo_out", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo output folder")
     p.add_argument("--videos", type=option(int, ge=DEMO_MIN_VIDEOS), help="synthetic videos (default: the demo's size)")
     p.add_argument("--seed", type=option(int, ge=0, le=SEED_MAX), default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training config value")
+                   help="override a training config value (with --video too: its training step)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--video", action="store_true",
                    help="the raw-video path instead (gsmt[video]): mp4 clips -> extract -> train -> detect, "
@@ -38,12 +39,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.video:
+        if args.preset is not None:
+            # The preset picks the synthetic feature dataset of the feature demo; the video demo's data
+            # are its mp4 clips, of one kind: a preset would be silently ignored.
+            raise GsmtError("--preset", "gsmt demo --video has no preset (its data are synthetic mp4 clips of "
+                                        "one kind): leave --preset out; --videos sets their number, --set the "
+                                        "training config")
         video_extra("demo --video", "extract")  # one line naming the missing extra, not an ImportError
         out = Path(args.out) if args.out != "demo_out" else Path("demo_video_out")
         run_video_demo(out=out, overwrite=args.overwrite, videos=args.videos or 48, seed=args.seed,
-                       progress=not args.quiet)
+                       overrides=args.overrides, progress=not args.quiet)
         return 0
-    run_demo(preset=args.preset, out=Path(args.out), overwrite=args.overwrite, videos=args.videos,
+    run_demo(preset=args.preset or "thumos-like", out=Path(args.out), overwrite=args.overwrite, videos=args.videos,
              seed=args.seed, overrides=args.overrides, progress=not args.quiet)
     return 0
 
@@ -206,21 +213,32 @@ def _run_demo(preset: str, out: Path, videos: int | None, seed: int, cfg, progre
 VIDEO_DEMO_ENTRIES = ("clips", "backbone", "data", "run", "detections", "metrics.json", "timeline.png")
 
 
+# The video demo's training config: the demo preset at the size of its clips; `--set` comes after.
+VIDEO_DEMO_CONFIG = ("data.T=32", "model.hidden_dim=64", "train.epochs=40", "train.batch_size=8", "decode.m1=10",
+                     "decode.m2=30")
+
+
 def run_video_demo(*, out: Path = Path("demo_video_out"), overwrite: bool = False, videos: int = 48, seed: int = 0,
-                   progress: bool = True) -> dict:
+                   overrides: list[str] = (), progress: bool = True) -> dict:
     """Real pixels end to end (needs gsmt[video]): synthetic mp4 clips -> `gsmt extract` -> `gsmt train`
     -> `gsmt detect` on the held-out clips -> mAP, one video's subtitles and timeline.
 
     The backbone is a tiny DINOv2-shaped image encoder with random weights, saved to `backbone/`:
     nothing is downloaded, and random features of these clips (coloured shapes) are informative
-    enough; with a real video, use a pretrained backbone from the hub cache."""
+    enough; with a real video, use a pretrained backbone from the hub cache.
+
+    `overrides` (`--set`) change the training config after the demo's own values, as `gsmt train
+    --set` does; they are checked before anything is written."""
+    from gsmt.config import load_config
+
     out = Path(out)
     check_output_location(out, "folder")
+    cfg = load_config("demo", [*VIDEO_DEMO_CONFIG, f"train.seed={seed}", *overrides])
     return _clear_and_run(out, overwrite, VIDEO_DEMO_ENTRIES, "gsmt demo --video",
-                          lambda: _run_video_demo(out, videos, seed, progress))
+                          lambda: _run_video_demo(out, videos, seed, progress, cfg))
 
 
-def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
+def _run_video_demo(out: Path, videos: int, seed: int, progress: bool, cfg=None) -> dict:
     import torch
     from transformers import Dinov2Config, Dinov2Model
 
@@ -247,8 +265,8 @@ def _run_video_demo(out: Path, videos: int, seed: int, progress: bool) -> dict:
     db = json.loads((out / "clips" / "annotations.json").read_text(encoding="utf-8"))["database"]
     held_out = [str(out / "clips" / "videos" / f"{v}.mp4") for v, e in db.items() if e["subset"] == "validation"]
     print("[3/5] gsmt train")
-    cfg = load_config("demo", ["data.T=32", "model.hidden_dim=64", "train.epochs=40", "train.batch_size=8",
-                               "decode.m1=10", "decode.m2=30", f"train.seed={seed}"])
+    if cfg is None:
+        cfg = load_config("demo", [*VIDEO_DEMO_CONFIG, f"train.seed={seed}"])
     result = train(with_data_backbone(cfg, out / "data"), out / "data", out / "run", progress=progress)
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     print(f"trained {counted(result.epochs, 'epoch')}{best}; run directory: {result.run_dir}")  # as `gsmt train` says

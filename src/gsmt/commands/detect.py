@@ -66,7 +66,7 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         refuse_overwriting_inputs,
     )
     from gsmt.io.owned import OwnedFolder
-    from gsmt.io.write import atomic_write_text
+    from gsmt.io.write import atomic_write_text, remove_temporaries
     from gsmt.video.frames import list_videos
     from gsmt.video.outputs import InputIndex, refuse_inputs_among
     from gsmt.video.pipeline import setup_for
@@ -105,6 +105,8 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         # other gsmt command that locks the folder can write here until this one is done.
         refuse_inputs_among(planned, index)
         owned.check_can_write(planned)
+        # What a killed detect (SIGKILL, SIGTERM: no cleanup runs) left of its atomic writes.
+        remove_temporaries([*planned, owned.manifest])
         try:
             _detect_all(loc, setup, ids, paths, out, owned, results, faults, batch_size=batch_size,
                         min_score=min_score, max_cues=max_cues, top=top, progress=progress)
@@ -145,13 +147,15 @@ def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_si
             {"video": str(path), "duration": round(duration, 3), "backbone": setup.backbone.name,
              "grid": {"fps": setup.fps, "feature_stride": setup.stride, "feature_window": setup.window},
              "detections": rows}, indent=1) + "\n")
+        owned.record([js], defer=True)  # each file as soon as it is written: a stop between two is recorded
         atomic_write_text(vtt, webvtt(dets, duration, min_score=min_score, max_cues=max_cues) + "\n")
+        owned.record([vtt], defer=True)
         labels = np.array([loc.classes.index(d.label) for d in dets], dtype=np.int64)
         plot_timeline(png, duration=duration, gt_segments=None, gt_labels=None,  # no ground truth here
                       pred_segments=np.array([[d.start, d.end] for d in dets]).reshape(-1, 2),
                       pred_labels=labels, pred_scores=np.array([d.score for d in dets]),
                       classes=loc.classes, video_id=vid, top=top, min_score=min_score)
-        owned.record([js, vtt, png], defer=True)
+        owned.record([png], defer=True)
 
 
 def _outputs(out: Path, vid: str) -> tuple[Path, Path, Path]:

@@ -181,9 +181,15 @@ def _feature_folder_videos(folder: Path, grid: dict, durations: dict[str, float]
         vid = check_video_id(path.stem, folder)
         if durations is not None and vid not in durations:
             raise GsmtError(folder, f"video '{vid}' has no duration in the durations file")
-        counted = durations is None and all(grid.values())  # a duration from the grid: read the length
+        # The length on the grid: the duration comes from it, or a given duration is checked against it
+        # (the .npy header or .h5 shape when it costs no read).
+        count = None
+        if all(grid.values()):
+            count = store.num_snippets(vid) if durations is not None else None
+            if count is None:
+                count = len(store.load(vid))
         videos.append(unlabelled_video(
-            vid, len(store.load(vid)) if counted else None,
+            vid, count,
             durations[vid] if durations is not None else None, where=folder, **grid,
             hint="give --durations, or the grid (--fps, --feature-stride, --feature-window)"))
     return videos

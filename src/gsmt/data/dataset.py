@@ -290,7 +290,18 @@ def unlabelled_video(vid: str, num_snippets: int | None, duration: float | None,
                      feature_stride: float | None, feature_window: float | None, where: str | Path,
                      hint: str) -> Video:
     """A video known only by its features (`gsmt predict --features`, the API): its duration as
-    given, else the span of its `num_snippets` on the grid; neither is the error `hint` at `where`."""
+    given, else the span of its `num_snippets` on the grid; neither is the error `hint` at `where`.
+
+    A duration given with a grid and a snippet count must not contradict them: when the features'
+    last snippet starts more than one snippet (stride) past the end of the duration, its detections
+    would all be clipped to zero length at the duration; refused, naming the video."""
+    if duration is not None and fps and feature_stride and feature_window and num_snippets:
+        last_start = (num_snippets - 1) * feature_stride / fps
+        if last_start > duration + feature_stride / fps:
+            span = ((num_snippets - 1) * feature_stride + feature_window) / fps
+            raise GsmtError(where, f"video '{vid}': its {num_snippets} snippets span {span:.6g} s at {fps:g} fps, "
+                                   f"stride {feature_stride:g}, window {feature_window:g}, far past its duration "
+                                   f"{duration:.6g} s: the duration or the grid is not this video's")
     if duration is None:
         if not (fps and feature_stride and feature_window) or num_snippets is None:
             raise GsmtError(where, hint)

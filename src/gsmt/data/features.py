@@ -228,6 +228,9 @@ def read_features(path: str | Path, *, layout: str = "auto", feature_dim: int | 
     return to_snippet_matrix(array, path, layout=layout, feature_dim=feature_dim, expected_length=expected_length)
 
 
+STAMP_BYTES = 4096  # FeatureStore.stamp: bytes read at each end of a feature file
+
+
 class FeatureStore:
     """Lazy access to a folder of `<video_id>.<ext>` files or one `.h5` file with one dataset per video id.
 
@@ -393,6 +396,34 @@ class FeatureStore:
                 except GsmtError:
                     continue  # an unreadable file says nothing about the layout; loading it will tell
         return self._dataset_layout
+
+    def stamp(self, video_id: str) -> bytes:
+        """A cheap, telling fingerprint of `video_id`'s stored features, no whole read: a file's name,
+        size and its first and last `STAMP_BYTES` bytes; an .h5 entry's shape, type and first and
+        last rows. Another file under the name (regenerated features of the same shape) changes it;
+        a copy of the folder does not (no modification time). A video without features stamps empty."""
+        vid = check_video_id(video_id, self.root)
+        if self.is_h5:
+            node, where = self._h5_dataset(vid)
+            head = f"{vid}:{tuple(node.shape)}:{node.dtype}:".encode()
+            try:
+                rows = [np.asarray(node[0]), np.asarray(node[-1])] if node.shape and node.shape[0] else []
+            except (OSError, ValueError, TypeError) as exc:
+                raise GsmtError(where, f"cannot read features, truncated or corrupt ({_first_line(exc)})") from None
+            return head + b"".join(r.tobytes() for r in rows)
+        path = self.path(vid)
+        if path is None:
+            return b""
+        _check_regular(path)
+        try:
+            size = os.stat(path).st_size
+            with open(path, "rb") as fh:
+                first = fh.read(STAMP_BYTES)
+                fh.seek(max(0, size - STAMP_BYTES))
+                last = fh.read(STAMP_BYTES)
+        except OSError as exc:
+            raise GsmtError(path, f"cannot read features ({exc.strerror or exc})") from None
+        return f"{path.name}:{size}:".encode() + first + last
 
     def num_snippets(self, video_id: str) -> int | None:
         """T of `video_id` when it costs no data read (.npy header, .h5 shape), else None."""

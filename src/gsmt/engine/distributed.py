@@ -50,8 +50,13 @@ def leave_group() -> None:
     dist.destroy_process_group()
 
 
-def pick_device(name: str, where: str = "train.device") -> torch.device:
-    """A torch device by name (auto | cpu | cuda | cuda:N | mps); one that is absent is a GsmtError."""
+def pick_device(name: str | torch.device, where: str = "train.device") -> torch.device:
+    """A torch device by name (auto | cpu | cuda | cuda:N | mps) or a `torch.device` of those types;
+    one that is absent, or of a type gsmt does not run on (`meta`, `xla`, ...), is a GsmtError."""
+    if isinstance(name, torch.device):
+        if name.type not in ("cpu", "cuda", "mps"):
+            raise GsmtError(where, f"gsmt runs on a cpu, cuda or mps device, not {str(name)!r}")
+        name = str(name) if name.type == "cuda" or name.index is None else name.type
     if not satisfies(name, str, DEVICE):
         raise GsmtError(where, f"must be {DEVICE.pattern_text}, got {name!r}")
     if name == "auto":

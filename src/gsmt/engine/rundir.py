@@ -23,6 +23,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from gsmt.config import Config, config_from_dict, read_yaml
 from gsmt.errors import GsmtError
 from gsmt.io.guard import LOCK_NAME, FolderLock, is_within, lock_folder
@@ -141,10 +143,68 @@ def claim_run_dir(run_dir: str | Path, *, inputs: dict[str, object], resume: boo
                         lock.path, lock.took_over.get("pid", "?"))
         if previous and overwrite and not resume:
             clear_run_dir(run_dir)
+        remove_temporaries(run_dir)
     except BaseException:
         lock.release()
         raise
     return lock
+
+
+def remove_temporaries(run_dir: Path) -> int:
+    """Remove what killed writes of the run's own files left (`.last.<random>.tmp.pt`...): called
+    under the run directory's lock, when no process of this run writes. Returns how many."""
+    removed = 0
+    for name in _entries(run_dir):
+        path = run_dir / name
+        if _TEMP.match(name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def discard_unsaved_run(run_dir: Path) -> None:
+    """After a training that failed (or was interrupted) before any checkpoint existed: remove the
+    run's own entries it wrote (`config.yaml`, `log.jsonl`, `tensorboard/`), so that the corrected
+    rerun is neither refused as an existing run nor held to the failed run's config on --resume.
+    A run directory with a checkpoint keeps everything. Anything else in the folder stays."""
+    if any((run_dir / name).exists() for name in ("last.pt", "best.pt")):
+        return
+    try:
+        clear_run_dir(run_dir)
+    except GsmtError as exc:
+        log.warning("%s", exc)
+
+
+def trim_log(run_dir: Path, epoch: int) -> int:
+    """On resume from a checkpoint of `epoch`: drop the lines of `log.jsonl` past it (a kill between
+    an epoch's log line and its checkpoint logged an epoch the resumed run logs again) and lines a
+    kill cut short. Returns how many were dropped; the file is rewritten atomically when any is."""
+    import json
+
+    from gsmt.io.write import atomic_write_text
+
+    path = run_dir / "log.jsonl"
+    if not path.is_file() or path.is_symlink():
+        return 0
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GsmtError(path, f"cannot read the run's log: {exc}") from None
+    kept, dropped = [], 0
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        past = isinstance(record, dict) and isinstance(record.get("epoch"), (int, float)) \
+            and not isinstance(record.get("epoch"), bool) and record["epoch"] > epoch
+        if not isinstance(record, dict) or past:
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return dropped
 
 
 def clear_run_dir(run_dir: Path) -> None:
@@ -166,11 +226,31 @@ def clear_run_dir(run_dir: Path) -> None:
 # Resume
 
 
-def data_fingerprint(video_ids: list[str], feature_dim: int, classes: list[str]) -> dict:
-    """What a checkpoint records of the data it was trained on."""
+def data_fingerprint(video_ids: list[str], feature_dim: int, classes: list[str], *, videos=None,
+                     features=None) -> dict:
+    """What a checkpoint records of the data it was trained on: the training videos' ids, the feature
+    dimension, the classes and, given `videos` (the training `Video`s) and `features` (their
+    `FeatureStore`), a digest of those videos' annotations (subset, duration, segments, labels) and
+    one of their feature files (`FeatureStore.stamp`: size and both ends of each file, no whole read).
+    A resume whose data differs in any of them is refused (`check_resume`)."""
     digest = hashlib.sha1("\n".join(sorted(video_ids)).encode()).hexdigest()
-    return {"train_videos": len(video_ids), "train_ids_sha1": digest, "feature_dim": int(feature_dim),
-            "classes": list(classes)}
+    record = {"train_videos": len(video_ids), "train_ids_sha1": digest, "feature_dim": int(feature_dim),
+              "classes": list(classes)}
+    if videos is not None:
+        labels = hashlib.sha1()
+        for video in sorted(videos, key=lambda v: v.id):
+            labels.update(f"{video.id}\0{video.subset}\0{float(video.duration)!r}\0".encode())
+            for array in (video.segments, video.labels, video.ambiguous):
+                array = np.ascontiguousarray(array)
+                labels.update(f"{array.dtype.str}{array.shape}".encode() + array.tobytes())
+        record["annotations_sha1"] = labels.hexdigest()
+    if features is not None:
+        files = hashlib.sha1()
+        for vid in sorted(video_ids):
+            stamp = features.stamp(vid)
+            files.update(len(stamp).to_bytes(8, "little") + stamp)
+        record["features_sha1"] = files.hexdigest()
+    return record
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -216,13 +296,18 @@ def check_resume(run_dir: Path, cfg: Config, data: dict) -> dict | None:
     new, old = _flatten(cfg.to_dict()), {**_flatten(Config().to_dict()), **_flatten(recorded)}
     diffs = [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in sorted(set(new) | set(old))
              if k not in RESUME_MAY_DIFFER and old.get(k) != new.get(k)]
+    digests = {"train_ids_sha1": "training video ids", "annotations_sha1": "annotations of the training videos",
+               "features_sha1": "feature files of the training videos (size or content)"}
     for key, label in (("feature_dim", "feature dimension"), ("classes", "classes"),
-                       ("train_videos", "training videos"), ("train_ids_sha1", "training video ids")):
+                       ("train_videos", "training videos"), *digests.items()):
+        # A key the checkpoint lacks was recorded by no earlier gsmt: nothing to compare.
         if key in recorded_data and recorded_data[key] != data.get(key):
+            if key in digests and recorded_data.get("train_ids_sha1") != data.get("train_ids_sha1") \
+                    and key != "train_ids_sha1":
+                continue  # other videos: their annotations and files differ as a matter of course
             if key == "train_ids_sha1" and recorded_data.get("train_videos") != data.get("train_videos"):
                 continue  # the count differs already
-            shown = (f"{_short(recorded_data[key])} -> {_short(data.get(key))}" if key != "train_ids_sha1"
-                     else "differ")
+            shown = "differ" if key in digests else f"{_short(recorded_data[key])} -> {_short(data.get(key))}"
             diffs.append(f"{label} {shown}")
     if diffs:
         raise GsmtError(where, f"--resume asks for another run than the one recorded here: {'; '.join(diffs)} "

@@ -30,7 +30,7 @@ from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.resolve import (DataSource, make_dataset, open_data, report_faults, require_features,
     resolve_config, split_for_selection, subset_videos)
 from gsmt.engine.resident import load_resident
-from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint
+from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint, discard_unsaved_run, trim_log
 from gsmt.errors import Faults, GsmtError
 from gsmt.evaluation import evaluate_detection
 from gsmt.io.guard import check_output_location
@@ -173,21 +173,29 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
         raise GsmtError(source.root, "no usable training samples")
     feature_dim = source.features.feature_dim or int(train_set[0]["features"].shape[0])
     data = TrainData(source, annotations, train_videos, fit_videos, select_videos, train_set, val_set, feature_dim,
-                     data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes))
+                     data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes,
+                                      videos=train_videos, features=source.features))
 
     run_inputs = {"--data annotations": annotations.source or None, "--data features": source.features.root,
                   **(inputs or {})}
     lock = _on_main(ddp, lambda: claim_run_dir(run_dir, inputs=run_inputs, resume=resume, overwrite=overwrite))
+    wrote: list[bool] = []  # set once this run has written its config.yaml
     try:
         return _train_locked(cfg, ddp, device, run_dir, data, resume=resume, progress=progress,
-                             stop_after_steps=stop_after_steps)
+                             stop_after_steps=stop_after_steps, wrote=wrote)
+    except BaseException:
+        if lock is not None and wrote:
+            # Failed before any checkpoint: its config.yaml and log would refuse (or, on --resume,
+            # bind) the corrected rerun; the error line says what happened.
+            discard_unsaved_run(run_dir)
+        raise
     finally:
         if lock is not None:
             lock.release()
 
 
 def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, data: TrainData, *, resume: bool,
-                  progress: bool, stop_after_steps: int | None) -> TrainResult:
+                  progress: bool, stop_after_steps: int | None, wrote: list | None = None) -> TrainResult:
     source, annotations, train_set, val_set = data.source, data.annotations, data.train_set, data.val_set
     feature_dim, data_record = data.feature_dim, data.record
     K = annotations.num_classes
@@ -195,6 +203,8 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     _on_main(ddp, lambda: check_resume(run_dir, cfg, data_record) if resume else None)
     if ddp.main:
         save_config(cfg, run_dir / "config.yaml")
+        if wrote is not None:
+            wrote.append(True)
     if ddp.world_size > 1:
         dist.barrier()
 
@@ -223,6 +233,10 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
             raise GsmtError(last, f"cannot resume: the training state does not fit this run ({first})") from None
         start_epoch, step = state["epoch"], state["step"]
         history, best = state["history"], state.get("best")
+    if resume and ddp.main:
+        # Lines past the checkpoint (a kill between an epoch's log line and its checkpoint) are
+        # logged again by this run: the earlier ones go.
+        trim_log(run_dir, start_epoch)
     # Read once, before the first epoch (None: the DataLoader reads the samples every epoch).
     resident = load_resident(train_set, device, cfg.train.resident, cfg.train.resident_memory_fraction)
     logger = _Logger(run_dir, ddp.main)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,3 +77,39 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+# The temporary name atomic_path gives `<stem><suffix>`: "." + stem + "." + 8 characters of
+# tempfile's alphabet + ".tmp" + suffix.
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>(\.[^.]*)?)$")
+
+
+def temporary_of(name: str) -> str | None:
+    """The output name whose `atomic_path` temporary `name` is (`.a.k1ll3dxy.tmp.json` -> `a.json`),
+    or None when `name` is no such temporary."""
+    match = _TEMPORARY.match(name)
+    return match["stem"] + match["suffix"] if match else None
+
+
+def remove_temporaries(paths) -> int:
+    """Remove the temporaries of `atomic_path` that a killed writer of `paths` left beside them
+    (SIGKILL and SIGTERM run no cleanup). Call it under the output folder's lock, when no process
+    writes these outputs; other files, links and folders are left alone. Returns how many."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in paths:
+        path = Path(path)
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if temporary_of(entry.name) in names and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed

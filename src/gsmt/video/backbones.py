@@ -279,5 +279,27 @@ def load_backbone(name: str | Path, device: str | torch.device = "cpu") -> Backb
                         num_frames=int(getattr(config, "num_frames", 1)) if kind == "video" else 1,
                         model_type=model_type, pooling=pooling, device=torch.device(device))
     backbone.digest = _weights_digest(model, config_text, preprocess)
+    _check_takes_its_frames(backbone)
     del transformers
     return backbone
+
+
+def _check_takes_its_frames(backbone: Backbone) -> None:
+    """One forward pass of a black frame (or clip) as the preprocessing makes it, at load: a processor
+    config of other sizes than the model takes (224 px crops for a 64 px model) is one line naming
+    the folder before any video is read, not a traceback at the first video (after `gsmt extract`
+    has claimed its --out)."""
+    h, w = backbone.image_size
+    frames = max(1, backbone.num_frames)
+    blank = np.zeros((1, frames, h, w, 3) if backbone.kind == "video" else (1, h, w, 3), np.uint8)
+    try:
+        out = backbone.encode_clips(blank) if backbone.kind == "video" else backbone.encode_frames(blank)
+    except Exception as exc:  # noqa: BLE001 - any failure of the model on its own input size
+        raise GsmtError(backbone.name, f"the model does not take the {h}x{w} px frames its preprocessing "
+                                       f"makes ({type(exc).__name__}: {_first_line(exc)}): check "
+                                       "preprocessor_config.json (crop_size, size) against the model's "
+                                       "image_size") from None
+    if out.shape != (1, backbone.feature_dim):
+        raise GsmtError(backbone.name, f"the model gives features of shape {tuple(out.shape[1:])}, not the "
+                                       f"({backbone.feature_dim},) its config declares: not usable as a "
+                                       "feature extractor")

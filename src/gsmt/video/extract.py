@@ -2,7 +2,8 @@
 
 The output folder is a gsmt data folder (`gsmt train/predict --data OUT` read it with no extra
 flag): `features/<id>.npy`, `extracted/<id>.json` (the decoded duration and frame counts of each
-video: what a resumed run needs), `annotations.json` (ActivityNet JSON: per video duration, fps,
+video, and the video file's size and modification time: what a resumed run needs; a video file
+replaced since is extracted again), `annotations.json` (ActivityNet JSON: per video duration, fps,
 feature_stride, feature_window; the segments and subsets of `--annotations` when given; top-level
 `gsmt` meta with the grid and the backbone record) and `extract.json` (backbone + grid of the
 folder: a second run with another backbone or grid is refused, one with the same one resumes,
@@ -185,6 +186,16 @@ def _video_ids(paths: list[Path], source) -> list[str]:
     return ids
 
 
+def video_stamp(path: Path) -> dict:
+    """What a done-record keeps of the video file it was extracted from: its size and modification
+    time (a file replaced by another, 3 s -> 600 s, under the same name is extracted again)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise GsmtError(path, f"cannot read: {exc.strerror or exc}") from None
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
 def _done_record(out: Path, vid: str) -> dict | None:
     """The `extracted/<id>.json` of a video whose features are written, or None (not done, or a
     record that is not what gsmt wrote: the video is extracted again rather than trusted)."""
@@ -224,6 +235,32 @@ def _remove_leftovers(out: Path) -> int:
                 entry.unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+def _has_outputs(out: Path) -> bool:
+    """Whether the folder holds a feature file or a done-record (of any run): the job record of a
+    folder without either binds nothing, so it may be replaced or removed."""
+    for folder, suffix in ((out / "features", ".npy"), (out / "extracted", ".json")):
+        try:
+            if any(p.suffix == suffix and not _LEFTOVER.match(p.name) for p in folder.iterdir()):
+                return True
+        except OSError:
+            continue
+    return (out / "annotations.json").exists()
+
+
+def _discard_empty_job(out: Path) -> None:
+    """After a failed run: the job record (and the empty folders) of a folder that received no
+    output, so that a corrected rerun (another backbone, another grid) is not refused for features
+    that were never written. A folder with outputs keeps its record."""
+    if _has_outputs(out):
+        return
+    (out / RECORD).unlink(missing_ok=True)
+    for folder in (out / "features", out / "extracted"):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def _recorded_job(out: Path) -> dict | None:
@@ -346,6 +383,15 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                 # Again under the lock: another process may have written into the folder since step 1.
                 recorded = _recorded_job(out)
                 refuse_inputs_among(outputs, inputs)
+                # The folder is ours and no process of this job has written yet (the other ranks wait
+                # for this step): what killed runs left of their atomic writes goes now.
+                _remove_leftovers(out)
+                if recorded is not None and not _same_job(recorded, job) and not _has_outputs(out):
+                    # The record of a run that wrote nothing (it failed or was killed before its
+                    # first feature file): it binds nothing, this run's job replaces it.
+                    log.warning("%s: replacing the record of an earlier run that wrote no features",
+                                out / RECORD)
+                    recorded = None
                 if recorded is None:
                     atomic_write_text(out / RECORD, json.dumps(job, indent=1) + "\n")
                 elif not _same_job(recorded, job):
@@ -357,61 +403,80 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                 failure = exc
         settle(world, failure, who="gsmt extract")
 
-        # Step 3, every rank: its share of the videos. An unreadable video is a counted fault; an
-        # error that stops the share (a full disk) is settled with the others before annotations.
-        faults = Faults()
-        done = skipped = 0
-        failure = None
         try:
-            mine = list(zip(ids, paths))[rank::world]
-            bar = tqdm(mine, desc="gsmt extract", unit="video", disable=not progress or rank != 0,
-                       dynamic_ncols=True)
-            for vid, path in bar:
-                npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
-                if _done_record(out, vid) is not None:
-                    skipped += 1  # resumed: done by an earlier run
-                    continue
-                try:
-                    result = extract_video(path, backbone, fps, stride, window, batch_size)
-                except GsmtError as exc:
-                    faults.add("videos not extracted (unreadable)")
-                    log.warning("%s", str(exc).replace("\n", " "))
-                    continue
-                faults.merge(result.faults)
-                with atomic_path(npy) as tmp:
-                    np.save(tmp, result.features)
-                atomic_write_text(info, json.dumps({"duration": result.duration, "frames": result.frames,
-                                                    "snippets": int(len(result.features)), "source": str(path),
-                                                    "faults": dict(result.faults.counts)}) + "\n")
-                done += 1
-        except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
-            failure = exc
-        shares = settle(world, failure, (done, skipped, dict(faults.counts)), who="gsmt extract")
-        # The counts of all ranks: the summary and the fault line are the one-process ones.
-        done, skipped = sum(s[0] for s in shares), sum(s[1] for s in shares)
-        faults = Faults()
-        for share in shares:
-            for kind, n in share[2].items():
-                faults.add(kind, n)
-
-        # Step 4, rank 0: annotations.json of every rank's videos; its failure is every rank's.
-        failure, path, n = None, None, 0
-        if rank == 0:
+            # Step 3, every rank: its share of the videos. An unreadable video is a counted fault; an
+            # error that stops the share (a full disk) is settled with the others before annotations.
+            faults = Faults()
+            done = skipped = changed = 0
+            failure = None
             try:
-                # Every process has finished its atomic writes (step 3 is settled), so any temporary
-                # file left in the folder is from a killed run.
-                _remove_leftovers(out)
-                if faults:
-                    log.warning("%s", faults.summary("gsmt extract"))
-                path, n = write_annotations(out, ids, job, labels)
+                mine = list(zip(ids, paths))[rank::world]
+                bar = tqdm(mine, desc="gsmt extract", unit="video", disable=not progress or rank != 0,
+                           dynamic_ncols=True)
+                for vid, path in bar:
+                    npy, info = out / "features" / f"{vid}.npy", out / "extracted" / f"{vid}.json"
+                    record = _done_record(out, vid)
+                    try:
+                        stamp = video_stamp(path)
+                        if record is not None:
+                            if record.get("video") == stamp:
+                                skipped += 1  # resumed: done by an earlier run, from this very file
+                                continue
+                            # Another file under this name since (or a record of a gsmt that kept no
+                            # stamp): its features are stale. The record goes first, so a failed
+                            # extraction below leaves the video not done rather than the old features.
+                            changed += 1
+                            info.unlink(missing_ok=True)
+                            npy.unlink(missing_ok=True)
+                        result = extract_video(path, backbone, fps, stride, window, batch_size)
+                    except GsmtError as exc:
+                        faults.add("videos not extracted (unreadable)")
+                        log.warning("%s", str(exc).replace("\n", " "))
+                        continue
+                    faults.merge(result.faults)
+                    with atomic_path(npy) as tmp:
+                        np.save(tmp, result.features)
+                    atomic_write_text(info, json.dumps({"duration": result.duration, "frames": result.frames,
+                                                        "snippets": int(len(result.features)), "source": str(path),
+                                                        "video": stamp, "faults": dict(result.faults.counts)})
+                                       + "\n")
+                    done += 1
             except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
                 failure = exc
-        settle(world, failure, who="gsmt extract")
+            shares = settle(world, failure, (done, skipped, dict(faults.counts), changed), who="gsmt extract")
+            # The counts of all ranks: the summary and the fault line are the one-process ones.
+            done, skipped, changed = (sum(s[i] for s in shares) for i in (0, 1, 3))
+            faults = Faults()
+            for share in shares:
+                for kind, n in share[2].items():
+                    faults.add(kind, n)
+
+            # Step 4, rank 0: annotations.json of every rank's videos; its failure is every rank's.
+            failure, path, n = None, None, 0
+            if rank == 0:
+                try:
+                    # Every process has finished its atomic writes (step 3 is settled), so any temporary
+                    # file left in the folder is from a killed run.
+                    _remove_leftovers(out)
+                    if faults:
+                        log.warning("%s", faults.summary("gsmt extract"))
+                    path, n = write_annotations(out, ids, job, labels)
+                except Exception as exc:  # noqa: BLE001 - settled on every rank, then raised
+                    failure = exc
+            settle(world, failure, who="gsmt extract")
+        except Exception:
+            # Settled: every rank has stopped writing. A run that wrote nothing leaves no job record
+            # that would refuse (or bind) the corrected rerun.
+            if rank == 0:
+                _discard_empty_job(out)
+            raise
     finally:
         if lock is not None:
             lock.release()
     if rank != 0:
         return ""
-    return (f"extracted {counted(done, 'video')} ({skipped} already done, {len(ids) - n} without features) with "
+    again = f", {changed} changed since and extracted again" if changed else ""
+    return (f"extracted {counted(done, 'video')} ({skipped} already done{again}, {len(ids) - n} without features) "
+            f"with "
             f"{backbone_name} ({backbone.kind}, D={backbone.feature_dim}) at {fps:g} fps, stride {stride}, "
             f"window {window} -> {out / 'features'}, {path}")
