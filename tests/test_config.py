@@ -18,7 +18,9 @@ def test_preset_values_follow_the_paper_settings():
     assert (anet.data.temporal_mode, anet.data.T) == ("resize", 100)
     assert (anet.decode.mode, anet.decode.mask_score) == ("own+long", "iou")  # the paper: long, max
     assert (thumos.data.temporal_mode, thumos.data.T, thumos.decode.mode) == ("window", 256, "own")
-    assert (thumos.decode.topk_classes, thumos.decode.nms_sigma, thumos.decode.max_keep) == (2, 0.4, 200)
+    assert (thumos.decode.nms_sigma, thumos.decode.max_keep) == (0.4, 200)
+    # every label of a snippet, one mask per (snippet, class): 200 pairs propose per window (issue 32)
+    assert (thumos.model.labels, thumos.decode.m1) == ("multi", 200)
     # No epoch is picked on held-out videos: the model is the last weight average (as ActionFormer)
     assert (thumos.data.val_fraction, thumos.train.ema) == (anet.data.val_fraction, anet.train.ema) == (0.0, 0.99)
     assert anet.decode.nms_sigma == 0.3  # the paper: 0.6 (BENCHMARKS.md)

@@ -75,8 +75,12 @@ def test_a_preset_trains_predicts_and_evaluates_on_the_cpu(tmp_path, capsys, pre
     evaluated = {v for v, a in annotations.items() if a["subset"] == load_config(preset).data.eval_subset}
     results = json.loads(pred.read_text())["results"]
     assert evaluated and set(results) == evaluated
+    # A softmax over the classes and background always proposes something; a sigmoid per class
+    # (`model.labels: multi`) after one epoch may find nothing above theta_c in a video.
+    multi = load_config(preset).model.labels == "multi"
+    assert any(results.values()) or multi
     for video, detections in results.items():
-        assert detections, video
+        assert detections or multi, video
         for d in detections:
             start, end = d["segment"]
             assert 0 <= start < end <= annotations[video]["duration"] + 1e-6 and 0 < d["score"] <= 1

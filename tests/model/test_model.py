@@ -287,8 +287,8 @@ def test_checking_a_checkpoint_on_the_meta_device_does_not_import_dynamo():
             "from gsmt.config import load_config\n"
             "from gsmt.engine.checkpoint import build_model\n"
             "for extra in ([], ['model.pos_encoding=relative'], ['model.pos_encoding=fixed', 'model.conv_stem=2',\n"
-            "              'model.boundary_gate=true'], ['model.mask_head=conv'], ['model.embedding=cnn'],\n"
-            "              ['model.conv_stem=3', 'model.stem_dilation=2']):\n"
+            "              'model.boundary_gate=true', 'model.labels=single'], ['model.mask_head=conv',\n"
+            "              'model.labels=single'], ['model.embedding=cnn'], ['model.conv_stem=3', 'model.stem_dilation=2']):\n"
             "    with torch.device('meta'):\n"
             "        build_model(load_config('thumos', extra), 5, 16)\n"
             "print('torch._dynamo' in sys.modules)\n")

@@ -89,8 +89,11 @@ class ClassPairwiseMaskHead(PairwiseMaskHead):
 
     def __init__(self, C: int, T: int, num_classes: int, dim: int = 64):
         super().__init__(C, T, dim)
-        self.class_keys = nn.Embedding(num_classes, dim)
-        nn.init.normal_(self.class_keys.weight, std=dim ** -0.5)
+        weight = torch.empty(num_classes, dim)
+        self.class_keys = nn.Embedding(num_classes, dim, _weight=weight)
+        if weight.device.type != "meta":  # a meta model (checkpoint checks) draws nothing: no dynamo import
+            nn.init.normal_(weight)  # the draw nn.Embedding's own init makes, so later parameters keep theirs
+            nn.init.normal_(weight, std=dim ** -0.5)
 
     def queries_keys(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, d, T] queries and keys of every snippet (the pairs' columns are built from these)."""
