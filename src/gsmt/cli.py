@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import re
@@ -66,6 +67,9 @@ def _on_sigterm():
         return None
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = _show_warnings()
@@ -74,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except GsmtError as exc:
         print(one_line(f"gsmt: error: {exc}"), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A full disk (or quota, or a read-only or failing one) wherever gsmt did not catch it itself:
+        # still one line. Any other OSError is a bug, shown with its traceback.
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(one_line(f"gsmt: error: {where}cannot write: {exc.strerror or exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gsmt: interrupted", file=sys.stderr)

@@ -256,6 +256,149 @@ def test_a_timestamp_days_past_the_rest_stops_decoding(tmp_path):
     assert reader.faults.counts["videos with timestamps past 1e+06 s (decoded up to there)"] == 1
 
 
+# ------------------------------------------------------------------ costs not bounded by the file's size (issue 33, h9)
+
+
+def _timed(path: Path, times: list[float], *, rate=10, codec="mpeg4", size=(64, 48), pix_fmt="yuv420p") -> Path:
+    """A small video whose frames carry the given timestamps (ms time base)."""
+    w, h = size
+    arrays = np.random.default_rng(1).integers(0, 256, (len(times), h, w, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for array, t in zip(arrays, times):
+            f = av.VideoFrame.from_ndarray(array, format="rgb24")
+            f.pts, f.time_base = int(t * 1000), Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_gap_of_an_hour_between_two_frames_ends_the_video_there(tmp_path, suffix):
+    """3 frames, the last an hour after the others: 36,001 resampled frames before; now the video
+    ends at the gap, counted. A slow stream (a frame per 90 s) keeps its own intervals."""
+    path = _timed(tmp_path / f"gap{suffix}", [0.0, 0.1, 3600.1])
+    assert path.stat().st_size < 10_000
+    reader = VideoReader(path, 10)
+    assert len(list(reader)) == 2 and reader.duration == pytest.approx(0.2)
+    assert dict(reader.faults.counts) == {frames.GAP_FAULT: 1}
+    assert frames.GAP_FAULT == ("videos with a gap of more than 100 frame intervals and 60 s between two frames "
+                                "(decoded up to the gap)")
+    slow = VideoReader(_timed(tmp_path / "slow.mkv", [90.0 * i for i in range(5)], rate=Fraction(1, 90)), 10)
+    assert len(list(slow)) == 4500 and not slow.faults
+    still = VideoReader(_timed(tmp_path / f"still{suffix}", [0.0, 0.1, 30.1, 30.2]), 10)  # a 30-s still picture
+    assert len(list(still)) >= 303 and not still.faults  # (mp4: the last frame lasts an average interval)
+
+
+def test_an_extreme_aspect_ratio_is_refused_before_scaling(world, tmp_path, capsys):
+    """4096 x 2 passes the pixel bound; its short edge scaled to 32 px would be 65536 x 32 frames."""
+    path = _timed(tmp_path / "wide.mkv", [0.0, 0.1, 0.2], size=(4096, 2))
+    with pytest.raises(GsmtError) as info:
+        VideoReader(path, 10, short_edge=32)
+    assert str(info.value) == (
+        f"{path}: frames of 4096 x 2 pixels would be scaled to 65536 x 32 (shorter edge 32 px, as the backbone "
+        "takes them): an aspect ratio of 2048:1, past gsmt's bound (a longer edge of 8192 px after scaling); "
+        "crop the video first")
+    assert len(list(VideoReader(path, 10))) == 3  # unscaled it is only 8192 pixels
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    path.rename(videos / "wide.mkv")
+    assert _extract(world, tmp_path / "out", videos=videos) == 2  # the one video: nothing extracted
+    err = capsys.readouterr().err
+    assert "wide.mkv: frames of 4096 x 2 pixels would be scaled to" in err and "Traceback" not in err
+
+
+def test_a_file_that_decodes_in_part_is_counted(tmp_path):
+    """The header declares 30 frames, the file holds 12: FFmpeg stops without an error."""
+    path = tmp_path / "fast.mp4"
+    arrays = np.random.default_rng(0).integers(0, 256, (30, 48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for array in arrays:
+            for p in s.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    whole = VideoReader(path, 10)
+    assert len(list(whole)) == 30 and not whole.faults
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    reader = VideoReader(path, 10)
+    assert 0 < len(list(reader)) < 30
+    assert dict(reader.faults.counts) == {frames.PARTIAL_FAULT: 1}
+    assert frames.PARTIAL_FAULT == "videos decoded in part (fewer frames than their header declares: damaged)"
+
+
+def test_an_audio_only_file_says_no_video_stream(tmp_path):
+    path = tmp_path / "song.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for p in s.encode(frame):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with pytest.raises(GsmtError) as info:
+        VideoReader(path, 10)
+    assert str(info.value) == f"{path}: no video stream (the file holds only audio: audio-only or not a video)"
+
+
+@pytest.mark.parametrize("matrix, turned", [
+    ((0, -1, 0, 1, 0, 0, 0, 0, 0), True),  # a proper quarter turn, as written by set_display_rotation(90)
+    ((0, 0, 0, 0, 0, 0, 0, 0, 0), False),  # degenerate: PyAV's angle is INT_MIN (it turned frames by 270)
+    ((0, 1, 0, -1, 1, 0, 0, 0, 0), False),  # a shear
+    ((-1, 0, 0, 0, 1, 0, 0, 0, 0), False),  # a mirror
+])
+def test_only_the_four_proper_rotations_are_applied(tmp_path, matrix, turned):
+    import struct
+
+    path = encode_mp4(tmp_path / "r.mp4", np.zeros((3, 48, 64, 3), dtype=np.uint8), 10, rotation=90)
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd") - 4  # the track header's matrix: 9 big-endian 32-bit numbers at byte 48
+    data[box + 48:box + 84] = struct.pack(">9i", *(v * 65536 for v in matrix[:8]), 0x40000000)
+    path.write_bytes(bytes(data))
+    reader = VideoReader(path, 10)
+    first = next(iter(reader))
+    reader.close()
+    assert first.shape == ((64, 48, 3) if turned else (48, 64, 3))
+    assert dict(reader.faults.counts) == ({} if turned else {frames.ROTATION_FAULT: 1})
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("image_mean", "a", "field 'image_mean' must be a finite number, got 'a'"),
+    ("image_mean", [0.5, "x", 0.5], "field 'image_mean' must be a finite number, got 'x'"),
+    ("image_mean", [0.5, 0.5], "field 'image_mean' must be 1 or 3 numbers (one per colour channel), got [0.5, 0.5]"),
+    ("image_std", [0.2, 0, 0.2], "field 'image_std' must be a finite number > 0, got 0"),
+    ("rescale_factor", "1e400", "field 'rescale_factor' must be a finite number > 0, got inf"),
+    ("rescale_factor", -1, "field 'rescale_factor' must be a finite number > 0, got -1"),
+    ("crop_size", -32, "field 'crop_size' must be a whole number of pixels in 1..4096, got -32"),
+    ("size", {"shortest_edge": 100000},
+     "field 'size.shortest_edge' must be a whole number of pixels in 1..4096, got 100000"),
+    ("crop_size", {"height": 32.5, "width": 32},
+     "field 'crop_size.height' must be a whole number of pixels in 1..4096, got 32.5"),
+    ("do_normalize", "yes", "field 'do_normalize' must be true or false, got 'yes'"),
+])
+def test_crafted_processor_values_are_one_line(world, tmp_path, capsys, field, value, problem):
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in world["dino"].iterdir():
+        (model / f.name).write_bytes(f.read_bytes())
+    text = json.dumps({"crop_size": 32, "size": {"shortest_edge": 32}, field: value})
+    (model / "preprocessor_config.json").write_text(text.replace('"1e400"', "1e400"))
+    with pytest.raises(GsmtError) as info:
+        load_backbone(model)
+    assert str(info.value) == f"{model / 'preprocessor_config.json'}: {problem}"
+    assert main(["extract", "--videos", str(world["videos"]), "--backbone", str(model), *GRID,
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert _one_error(capsys) == f"gsmt: error: {model / 'preprocessor_config.json'}: {problem}"
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------ crafted backbones
 
 
@@ -373,3 +516,32 @@ def test_detect_with_a_checkpoint_recording_no_backbone(world, tmp_path, capsys)
     assert _detect(world, tmp_path / "det", world["videos"] / "a.mp4") == 0
     assert json.loads((tmp_path / "det" / "a.json").read_text())["grid"] == \
         {"fps": 10.0, "feature_stride": 2, "feature_window": 4}
+
+
+def test_detect_on_a_full_disk_leaves_no_half_output_set(world, tmp_path, capsys, monkeypatch):
+    """The second video's timeline hits a full disk (issue 33, row h8): one line, what the run
+    wrote is gone (with the earlier run's submission), and the rerun is not refused."""
+    import errno
+
+    import matplotlib.figure
+
+    out = tmp_path / "det"
+    videos = (world["videos"] / "a.mp4", world["videos"] / "b.mp4")
+    assert _detect(world, out, *videos) == 0
+    capsys.readouterr()
+    real, calls = matplotlib.figure.Figure.savefig, []
+
+    def full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    assert _detect(world, out, *videos) == 2
+    assert _one_error(capsys) == (f"gsmt: error: {out / 'b_timeline.png'}: cannot write: No space left on "
+                                  "device; this run's 6 output files were removed")
+    assert sorted(p.name for p in out.iterdir()) == [".gsmt-outputs.json"]
+    monkeypatch.undo()
+    assert _detect(world, out, *videos) == 0
+    assert sorted(json.loads((out / "detections.json").read_text())["results"]) == ["a", "b"]

@@ -14,7 +14,7 @@ from gsmt.errors import GsmtError
 from gsmt.evaluation import load_predictions
 from gsmt.evaluation.tiou import meta_tiou
 from gsmt.io.guard import check_output_location, lock_folder, refuse_overwriting_inputs
-from gsmt.io.owned import OwnedFolder
+from gsmt.io.owned import OwnedFolder, discard_outputs
 from gsmt.io.write import atomic_write_text, remove_temporaries
 from gsmt.schema import option
 
@@ -54,6 +54,8 @@ def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, 
     from gsmt.evaluation.analysis import analyze_detection
     from gsmt.viz.analysis import ANALYSIS_PICTURES, plot_analysis
 
+    if str(out) == "":  # Path("") is the working folder: checked before it becomes one
+        check_output_location(out, "folder")
     out = Path(out)
     inputs = {"--gt": gt_path, "--pred": pred_path, "--blocked": blocked}
     planned = [out / "analysis.json", *(out / name for name in ANALYSIS_PICTURES.values())]
@@ -80,6 +82,12 @@ def run_analyze(gt_path: str | Path, pred_path: str | Path, out: str | Path, *, 
         try:
             atomic_write_text(out / "analysis.json", json.dumps(document, indent=2))
             pictures = plot_analysis(out, document)
-        finally:
             owned.record(planned)
+        except BaseException as exc:
+            # A write that failed (a full disk) or a stop leaves no half set: every planned file
+            # present is gsmt analyze's (checked above, under the lock), so all of them go.
+            discard_outputs(planned, owned)
+            if isinstance(exc, GsmtError):
+                raise GsmtError(exc.where, f"{exc.problem}; no analysis was left in {out}") from exc
+            raise
     return analysis, pictures

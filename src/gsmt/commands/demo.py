@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out == "":  # Path("") is the working folder: refused before it becomes one
+        check_output_location(args.out, "folder")
     if args.video:
         if args.preset is not None:
             # The preset picks the synthetic feature dataset of the feature demo; the video demo's data

@@ -65,14 +65,14 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         lock_folder,
         refuse_overwriting_inputs,
     )
-    from gsmt.io.owned import OwnedFolder
+    from gsmt.io.owned import OwnedFolder, discard_outputs
     from gsmt.io.write import atomic_write_text, remove_temporaries
     from gsmt.video.frames import list_videos
     from gsmt.video.outputs import InputIndex, refuse_inputs_among
     from gsmt.video.pipeline import setup_for
 
+    check_output_location(out, "folder")  # before Path(): Path("") is the working folder
     out = Path(out)
-    check_output_location(out, "folder")
     paths = [p for v in videos for p in list_videos(v)]
     refuse_overwriting_inputs(out, {"VIDEO": paths, "--checkpoint": checkpoint})
     ids = [check_video_id(p.stem, p) for p in paths]
@@ -107,15 +107,28 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         owned.check_can_write(planned)
         # What a killed detect (SIGKILL, SIGTERM: no cleanup runs) left of its atomic writes.
         remove_temporaries([*planned, owned.manifest])
+        written: list[Path] = []
         try:
-            _detect_all(loc, setup, ids, paths, out, owned, results, faults, batch_size=batch_size,
-                        min_score=min_score, max_cues=max_cues, top=top, progress=progress)
-        finally:
-            owned.save()  # what was written, even when stopped half-way
-        if not results:
-            raise GsmtError(out, "no video could be processed")
-        atomic_write_text(out / SUBMISSION, json.dumps(submission(results)) + "\n")
-        owned.record([out / SUBMISSION])
+            try:
+                _detect_all(loc, setup, ids, paths, out, owned, results, faults, batch_size=batch_size,
+                            min_score=min_score, max_cues=max_cues, top=top, progress=progress, written=written)
+            finally:
+                owned.save()  # what was written, even when stopped half-way (SIGTERM: row h4)
+            if not results:
+                raise GsmtError(out, "no video could be processed")
+            atomic_write_text(out / SUBMISSION, json.dumps(submission(results)) + "\n")
+            owned.record([out / SUBMISSION])
+        except (GsmtError, OSError) as exc:
+            # A write that failed part-way (a full disk) leaves no half output set: what this run
+            # wrote goes, and the submission of an earlier run, which no longer matches the folder
+            # (every planned file present is gsmt detect's: checked above, under the lock).
+            if written:
+                discard_outputs([*written, out / SUBMISSION], owned)
+                problem = exc.problem if isinstance(exc, GsmtError) else f"cannot write: {exc.strerror or exc}"
+                where = exc.where if isinstance(exc, GsmtError) else (exc.filename or out)
+                raise GsmtError(where, f"{problem}; this run's {counted(len(written), 'output file')} "
+                                       "were removed") from exc
+            raise
     if faults:
         log.warning("%s", faults.summary("gsmt detect"))
     return (f"detected actions in {len(results)} of {counted(len(ids), 'video')} -> {out}/ (<id>.json, <id>.vtt, "
@@ -123,7 +136,7 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
 
 
 def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_size, min_score, max_cues, top,
-                progress):
+                progress, written):
     """Each video's `<id>.json`, `<id>.vtt`, `<id>_timeline.png`, recorded as written (`owned`)."""
     from tqdm import tqdm
 
@@ -143,13 +156,16 @@ def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_si
                 for d in dets]  # milliseconds, as the cues and `gsmt predict`'s submission
         results[vid] = rows
         js, vtt, png = _outputs(out, vid)
+        written.append(js)  # before the write: what this run was writing goes too when it fails
         atomic_write_text(js, json.dumps(
             {"video": str(path), "duration": round(duration, 3), "backbone": setup.backbone.name,
              "grid": {"fps": setup.fps, "feature_stride": setup.stride, "feature_window": setup.window},
              "detections": rows}, indent=1) + "\n")
         owned.record([js], defer=True)  # each file as soon as it is written: a stop between two is recorded
+        written.append(vtt)
         atomic_write_text(vtt, webvtt(dets, duration, min_score=min_score, max_cues=max_cues) + "\n")
         owned.record([vtt], defer=True)
+        written.append(png)
         labels = np.array([loc.classes.index(d.label) for d in dets], dtype=np.int64)
         plot_timeline(png, duration=duration, gt_segments=None, gt_labels=None,  # no ground truth here
                       pred_segments=np.array([[d.start, d.end] for d in dets]).reshape(-1, 2),

@@ -10,6 +10,7 @@ refused before any work.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -201,8 +202,13 @@ class FolderLock:
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         data = (json.dumps(record) + "\n").encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            if os.pwrite(self._fd, data, 0) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:  # a full disk: one line, and no lock left behind
+            self.release()
+            raise GsmtError(self.path, f"cannot write the lock file: {exc.strerror or exc}") from None
         return self
 
     def _acquire_flock(self) -> None:

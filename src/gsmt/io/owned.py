@@ -184,3 +184,17 @@ def _digest_or_none(path: Path) -> str | None:
     except OSError:
         return None
 
+
+def discard_outputs(paths: Iterable[str | Path], owned: OwnedFolder) -> None:
+    """After a command failed part-way: remove `paths` (its outputs, which the caller checked are
+    its own, `check_can_write`) and save the record without them, as far as the disk allows; the
+    caller re-raises the failure, which no error here replaces."""
+    for path in paths:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:
+            pass
+    try:
+        owned.save()  # drops the entries of the files that are gone
+    except (GsmtError, OSError):
+        pass  # a stale entry of a gone file is dropped by the next save

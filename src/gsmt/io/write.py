@@ -31,6 +31,20 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+_SHORT_WRITE = re.compile(r"^(\d+) requested and (\d+) written$")
+
+
+def write_failure(exc: OSError) -> str:
+    """The reason of a failed write in words: the OS's text, or for NumPy's short write (`ndarray.tofile`
+    raises `OSError("5296 requested and 5088 written")`, no errno, on a full disk) what it means."""
+    if exc.strerror:
+        return exc.strerror
+    match = _SHORT_WRITE.match(str(exc))
+    if match:
+        return f"only {match[2]} of {match[1]} bytes could be written (is the disk full?)"
+    return str(exc) or type(exc).__name__
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on normal exit it replaces `path`, on error it is removed.
@@ -59,7 +73,7 @@ def atomic_path(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise GsmtError(path, f"cannot write: {exc.strerror or exc}") from exc
+        raise GsmtError(path, f"cannot write: {write_failure(exc)}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

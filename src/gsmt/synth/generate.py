@@ -85,6 +85,44 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
                 f.unlink()
 
 
+# A video's features are rendered whole, with float64 intermediates of about 2 KiB a snippet (plus
+# 8 bytes a snippet per instance), so one video is bounded in snippets and in feature bytes (a
+# 1e6-s video on a 30-fps, stride-8 grid at D = 256 was 3.6 GiB at once). 524,288 snippets are
+# 39 h of THUMOS-like video; 512 MiB of features are D = 256 at that length.
+MAX_VIDEO_SNIPPETS = 2**19
+MAX_VIDEO_FEATURE_BYTES = 512 * 2**20
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_video_sizes(videos, grid: Grid, feature_dim: int, source) -> None:
+    """Refuse, before anything is written, a video past `MAX_VIDEO_SNIPPETS` or `MAX_VIDEO_FEATURE_BYTES`."""
+    for v in videos:
+        n = grid.num_snippets(v.duration)
+        need = n * feature_dim * 4
+        if n > MAX_VIDEO_SNIPPETS or need > MAX_VIDEO_FEATURE_BYTES:
+            raise GsmtError(source if source is not None else "gsmt synth",
+                            f"video '{v.id}' ({v.duration:.0f} s) would be {n} snippets x {feature_dim} dims, "
+                            f"{_size(need)} of features; gsmt synth renders at most {MAX_VIDEO_SNIPPETS} snippets "
+                            f"and {_size(MAX_VIDEO_FEATURE_BYTES)} per video (a shorter video, a lower --fps, "
+                            "a larger --feature-stride or a smaller --feature-dim)")
+
+
+def _remove_partial(written: list[Path], made: list[Path]) -> None:
+    for path in written:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+    for folder in reversed(made):  # features/ first, then OUT; only when empty (a user's file stays)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
 def _positive(name: str, value, kind=int):
     if value is None:
         return None
@@ -137,14 +175,17 @@ def generate(
         raise GsmtError("--difficulty", f"must be a number >= 0, got {difficulty!r}")
     if timelines is not None:  # resolved before the output folder is touched
         label, timelines = timelines_label(timelines), timelines_path(timelines)
+    if str(out_dir) == "":  # Path("") is the working folder: refused before it becomes one
+        check_output_location(out_dir, "folder")
     out = Path(out_dir)
     if timelines is not None:  # an input that the output would replace
         refuse_overwriting_inputs(out / "annotations.json", {"--timelines": timelines})
         if (out / "features").is_dir() and is_within(timelines, out / "features"):
             raise GsmtError(timelines, "lies in the output's features folder: choose another --out")
     check_output_location(out, "folder")
-    _check_out_dir(out, overwrite)
 
+    # The timelines are read and every video's size checked before the output folder is touched
+    # (with --overwrite a bad timelines file no longer costs the previous dataset).
     if timelines is not None:
         if num_classes is not None:
             raise GsmtError("--classes", "cannot be combined with --timelines (the file's classes are used)")
@@ -156,6 +197,9 @@ def generate(
 
     # The grid describes the rendered features, so it replaces any fps the source carried.
     chosen = [replace(v, fps=fps, feature_stride=feature_stride, feature_window=feature_window) for v in chosen]
+    grid = Grid(fps, feature_stride, feature_window)
+    check_video_sizes(chosen, grid, feature_dim, timelines)
+    _check_out_dir(out, overwrite)
     base = params or RenderParams()
     model = FEATURE_MODELS[feature_model]
     if feature_model == "prototype":  # the one model with render knobs (`params`), recorded in the meta
@@ -178,21 +222,33 @@ def generate(
     }
     ann = Annotations(videos=chosen, classes=classes, meta=meta)
 
-    grid = Grid(fps, feature_stride, feature_window)
     feat_dir = out / "features"
-    feat_dir.mkdir(parents=True, exist_ok=True)
+    made = [d for d in (out,) if not d.is_dir()] + [feat_dir]  # features/ goes when empty, whoever made it
+    written: list[Path] = []
     size = 0
-    for v in chosen:
-        feats = render(v, world, seed, grid)
-        path = feat_dir / f"{v.id}.npy"
-        # No fsync per file (thousands of them dominate the time on some disks): annotations.json,
-        # written last and durably, marks the folder complete.
-        with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as f:
-            np.save(f, feats)
-        size += path.stat().st_size
-    # Written last: a folder with annotations.json is complete.
-    save_activitynet_json(ann, out / "annotations.json")
-    size += (out / "annotations.json").stat().st_size
+    try:
+        feat_dir.mkdir(parents=True, exist_ok=True)
+        for v in chosen:
+            feats = render(v, world, seed, grid)
+            path = feat_dir / f"{v.id}.npy"
+            # No fsync per file (thousands of them dominate the time on some disks): annotations.json,
+            # written last and durably, marks the folder complete.
+            with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as f:
+                np.save(f, feats)
+            written.append(path)
+            size += path.stat().st_size
+        # Written last: a folder with annotations.json is complete.
+        save_activitynet_json(ann, out / "annotations.json")
+        size += (out / "annotations.json").stat().st_size
+    except BaseException as exc:
+        # A failed write (a full disk) or a stop leaves no half dataset: the features written so far
+        # go, and the folders this run made; the next `gsmt synth` (--overwrite) starts clean.
+        _remove_partial(written, made)
+        if isinstance(exc, OSError):
+            raise GsmtError(out, f"cannot write: {exc.strerror or exc}; nothing of the dataset was kept") from exc
+        if isinstance(exc, GsmtError):
+            raise GsmtError(exc.where, f"{exc.problem}; nothing of the dataset was kept") from exc
+        raise
 
     per_subset: dict[str, int] = {}
     for v in chosen:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,8 +150,8 @@ def _not_found(name: str) -> GsmtError:
                            "save_pretrained to a folder) and run again")
 
 
-def _preprocessor_config(name: str) -> dict:
-    """The model's preprocessor_config.json from its folder or the hub cache ({} when it has none)."""
+def _preprocessor_config(name: str) -> tuple[dict, Path | None]:
+    """The model's preprocessor_config.json from its folder or the hub cache ({} when it has none), and its path."""
     if os.path.isdir(name):
         path = Path(name) / "preprocessor_config.json"
     else:
@@ -159,30 +160,95 @@ def _preprocessor_config(name: str) -> dict:
         found = try_to_load_from_cache(name, "preprocessor_config.json")
         path = Path(found) if isinstance(found, str) else None
     if path is None or not path.is_file():
-        return {}
+        return {}, None
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise GsmtError(path, f"unreadable preprocessor config ({exc})") from None
-    return obj if isinstance(obj, dict) else {}
+    if not isinstance(obj, dict):
+        raise GsmtError(path, f"a preprocessor config must be a JSON object, got {type(obj).__name__}")
+    return obj, path
 
 
-def _size(value, default: int) -> tuple[int, int] | int:
-    """A processor `size`/`crop_size`: an int, {"shortest_edge": n} or {"height", "width"}."""
-    if isinstance(value, int):
-        return value
+# Sizes a processor or config may declare (pixels): a 100,000-px crop would be 30 GB a batch.
+MAX_IMAGE_EDGE = 4096
+
+
+def _bad(where, field: str, must: str, value) -> GsmtError:
+    shown = repr(value)
+    return GsmtError(where, f"field '{field}' must be {must}, got {shown[:60]}{'...' if len(shown) > 60 else ''}")
+
+
+def _edge(where, field: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not 1 <= value <= MAX_IMAGE_EDGE:
+        raise _bad(where, field, f"a whole number of pixels in 1..{MAX_IMAGE_EDGE}", value)
+    return int(value)
+
+
+def _flag(proc: dict, where, field: str) -> bool:
+    value = proc.get(field, True)
+    if not isinstance(value, bool):
+        raise _bad(where, field, "true or false", value)
+    return value
+
+
+def _number(where, field: str, value, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (positive and value <= 0):
+        raise _bad(where, field, "a finite number" + (" > 0" if positive else ""), value)
+    return float(value)
+
+
+def _channels(proc: dict, where, field: str, default, *, positive: bool) -> tuple[float, float, float]:
+    value = proc.get(field, default)
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if len(items) not in (1, 3):
+        raise _bad(where, field, "1 or 3 numbers (one per colour channel)", value)
+    numbers = [_number(where, field, x, positive=positive) for x in items]
+    return tuple(numbers * 3 if len(numbers) == 1 else numbers)
+
+
+def _processor_size(proc: dict, where, field: str):
+    """A processor `size`/`crop_size`: an int, {"shortest_edge": n} or {"height", "width"}, each in
+    1..MAX_IMAGE_EDGE; None when absent or of another form (the model's image_size is used)."""
+    value = proc.get(field)
+    if value is None:
+        return None
     if isinstance(value, dict):
-        if value.get("shortest_edge"):
-            return int(value["shortest_edge"])
-        if value.get("height") and value.get("width"):
-            return int(value["height"]), int(value["width"])
-    return default
+        if "shortest_edge" in value:
+            return _edge(where, f"{field}.shortest_edge", value["shortest_edge"])
+        if "height" in value and "width" in value:
+            return _edge(where, f"{field}.height", value["height"]), _edge(where, f"{field}.width", value["width"])
+        return None
+    return _edge(where, field, value)
 
 
-def _pair(x) -> tuple[int, int]:
-    if isinstance(x, (list, tuple)):
-        return int(x[0]), int(x[1])
-    return int(x), int(x)
+def processor_settings(proc: dict, where, image: tuple[int, int]):
+    """(image_size, short_edge, mean, std, rescale) from a preprocessor config, every field read
+    checked (types, finite, positive, sizes within 1..MAX_IMAGE_EDGE): one line naming the file
+    and the field, not a crash or garbage features."""
+    crop = _processor_size(proc, where, "crop_size") if _flag(proc, where, "do_center_crop") else None
+    if isinstance(crop, int):
+        crop = (crop, crop)
+    image_size = tuple(crop) if crop else image
+    resize = _processor_size(proc, where, "size")
+    short_edge = resize if isinstance(resize, int) else (min(resize) if resize else min(image_size))
+    if _flag(proc, where, "do_normalize"):
+        mean = _channels(proc, where, "image_mean", IMAGENET_MEAN, positive=False)
+        std = _channels(proc, where, "image_std", IMAGENET_STD, positive=True)
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    rescale = _number(where, "rescale_factor", proc.get("rescale_factor", 1 / 255), positive=True) \
+        if _flag(proc, where, "do_rescale") else 1.0
+    return image_size, short_edge, mean, std, rescale
+
+
+def _config_image_size(name, value) -> tuple[int, int]:
+    """The model config's `image_size` (an int or a pair), each edge in 1..MAX_IMAGE_EDGE."""
+    where = Path(name) / "config.json" if os.path.isdir(name) else name
+    items = value if isinstance(value, (list, tuple)) and len(value) == 2 else [value, value]
+    return _edge(where, "image_size", items[0]), _edge(where, "image_size", items[1])
 
 
 def _weights_digest(model: torch.nn.Module, config_text: str, preprocess: dict) -> str:
@@ -244,19 +310,9 @@ def load_backbone(name: str | Path, device: str | torch.device = "cpu") -> Backb
                               f"{', ...' if len(missing) > 3 else ''}): not usable as a feature extractor")
     model.eval().to(device)
     vcfg = vision or config
-    image = _pair(getattr(vcfg, "image_size", 224))
-    proc = _preprocessor_config(name)
-    crop = _size(proc.get("crop_size"), None) if proc.get("do_center_crop", True) else None
-    if isinstance(crop, int):
-        crop = (crop, crop)
-    image_size = tuple(crop) if crop else image
-    resize = _size(proc.get("size"), None)
-    short_edge = resize if isinstance(resize, int) else (min(resize) if resize else min(image_size))
-    mean = tuple(float(x) for x in proc.get("image_mean", IMAGENET_MEAN)) if proc.get("do_normalize", True) \
-        else (0.0, 0.0, 0.0)
-    std = tuple(float(x) for x in proc.get("image_std", IMAGENET_STD)) if proc.get("do_normalize", True) \
-        else (1.0, 1.0, 1.0)
-    rescale = float(proc.get("rescale_factor", 1 / 255)) if proc.get("do_rescale", True) else 1.0
+    image = _config_image_size(name, getattr(vcfg, "image_size", 224))
+    proc, proc_path = _preprocessor_config(name)
+    image_size, short_edge, mean, std, rescale = processor_settings(proc, proc_path, image)
     if kind == "video":
         pooling = "mean_tokens"
         dim = int(getattr(config, "hidden_size"))

@@ -330,6 +330,8 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
     """The `gsmt extract` job; returns its one-line summary ("" on the ranks other than 0)."""
     # The process group comes first: every later check may fail on one rank only (rank 0 alone
     # takes the lock), and the ranks can only agree on a failure once they are a group.
+    if str(out) == "":  # Path("") is the working folder: refused before it becomes one
+        check_output_location(out, "folder")
     rank, world, made = gloo_group()
     try:
         return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,21 @@ from gsmt.data.grid import resampled_frame_count
 # bytes a pixel, once per decoding thread, and a crafted header may declare 65535 x 65535 (6 GiB).
 # 8192 x 8192 holds 8K UHD (7680 x 4320) and DCI 8K (8192 x 4320).
 MAX_PIXELS = 8192 * 8192
+# The resize to the backbone's short edge may not make a frame longer than this (a 16384 x 1 video
+# passes the pixel bound, and its short edge scaled to 32 px made 524288 x 32 frames).
+MAX_SCALED_EDGE = 8192
+# Resampling repeats the frame on screen until the next one: the repeats a decoded frame may give are
+# bounded. A gap longer than GAP_INTERVALS nominal frame intervals of the stream and than
+# MIN_GAP_BOUND seconds (a 3-frame, 1.5-KB file whose last timestamp jumps by an hour made 36,001
+# frames) ends the video there, counted; a slow stream (a frame per 90 s) keeps its own intervals,
+# and a variable-rate recording may hold a still picture for up to a minute (a screen recording
+# adds frames only when the screen changes).
+GAP_INTERVALS = 100
+MIN_GAP_BOUND = 60.0
+GAP_FAULT = (f"videos with a gap of more than {GAP_INTERVALS} frame intervals and {MIN_GAP_BOUND:g} s between "
+             "two frames (decoded up to the gap)")
+PARTIAL_FAULT = "videos decoded in part (fewer frames than their header declares: damaged)"
+ROTATION_FAULT = "videos with a display matrix that is no turn by 0, 90, 180 or 270 degrees (shown unturned)"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 
 
@@ -58,9 +74,10 @@ def _open(path: Path):
     except av.FFmpegError as exc:
         raise GsmtError(path, f"not a readable video ({_ffmpeg_problem(exc)})") from None
     if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})  # before close(), which empties the list
         container.close()
-        kinds = sorted({s.type for s in container.streams}) or ["no stream"]
-        raise GsmtError(path, f"no video stream (the file holds {', '.join(kinds)}: audio-only or not a video)")
+        holds = f"the file holds only {' and '.join(kinds)}" if kinds else "the file holds no stream at all"
+        raise GsmtError(path, f"no video stream ({holds}: audio-only or not a video)")
     cc = container.streams.video[0].codec_context
     if (cc.width or 0) * (cc.height or 0) > MAX_PIXELS:
         container.close()
@@ -78,6 +95,33 @@ def _ffmpeg_problem(exc: Exception) -> str:
     return " ".join(str(text).split())[:120] or type(exc).__name__
 
 
+# The 2 x 2 part (a, b, c, d; 16.16 fixed point) of the display matrices of the 4 proper rotations.
+_ONE = 1 << 16
+_PROPER = {(_ONE, 0, 0, _ONE), (0, -_ONE, _ONE, 0), (-_ONE, 0, 0, -_ONE), (0, _ONE, -_ONE, 0)}
+
+
+def _display_rotation(frame) -> float:
+    """The frame's display rotation in degrees (PyAV: counter-clockwise), 0 without a display
+    matrix, NaN for a matrix that is no proper quarter turn: a degenerate one (all zeros: PyAV's
+    angle is INT_MIN, which turned frames by 270 degrees), a shear, a mirror."""
+    try:
+        matrix = None
+        for side in frame.side_data:
+            if getattr(side.type, "name", str(side.type)).endswith("DISPLAYMATRIX"):
+                data = bytes(side)
+                if len(data) != 36:
+                    return math.nan
+                matrix = struct.unpack("=9i", data)
+        if matrix is None:
+            return 0.0
+        a, b, _, c, d = matrix[:5]
+        if not any(max(abs(a - p), abs(b - q), abs(c - r), abs(d - t)) <= 2 for p, q, r, t in _PROPER):
+            return math.nan
+        return float(frame.rotation)
+    except Exception:  # noqa: BLE001 - a display matrix PyAV cannot read: no rotation, counted
+        return math.nan
+
+
 def _upright(array: np.ndarray, rotation: int) -> np.ndarray:
     """Apply the display rotation (PyAV: degrees counter-clockwise) to an H x W x 3 frame."""
     k = int(round(rotation / 90.0)) % 4
@@ -90,6 +134,31 @@ def _scaled_size(width: int, height: int, short_edge: int | None) -> tuple[int, 
         return width, height
     scale = short_edge / min(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def check_scaled_size(path: Path, width: int, height: int, short_edge: int | None) -> None:
+    """Refuse a frame whose resize to `short_edge` would pass `MAX_SCALED_EDGE` (an extreme aspect ratio)."""
+    if not short_edge or not width or not height:
+        return
+    tw, th = _scaled_size(width, height, short_edge)
+    if max(tw, th) > MAX_SCALED_EDGE:
+        raise GsmtError(path, f"frames of {width} x {height} pixels would be scaled to {tw} x {th} (shorter edge "
+                              f"{short_edge} px, as the backbone takes them): an aspect ratio of "
+                              f"{max(width, height) / min(width, height):.0f}:1, past gsmt's bound (a longer edge "
+                              f"of {MAX_SCALED_EDGE} px after scaling); crop the video first")
+
+
+def proper_rotation(degrees) -> int | None:
+    """0, 90, 180 or 270 for a display rotation that is one of them (within 0.01 degree), else None
+    (a degenerate, sheared or oblique display matrix: NaN or any other angle)."""
+    try:
+        degrees = float(degrees or 0)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(degrees):
+        return None
+    k = round(degrees / 90.0)
+    return (k % 4) * 90 if abs(degrees - 90.0 * k) < 0.01 else None
 
 
 class VideoReader:
@@ -106,6 +175,12 @@ class VideoReader:
         self.size: tuple[int, int] | None = None  # (width, height) of the source, before rotation
         self.faults = Faults()
         self._container = _open(self.path)  # errors now: the caller learns of a bad file before iterating
+        cc = self._container.streams.video[0].codec_context
+        try:
+            check_scaled_size(self.path, cc.width or 0, cc.height or 0, short_edge)
+        except GsmtError:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._container is not None:
@@ -122,8 +197,14 @@ class VideoReader:
         if frame.width * frame.height > MAX_PIXELS:  # the stream may declare a small size, its frames not
             raise _too_large(self.path, frame.width, frame.height)
         if self.size is None:
+            check_scaled_size(self.path, frame.width, frame.height, self.short_edge)
             self.size = (frame.width, frame.height)
-            self.rotation = int(frame.rotation or 0)
+            rotation = proper_rotation(_display_rotation(frame))
+            if rotation is None:
+                self.faults.add(ROTATION_FAULT)
+            self.rotation = rotation or 0
+        elif (frame.width, frame.height) != self.size:  # a stream may change its size mid-way
+            check_scaled_size(self.path, frame.width, frame.height, self.short_edge)
         w, h = frame.width, frame.height
         quarter = int(round(self.rotation / 90.0)) % 2 == 1
         # The short edge is measured on the upright picture; a quarter turn swaps the axes.
@@ -141,10 +222,15 @@ class VideoReader:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame threads: several cores decode, same frames out
         rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+        nominal = float(stream.guessed_rate or stream.average_rate or 0) or None
+        gap_bound = max(MIN_GAP_BOUND, GAP_INTERVALS / nominal if nominal else 0.0)
         step = 1.0 / self.fps
         k = 0
         held = None  # (source frame, its RGB array once converted) on screen now
-        start = last_t = None
+        start = last_t = prev_t = None
+        seen = 0  # frames the decoder gave, kept or not
+        declared = int(stream.frames or 0)  # the header's frame count (0: it declares none)
+        damaged = False
         end = 0.0
         try:
             packets = container.demux(stream)
@@ -154,6 +240,7 @@ class VideoReader:
                     if past_end:
                         break
                     for frame in packet.decode():
+                        seen += 1
                         if frame.pts is None or frame.time is None:
                             self.faults.add("frames without a timestamp (skipped)")
                             continue
@@ -173,6 +260,12 @@ class VideoReader:
                         if last_t is not None and t <= last_t:
                             self.faults.add("frames out of time order (skipped)")
                             continue
+                        if last_t is not None and t - last_t > gap_bound:
+                            # Each resampled instant of the gap would repeat the held frame.
+                            self.faults.add(GAP_FAULT)
+                            end = min(end, last_t + (last_t - prev_t if prev_t is not None else 1.0 / self.fps))
+                            past_end = True
+                            break
                         self.decoded += 1
                         # Every resampled instant before this frame's time shows the held frame.
                         while held is not None and k * step < t - 1e-9:
@@ -185,15 +278,20 @@ class VideoReader:
                         # The last frame lasts one average frame interval (frame.duration is
                         # unreliable in variable-rate files); the file's end is the last frame's end.
                         span = 1.0 / rate if rate else (t - last_t if last_t is not None else step)
-                        end = max(end, t + span)
-                        last_t = t
+                        end = max(end, t + min(span, gap_bound))
+                        prev_t, last_t = last_t, t
             except av.FFmpegError as exc:
                 if held is None:
                     raise GsmtError(self.path, f"no decodable video frame ({_ffmpeg_problem(exc)})") from None
                 # A truncated or damaged tail: keep what decoded, count it.
                 self.faults.add("videos truncated or damaged (decoded up to the fault)")
+                damaged = True
             if held is None:
                 raise GsmtError(self.path, "no decodable video frame (empty or damaged video stream)")
+            if not past_end and not damaged and 0 < seen < declared:
+                # FFmpeg drops the frames of damaged packets without an error: 13 of 30 frames
+                # decoded is a damaged file, counted.
+                self.faults.add(PARTIAL_FAULT)
             # The last frame's span (one average interval) may itself reach past the bound.
             self.duration = end = min(end, MAX_SECONDS)
             total = resampled_frame_count(end, self.fps)

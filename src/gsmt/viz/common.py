@@ -21,8 +21,7 @@ _GT_ROW_LABEL = "ground truth"
 
 def save_figure(fig: Figure, out_path: str | Path, *, dpi: int = DPI) -> Path:
     """Write `fig` to `out_path` atomically (`gsmt.io.write.atomic_path`)."""
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out_path)  # atomic_path makes the folder: a failure there is one line too
     fmt = _FORMATS.get(out.suffix.lower(), "png")
     FigureCanvasAgg(fig)  # attaches the canvas; Figure() alone has no renderer
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
