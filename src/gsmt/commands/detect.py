@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
     p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
                    help="frames or clips per forward pass")
+    p.add_argument("--threads", type=option(int, ge=1, le=1024),  # video.frames.MAX_THREADS
+                   help="CPU threads of torch and of FFmpeg's decoding (default: the libraries' own choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -46,16 +48,27 @@ def run(args: argparse.Namespace) -> int:
     print(detect_videos(args.videos, args.checkpoint, args.out, backbone=args.backbone, fps=args.fps,
                         stride=args.feature_stride, window=args.feature_window, device=video_device(args.device),
                         batch_size=args.batch_size, min_score=args.min_score, max_cues=args.max_cues, top=args.top,
-                        progress=not args.quiet))
+                        progress=not args.quiet, threads=args.threads))
     return 0
 
 
 def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbone: str | None = None,
                   fps: float | None = None, stride: int | None = None, window: int | None = None,
                   device: str = "cpu", batch_size: int = 16, min_score: float = 0.3, max_cues: int | None = None,
-                  top: int | None = None, progress: bool = True) -> str:
+                  top: int | None = None, progress: bool = True, threads: int | None = None) -> str:
     """The `gsmt detect` job: per video `<id>.json`, `<id>.vtt`, `<id>_timeline.png` in `out`, and
-    `detections.json` (ActivityNet submission of all videos); returns the one-line summary."""
+    `detections.json` (ActivityNet submission of all videos); returns the one-line summary. `threads`
+    (`--threads`): torch's CPU threads and FFmpeg's decoding threads (None: their defaults)."""
+    from gsmt.video.extract import torch_threads
+
+    with torch_threads(threads):
+        return _detect_videos(videos, checkpoint, out, backbone=backbone, fps=fps, stride=stride, window=window,
+                              device=device, batch_size=batch_size, min_score=min_score, max_cues=max_cues,
+                              top=top, progress=progress, threads=threads)
+
+
+def _detect_videos(videos, checkpoint, out, *, backbone, fps, stride, window, device, batch_size, min_score,
+                   max_cues, top, progress, threads) -> str:
 
     from gsmt.api import Localizer
     from gsmt.engine.predictor import submission
@@ -111,7 +124,8 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
         try:
             try:
                 _detect_all(loc, setup, ids, paths, out, owned, results, faults, batch_size=batch_size,
-                            min_score=min_score, max_cues=max_cues, top=top, progress=progress, written=written)
+                            min_score=min_score, max_cues=max_cues, top=top, progress=progress, written=written,
+                            threads=threads)
             finally:
                 owned.save()  # what was written, even when stopped half-way (SIGTERM: row h4)
             if not results:
@@ -136,7 +150,7 @@ def detect_videos(videos: list[str], checkpoint: str, out: str | Path, *, backbo
 
 
 def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_size, min_score, max_cues, top,
-                progress, written):
+                progress, written, threads=None):
     """Each video's `<id>.json`, `<id>.vtt`, `<id>_timeline.png`, recorded as written (`owned`)."""
     from tqdm import tqdm
 
@@ -146,7 +160,7 @@ def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_si
 
     for vid, path in tqdm(list(zip(ids, paths)), desc="gsmt detect", unit="video", disable=not progress):
         try:
-            dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size)
+            dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size, threads=threads)
         except GsmtError as exc:
             faults.add("videos not processed (unreadable)")
             log.warning("%s", str(exc).replace("\n", " "))

@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
     p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
                    help="frames or clips per forward pass")
+    p.add_argument("--threads", type=option(int, ge=1, le=1024),  # video.frames.MAX_THREADS
+                   help="CPU threads of torch and of FFmpeg's decoding (default: the libraries' own choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = run_extract(args.videos, args.backbone, args.out, fps=args.fps, stride=args.feature_stride,
                           window=args.feature_window, annotations=args.annotations,
-                          device=video_device(args.device), batch_size=args.batch_size, progress=not args.quiet)
+                          device=video_device(args.device), batch_size=args.batch_size, progress=not args.quiet,
+                          threads=args.threads)
     if summary:  # under torchrun only rank 0 reports
         print(summary)
     return 0

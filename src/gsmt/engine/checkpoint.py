@@ -65,7 +65,9 @@ def model_meta(cfg: Config, classes: list[str], feature_dim: int) -> dict:
         "config": cfg.to_dict(),
     }
     if cfg.data.backbone:  # features from `gsmt extract`: `gsmt detect` extracts the same way
-        meta["backbone"] = {"id": cfg.data.backbone, "digest": cfg.data.backbone_digest}
+        # A local folder by its absolute path (gsmt extract records it so; a config may name it relative).
+        bb = str(Path(cfg.data.backbone).resolve()) if os.path.isdir(cfg.data.backbone) else cfg.data.backbone
+        meta["backbone"] = {"id": bb, "digest": cfg.data.backbone_digest}
     return meta
 
 

@@ -42,7 +42,7 @@ VIDEO_MODEL_TYPES = ("videomae", "vivit", "timesformer", "vjepa2")
 
 @dataclass
 class Backbone:
-    name: str  # as given: a hub id or a folder
+    name: str  # as given: a hub id or a folder (messages)
     kind: str  # "video" | "image"
     model: torch.nn.Module
     feature_dim: int
@@ -56,10 +56,12 @@ class Backbone:
     digest: str = ""
     pooling: str = "mean_tokens"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    recorded_id: str = ""  # what record() names it by: a local folder as its absolute path (record_id)
 
     def record(self) -> dict:
-        """What annotations.json and checkpoints keep about the backbone (JSON-ready)."""
-        return {"id": self.name, "kind": self.kind, "model_type": self.model_type,
+        """What annotations.json and checkpoints keep about the backbone (JSON-ready): a local
+        folder by its absolute, resolved path, so that `gsmt detect` run from another folder finds it."""
+        return {"id": self.recorded_id or record_id(self.name), "kind": self.kind, "model_type": self.model_type,
                 "feature_dim": self.feature_dim, "num_frames": self.num_frames,
                 "image_size": list(self.image_size), "pooling": self.pooling, "digest": self.digest}
 
@@ -144,7 +146,18 @@ def _check_takes_pixels(name: str, model: torch.nn.Module, kind: str) -> None:
                               "--backbone must be a video or image model")
 
 
+def record_id(name: str | Path) -> str:
+    """How a backbone is recorded: a local folder as its absolute, resolved path (a relative
+    `bb/videomae64` would be looked up from the working folder of each later command); a hub id
+    that is no local folder stays the id."""
+    name = str(name)
+    return str(Path(name).resolve()) if os.path.isdir(name) else name
+
+
 def _not_found(name: str) -> GsmtError:
+    if os.path.isabs(name):  # a recorded folder (a hub id is never absolute)
+        return GsmtError(name, "backbone folder not found (moved or deleted?): pass its new place with "
+                               "--backbone (checked by digest)")
     return GsmtError(name, "backbone not found: no local folder of that name and no copy in the Hugging Face "
                            f"cache, and gsmt never downloads; fetch it once with `hf download {name}` (or "
                            "save_pretrained to a folder) and run again")
@@ -333,7 +346,8 @@ def load_backbone(name: str | Path, device: str | torch.device = "cpu") -> Backb
     backbone = Backbone(name=name, kind=kind, model=model, feature_dim=dim, image_size=image_size,
                         short_edge=int(short_edge), mean=mean, std=std, rescale=rescale,
                         num_frames=int(getattr(config, "num_frames", 1)) if kind == "video" else 1,
-                        model_type=model_type, pooling=pooling, device=torch.device(device))
+                        model_type=model_type, pooling=pooling, device=torch.device(device),
+                        recorded_id=record_id(name))
     backbone.digest = _weights_digest(model, config_text, preprocess)
     _check_takes_its_frames(backbone)
     del transformers

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from gsmt.errors import Faults, GsmtError, counted
 from gsmt.io.guard import check_output_location, lock_folder
 from gsmt.io.write import atomic_path, atomic_write_text
 from gsmt.video.backbones import Backbone
-from gsmt.video.frames import VideoReader, list_videos
+from gsmt.video.frames import VideoReader, check_threads, list_videos
 from gsmt.data.grid import is_short, snippet_count, snippet_frames, window_sample
 
 log = logging.getLogger("gsmt.video")
@@ -86,11 +87,29 @@ def _pool_windows(frame_feats: np.ndarray, base: int, first: int, last: int, str
     return ((cs[starts + window] - cs[starts]) / window).astype(np.float32)
 
 
+@contextmanager
+def torch_threads(threads: int | None):
+    """torch's CPU threads set to `threads` for the block (`--threads`), then restored; None: unchanged."""
+    threads = check_threads(threads)
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int, window: int,
-                  batch_size: int = 16) -> Extracted:
-    """Features of one video on the grid (fps, stride, window); memory: a few windows of frames."""
+                  batch_size: int = 16, threads: int | None = None) -> Extracted:
+    """Features of one video on the grid (fps, stride, window); memory: a few windows of frames.
+    `threads` bounds FFmpeg's decoding threads (None: FFmpeg's default)."""
     check_settings(fps, stride, window, batch_size)
-    reader = VideoReader(path, fps, short_edge=backbone.short_edge)
+    reader = VideoReader(path, fps, short_edge=backbone.short_edge, threads=threads)
     chunks: list[np.ndarray] = []
     if backbone.kind == "image":
         # Every frame is encoded once; a window's feature is the mean over its frames, pooled as
@@ -326,17 +345,20 @@ def write_annotations(out: Path, ids: list[str], job: dict, labels: Annotations 
 
 def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps: float, stride: int, window: int,
                 annotations: str | Path | None = None, device: str = "cpu", batch_size: int = 16,
-                progress: bool = True) -> str:
-    """The `gsmt extract` job; returns its one-line summary ("" on the ranks other than 0)."""
+                progress: bool = True, threads: int | None = None) -> str:
+    """The `gsmt extract` job; returns its one-line summary ("" on the ranks other than 0). `threads`
+    (`--threads`): torch's CPU threads and FFmpeg's decoding threads (None: their defaults)."""
+    check_threads(threads)
     # The process group comes first: every later check may fail on one rank only (rank 0 alone
     # takes the lock), and the ranks can only agree on a failure once they are a group.
     if str(out) == "":  # Path("") is the working folder: refused before it becomes one
         check_output_location(out, "folder")
     rank, world, made = gloo_group()
     try:
-        return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
-                            annotations=annotations, device=device, batch_size=batch_size,
-                            progress=progress, rank=rank, world=world)
+        with torch_threads(threads):
+            return _extract_job(videos, backbone_name, Path(out), fps=fps, stride=stride, window=window,
+                                annotations=annotations, device=device, batch_size=batch_size,
+                                progress=progress, rank=rank, world=world, threads=threads)
     finally:
         if made:
             from gsmt.engine.distributed import leave_group
@@ -345,7 +367,7 @@ def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps:
 
 
 def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, annotations, device, batch_size,
-                 progress, rank: int, world: int) -> str:
+                 progress, rank: int, world: int, threads: int | None = None) -> str:
     from tqdm import tqdm
 
     from gsmt.video.backbones import load_backbone
@@ -430,7 +452,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                             changed += 1
                             info.unlink(missing_ok=True)
                             npy.unlink(missing_ok=True)
-                        result = extract_video(path, backbone, fps, stride, window, batch_size)
+                        result = extract_video(path, backbone, fps, stride, window, batch_size, threads)
                     except GsmtError as exc:
                         faults.add("videos not extracted (unreadable)")
                         log.warning("%s", str(exc).replace("\n", " "))

@@ -11,6 +11,10 @@ rotation the file declares (display matrix: phone videos).
 After the iteration, `duration` holds the decoded duration (the last frame's end time), which
 is the truth for a truncated file whose header promises more, and `faults` what was counted.
 A file that has no decodable video frame at all raises `GsmtError(path, problem)`.
+
+`threads` (`--threads` of `gsmt extract` / `gsmt detect`) bounds FFmpeg's decoding threads of the
+stream (None: FFmpeg's own choice, one per core); `decoder_threads` holds what the decoder was
+given once the iteration has started.
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ import numpy as np
 from gsmt.errors import Faults, GsmtError
 from gsmt.io.read import MAX_SECONDS
 from gsmt.data.grid import resampled_frame_count
+
+# `--threads`: at most this many decoding (and torch) threads.
+MAX_THREADS = 1024
+
+
+def check_threads(threads) -> int | None:
+    """`--threads` for Python callers too: None (the libraries' defaults) or an integer in [1, MAX_THREADS]."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
+        raise GsmtError("--threads", f"must be an integer in [1, {MAX_THREADS}], got {threads!r}")
+    return int(threads)
+
 
 # A frame of more pixels is refused before it is converted: FFmpeg's decoded frame alone is 1.5
 # bytes a pixel, once per decoding thread, and a crafted header may declare 65535 x 65535 (6 GiB).
@@ -164,10 +181,12 @@ def proper_rotation(degrees) -> int | None:
 class VideoReader:
     """Iterate over the frames of `path` resampled to `fps` (uint8 RGB, H x W x 3, upright)."""
 
-    def __init__(self, path: str | Path, fps: float, short_edge: int | None = None):
+    def __init__(self, path: str | Path, fps: float, short_edge: int | None = None, threads: int | None = None):
         self.path = Path(path)
         self.fps = float(fps)
         self.short_edge = short_edge
+        self.threads = check_threads(threads)
+        self.decoder_threads: int | None = None  # the thread count the decoder was given (0: FFmpeg's choice)
         self.duration: float | None = None
         self.frames = 0  # resampled frames yielded
         self.decoded = 0  # source frames decoded
@@ -221,6 +240,9 @@ class VideoReader:
         container = self._container
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame threads: several cores decode, same frames out
+        if self.threads is not None:
+            stream.thread_count = self.threads  # before the first decode, which opens the codec
+        self.decoder_threads = int(stream.codec_context.thread_count)
         rate = float(stream.average_rate or stream.guessed_rate or 0) or None
         nominal = float(stream.guessed_rate or stream.average_rate or 0) or None
         gap_bound = max(MIN_GAP_BOUND, GAP_INTERVALS / nominal if nominal else 0.0)
