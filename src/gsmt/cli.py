@@ -6,6 +6,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -101,4 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A torchrun process leaves without the interpreter's teardown: gloo's threads, destroyed with
+        # the C++ statics at exit, can abort a process whose work is done ("terminate called without an
+        # active exception", seen in CI). Every output is written and closed by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
