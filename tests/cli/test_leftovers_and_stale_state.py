@@ -34,14 +34,13 @@ def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 of a few thousand weights (48-dim features), a VideoMAE whose processor makes 224 px
     crops for its 32 px model, two clips (2 s, 1.5 s), a synthetic data set on the same grid and
     a run trained one epoch on it (it records no backbone)."""
-    from transformers import Dinov2Config, Dinov2Model, VideoMAEConfig, VideoMAEModel
+    from transformers import VideoMAEConfig, VideoMAEModel
 
-    from gsmt.video.clips import encode_mp4
+    from gsmt.video.clips import encode_mp4, save_random_image_encoder
 
     root = tmp_path_factory.mktemp("leftovers")
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino")
+    save_random_image_encoder(root / "dino")
     VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
                                  num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
                   ).save_pretrained(root / "vm224")

@@ -31,14 +31,12 @@ def video_world(tmp_path_factory) -> dict[str, Path]:
     pytest.importorskip("av")
     pytest.importorskip("transformers")
     import torch
-    from transformers import Dinov2Config, Dinov2Model
 
-    from gsmt.video.clips import encode_mp4
+    from gsmt.video.clips import encode_mp4, save_random_image_encoder
 
     root = tmp_path_factory.mktemp("owned")
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino")
+    save_random_image_encoder(root / "dino")
     (root / "videos").mkdir()
     encode_mp4(root / "videos" / "a.mp4", np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), np.uint8), 10)
     assert main(["synth", "--preset", "thumos-like", "--videos", "6", "--classes", "2", "--feature-dim", "48",

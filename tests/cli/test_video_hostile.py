@@ -19,7 +19,7 @@ from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.video import frames
 from gsmt.video.backbones import load_backbone
-from gsmt.video.clips import encode_mp4
+from gsmt.video.clips import encode_mp4, save_random_image_encoder
 from gsmt.video.frames import VideoReader
 from gsmt.video.extract import extract_video
 
@@ -30,12 +30,11 @@ GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 and a VideoMAE of a few thousand weights, two clips (2 s, 1.5 s) and a checkpoint
     trained for one epoch on synthetic 48-dimensional features (it records no backbone)."""
-    from transformers import Dinov2Config, Dinov2Model, VideoMAEConfig, VideoMAEModel
+    from transformers import VideoMAEConfig, VideoMAEModel
 
     root = tmp_path_factory.mktemp("hostile")
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino")
+    save_random_image_encoder(root / "dino")
     VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
                                  num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
                   ).save_pretrained(root / "videomae")

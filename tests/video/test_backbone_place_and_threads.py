@@ -17,7 +17,7 @@ from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.video import extract as extract_module
 from gsmt.video.backbones import load_backbone, record_id
-from gsmt.video.clips import encode_mp4, write_clips
+from gsmt.video.clips import encode_mp4, save_random_image_encoder, write_clips
 from gsmt.video.extract import extract_video, torch_threads
 from gsmt.video.frames import VideoReader
 
@@ -25,11 +25,8 @@ GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 
 
 def _dino(folder: Path) -> Path:
-    from transformers import Dinov2Config, Dinov2Model
-
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(folder)
+    save_random_image_encoder(folder)
     return folder
 
 
@@ -82,10 +79,8 @@ def test_a_relative_backbone_folder_is_recorded_absolute_and_found_from_anywhere
         # and another model in the new place is still refused by digest
         torch.manual_seed(1)
         other = place / "elsewhere" / "models" / "other"
-        from transformers import Dinov2Config, Dinov2Model
 
-        Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                                 num_attention_heads=2, intermediate_size=96)).save_pretrained(other)
+        save_random_image_encoder(other)
         assert main(["detect", video, "--checkpoint", str(work / "run"), "--out", "det3", "--backbone",
                      "models/other", "--quiet"]) == 2
         assert "backbone mismatch" in _one_error(capsys)

@@ -18,7 +18,7 @@ import torch
 from conftest import rank_env, two_ranks
 from gsmt.cli import main
 from gsmt.io.guard import LOCK_NAME, lock_folder
-from gsmt.video.clips import ClipSpec, write_clips
+from gsmt.video.clips import ClipSpec, save_random_image_encoder, write_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,12 +29,10 @@ GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 of a few thousand weights; five 2 s clips with ground truth and, second in sorted
     order (rank 1's share under 2 processes), a file that is no video."""
-    from transformers import Dinov2Config, Dinov2Model
 
     root = tmp_path_factory.mktemp("sharding")
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino")
+    save_random_image_encoder(root / "dino")
     write_clips(root / "clips", videos=5, seed=2, spec=ClipSpec(seconds=2.0, max_events=1, min_event=0.5,
                                                                max_event=1.0))
     (root / "clips" / "videos" / "clip_000b.mp4").write_bytes(b"not a video at all")

@@ -17,7 +17,7 @@ import torch
 from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.video.backbones import load_backbone
-from gsmt.video.clips import encode_mp4, write_clips
+from gsmt.video.clips import encode_mp4, save_random_image_encoder, write_clips
 from gsmt.video.frames import VideoReader
 from gsmt.video.extract import extract_video
 
@@ -27,7 +27,7 @@ GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny random-weight models saved with save_pretrained: a VideoMAE and a DINOv2 image encoder."""
-    from transformers import Dinov2Config, Dinov2Model, VideoMAEConfig, VideoMAEModel
+    from transformers import VideoMAEConfig, VideoMAEModel
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
@@ -40,11 +40,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
          "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "do_rescale": True,
          "rescale_factor": 1 / 255}))
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino")
+    save_random_image_encoder(root / "dino")
     torch.manual_seed(1)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=96)).save_pretrained(root / "dino_other")
+    save_random_image_encoder(root / "dino_other")
     return {"videomae": root / "videomae", "dino": root / "dino", "dino_other": root / "dino_other"}
 
 

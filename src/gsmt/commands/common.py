@@ -7,6 +7,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from gsmt.errors import GsmtError
+from gsmt.schema import device_option, option
 
 if TYPE_CHECKING:
     from gsmt.annotations.types import Annotations
@@ -31,6 +32,16 @@ def tiou_set(text: str) -> str:
 def add_overrides(p: argparse.ArgumentParser, metavar: str, help: str) -> None:
     """`--set KEY=VALUE` (repeatable) into `args.overrides`."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar=metavar, help=help)
+
+
+def add_video_run_options(p: argparse.ArgumentParser) -> None:
+    """`--device`, `--batch-size`, `--threads`, `--quiet`: how `gsmt extract` and `gsmt detect` run a backbone."""
+    p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
+    p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
+                   help="frames or clips per forward pass")
+    p.add_argument("--threads", type=option(int, ge=1, le=1024),  # video.frames.MAX_THREADS
+                   help="CPU threads of torch and of FFmpeg's decoding (default: the libraries' own choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def video_device(name: str) -> str:

@@ -242,22 +242,20 @@ def run_video_demo(*, out: Path = Path("demo_video_out"), overwrite: bool = Fals
 
 def _run_video_demo(out: Path, videos: int, seed: int, progress: bool, cfg=None) -> dict:
     import torch
-    from transformers import Dinov2Config, Dinov2Model
 
     from gsmt.commands.detect import detect_videos
     from gsmt.commands.eval import run_eval
     from gsmt.commands.visualize import visualize
     from gsmt.config import load_config
     from gsmt.engine.trainer import train
-    from gsmt.video.clips import write_clips
+    from gsmt.video.clips import save_random_image_encoder, write_clips
     from gsmt.video.extract import run_extract
     from gsmt.video.record import with_data_backbone
 
     print(f"[1/5] {videos} synthetic mp4 clips (64x48 px, 6 s) -> {out / 'clips'}")
     write_clips(out / "clips", videos=videos, seed=seed)
     torch.manual_seed(seed)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
-                             intermediate_size=96)).save_pretrained(out / "backbone")
+    save_random_image_encoder(out / "backbone")
     print(f"[2/5] gsmt extract (random-weight image encoder {out / 'backbone'}, 10 fps, stride 2, window 4)")
     summary = run_extract(str(out / "clips" / "videos"), str(out / "backbone"), out / "data", fps=10.0, stride=2,
                           window=4, annotations=str(out / "clips" / "annotations.json"), device="cpu",

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from gsmt.annotations.types import check_video_id
-from gsmt.commands.common import video_device, video_extra
+from gsmt.commands.common import add_video_run_options, video_device, video_extra
 from gsmt.errors import Faults, GsmtError, counted
-from gsmt.schema import device_option, option
+from gsmt.schema import option
 
 log = logging.getLogger("gsmt.video")
 SUBMISSION = "detections.json"
@@ -35,12 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-cues", type=option(int, ge=1), help="subtitles: at most N cues, the best (default: all)")
     p.add_argument("--top", type=option(int, ge=1), help="timeline: at most N detections, the best (default: all); "
                    "past 20 the picture has one lane per class")
-    p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
-    p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
-                   help="frames or clips per forward pass")
-    p.add_argument("--threads", type=option(int, ge=1, le=1024),  # video.frames.MAX_THREADS
-                   help="CPU threads of torch and of FFmpeg's decoding (default: the libraries' own choice)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_run_options(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gsmt.commands.common import video_device, video_extra
-from gsmt.schema import device_option, option
+from gsmt.commands.common import add_video_run_options, video_device, video_extra
+from gsmt.schema import option
 
 HELP = "videos -> per-snippet features with a transformers backbone (gsmt[video])"
 
@@ -21,12 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="data folder to write (features/, annotations.json)")
     p.add_argument("--annotations", help="ground truth (any gsmt annotation format): segments and subsets "
                                          "copied into the written annotations.json")
-    p.add_argument("--device", default="cpu", type=device_option, help="cpu | cuda | cuda:N | mps | auto")
-    p.add_argument("--batch-size", type=option(int, ge=1, le=1024), default=16,  # video.extract.MAX_BATCH
-                   help="frames or clips per forward pass")
-    p.add_argument("--threads", type=option(int, ge=1, le=1024),  # video.frames.MAX_THREADS
-                   help="CPU threads of torch and of FFmpeg's decoding (default: the libraries' own choice)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_run_options(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -143,3 +143,14 @@ def write_clips(out: str | Path, *, videos: int = 40, seed: int = 0, spec: ClipS
     }
     atomic_write_text(out / "annotations.json", json.dumps(annotations, indent=1) + "\n")
     return out / "annotations.json"
+
+
+def save_random_image_encoder(folder: str | Path) -> Path:
+    """A DINOv2-shaped image encoder (32 px, 48 dims, one layer) with random weights from torch's
+    global generator, saved to `folder`: a backbone for synthetic clips that downloads nothing."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=96)).save_pretrained(folder)
+    return Path(folder)
+
