@@ -72,6 +72,9 @@ class ModelConfig:
     # single (the paper: softmax over K classes + background, one label and one mask per snippet) |
     # multi (a sigmoid per class, every label of a snippet, one mask per (snippet, class): issue 32)
     labels: str = bounded("single", choices=LABELS)
+    # subtract each feature dimension's training mean and divide by its standard deviation (issue 34;
+    # the statistics are measured by `gsmt train` and saved in the checkpoint)
+    standardize: bool = True
 
 
 @dataclass

@@ -42,6 +42,7 @@ LIMITS = {
     "model.attention_width": 65_536,  # n_heads * head_dim
     "model.mlp_width": 262_144,  # hidden_dim * mlp_ratio
 }
+MEAN_BUFFER, STD_BUFFER = "feature_mean", "feature_std"  # GSMT's input standardisation
 TRAINING_KEYS = ("optimizer", "rng", "epoch", "step", "history")
 
 
@@ -185,7 +186,18 @@ def _check_weights(weights, where, key: str) -> dict:
             raise GsmtError(where, f"checkpoint field '{key}': entry {name!r:.60} is not a named tensor")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise GsmtError(where, f"checkpoint field '{key}': weight '{name}' holds NaN/Inf")
+        if name.endswith(STD_BUFFER) and tensor.is_floating_point() and not bool((tensor > 0).all()):
+            raise GsmtError(where, f"checkpoint field '{key}': '{name}' must be positive (it divides the features)")
     return weights
+
+
+def with_feature_stats(weights: dict, feature_dim: int, prefix: str = "") -> dict:
+    """`weights` with the identity standardisation added when they predate it (files before issue 34
+    load and predict unchanged); `prefix`: "module." for an EMA's state."""
+    mean, std = prefix + MEAN_BUFFER, prefix + STD_BUFFER
+    if mean in weights or std in weights:
+        return weights
+    return {**weights, mean: torch.zeros(feature_dim), std: torch.ones(feature_dim)}
 
 
 def check_meta(meta, where: str | Path) -> Config:
@@ -314,7 +326,7 @@ def model_from_checkpoint(state: dict, where: str | Path = "checkpoint") -> tupl
     """Rebuild the model of a checkpoint with its weights (EMA weights when the run kept them)."""
     cfg = check_state(state, where)
     meta = state["meta"]
-    weights = state.get("ema_model") or state["model"]
+    weights = with_feature_stats(state.get("ema_model") or state["model"], meta["feature_dim"])
     _fit_on_meta_device(cfg, meta, weights, where)
     model = build_model(cfg, meta["num_classes"], meta["feature_dim"])
     try:

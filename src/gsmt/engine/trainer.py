@@ -17,12 +17,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from gsmt.annotations.types import Annotations, Video
 from gsmt.config import Config, save_config, validate
 from gsmt.data.dataset import EMPTY_VIDEO_FAULT, TALDataset, collate
+from gsmt.data.standardize import FeatureStats, feature_stats
 from gsmt.engine.checkpoint import (
     build_model,
     check_training_state,
     load_checkpoint,
     model_meta,
     save_checkpoint,
+    with_feature_stats,
 )
 from gsmt.engine.distributed import Dist, init_distributed, pick_device
 from gsmt.engine.loop import LossSums, StepContext, Steps, all_finite, pair_inputs, to_device, train_one_epoch
@@ -84,6 +86,21 @@ def _on_main(ddp: Dist, fn):
     if error is not None:
         raise GsmtError(*error)
     return result
+
+
+def _feature_stats(data: TrainData, ddp: Dist) -> FeatureStats:
+    """The training videos' feature statistics; under DDP each rank reads its share and all merge
+    the shares in rank order (every rank gets the same numbers)."""
+    ids = [v.id for v in data.fit_videos]
+    mine = feature_stats(data.source.features, ids[ddp.rank::ddp.world_size], data.feature_dim)
+    if ddp.world_size == 1:
+        return mine
+    shares: list = [None] * ddp.world_size
+    dist.all_gather_object(shares, (mine.count, mine.mean, mine.m2))
+    stats = FeatureStats(0, np.zeros(data.feature_dim), np.zeros(data.feature_dim))
+    for count, mean, m2 in shares:
+        stats = stats.merge(FeatureStats(count, mean, m2))
+    return stats
 
 
 def _diverged(run_dir: Path, where: str, saved_epoch: int | None) -> GsmtError:
@@ -209,7 +226,15 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
         dist.barrier()
 
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, K, feature_dim).to(device)
+    model = build_model(cfg, K, feature_dim)
+    resuming = resume and (run_dir / "last.pt").exists()
+    if cfg.model.standardize and not resuming:  # a resumed run takes them from its checkpoint
+        stats = _feature_stats(data, ddp)
+        model.set_feature_stats(stats.mean, stats.std())
+        if ddp.main:
+            print(f"standardised {feature_dim} feature dimensions by their mean and spread over "
+                  f"{stats.count:,} training snippets")
+    model = model.to(device)
     n_params = count_parameters(model)
     optimizer = _optimizer(cfg, model)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema))
@@ -218,15 +243,15 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     history: list[dict] = []
     start_epoch, step, best = 0, 0, None
 
-    if resume and (run_dir / "last.pt").exists():
+    if resuming:
         last = run_dir / "last.pt"
         state = load_checkpoint(last)
         check_training_state(state, last)
         try:
-            model.load_state_dict(state["model"])
+            model.load_state_dict(with_feature_stats(state["model"], feature_dim))
             optimizer.load_state_dict(state["optimizer"])
             if ema is not None and state.get("ema") is not None:
-                ema.load_state_dict(state["ema"])
+                ema.load_state_dict(with_feature_stats(state["ema"], feature_dim, "module."))
             torch.set_rng_state(state["rng"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

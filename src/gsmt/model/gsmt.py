@@ -28,7 +28,10 @@ class GSMT(nn.Module):
     a snippet belongs to), and masks are conditional on the class: `forward(..., pair_snippet,
     pair_class)` ([B, P] int64, -1 = padding) returns `pair_mask_logits` [B, P, T], the mask of
     each (snippet, class) pair, and always `mask_query` / `mask_key` [B, d, T], from which
-    `pair_mask_logits(outputs, snippet, cls)` computes the columns of any pairs afterwards."""
+    `pair_mask_logits(outputs, snippet, cls)` computes the columns of any pairs afterwards.
+
+    Features are standardised first by the buffers `feature_mean` / `feature_std` [D]
+    (`set_feature_stats`; the identity until set)."""
 
     def __init__(self, feature_dim: int, num_classes: int, T: int, *, hidden_dim: int = 256,
                  num_layers: int = 2, n_heads: int = 4, head_dim: int | None = None,
@@ -67,6 +70,10 @@ class GSMT(nn.Module):
         self.feature_dim, self.num_classes, self.T = feature_dim, num_classes, T
         self.mask_branch = mask_branch
         self.labels = labels
+        # Input standardisation (issue 34): set from the training features by the trainer, saved
+        # with the weights; zeros and ones (the identity) for a run without it or an older file.
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_std", torch.ones(feature_dim))
         self.proj = nn.Conv1d(feature_dim, hidden_dim, 1)
         self.pos = PositionalEncoding(pos_encoding, hidden_dim, T)
         self.stem = ConvStem(hidden_dim, conv_stem, stem_dilation, stem_norm) if conv_stem > 0 else None
@@ -96,6 +103,7 @@ class GSMT(nn.Module):
         if valid is None:
             valid = torch.ones(B, T, dtype=torch.bool, device=features.device)
         valid = valid.to(torch.bool)
+        features = (features - self.feature_mean[:, None]) / self.feature_std[:, None]
         # The k=1 projection keeps padded snippets (even NaN ones) in their own positions, so
         # zeroing its output suffices and avoids a pass over the wide input.
         x = zero_padded(self.pos(self.proj(features)), valid)
@@ -114,6 +122,12 @@ class GSMT(nn.Module):
             out["boundary_logits"] = self.boundary_head(x, valid)
             out["mask_logits"] = gate_masks(out["mask_logits"], out["boundary_logits"])
         return out
+
+    @torch.no_grad()
+    def set_feature_stats(self, mean, std) -> None:
+        """Standardise inputs by these per-dimension statistics from now on (`gsmt.data.standardize`)."""
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=self.feature_mean.dtype))
+        self.feature_std.copy_(torch.as_tensor(std, dtype=self.feature_std.dtype))
 
     def pair_mask_logits(self, outputs: dict[str, torch.Tensor], snippet: torch.Tensor,
                          cls: torch.Tensor) -> torch.Tensor:
