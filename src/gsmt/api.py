@@ -33,7 +33,7 @@ from gsmt.data.grid import Grid
 from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from gsmt.engine.distributed import pick_device
 from gsmt.engine.predictor import predict_dataset
-from gsmt.errors import GsmtError
+from gsmt.errors import GsmtError, counted
 from gsmt.io.read import MAX_FPS, MAX_FRAMES, check_seconds
 from gsmt.model import GSMT
 
@@ -169,7 +169,7 @@ class Localizer:
             if isinstance(durations, (str, bytes)) or not hasattr(durations, "__len__"):
                 raise GsmtError("durations", f"expected a list of durations, got {type(durations).__name__}")
             if len(durations) != len(items):
-                raise GsmtError("durations", f"{len(durations)} durations for {len(items)} videos")
+                raise GsmtError("durations", f"{counted(len(durations), 'duration')} for {counted(len(items), 'video')}")
         if not items:
             raise GsmtError("features", "no video given")
         feats = self._as_arrays(items, layout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,15 @@ from pathlib import Path
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """`1 video`, `2 videos`, `0 videos`: a count with its noun in the right number (summary lines)."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+# Fault kinds are written in the plural ("videos not extracted (unreadable)"); one of them reads
+# "1 video not extracted (unreadable)".
+_PLURAL_NOUNS = re.compile(r"\b(video|segment|frame|row|instance|file)s\b")
+
+
+def _singular(kind: str) -> str:
+    return _PLURAL_NOUNS.sub(r"\1", kind, count=1)
 
 
 class GsmtError(Exception):
@@ -42,5 +52,5 @@ class Faults:
 
     def summary(self, source: str = "data") -> str:
         """One line, e.g. `annotations.json: 3 segments clipped to the video's end, 1 zero-length segment`."""
-        parts = [f"{n} {kind}" for kind, n in sorted(self.counts.items()) if n]
+        parts = [f"{n} {kind if n != 1 else _singular(kind)}" for kind, n in sorted(self.counts.items()) if n]
         return f"{source}: " + (", ".join(parts) if parts else "no data faults")

@@ -351,8 +351,8 @@ def test_fault_counting(tmp_path):
     assert v.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ann.faults.summary("f.json") == (
         "f.json: 1 non-finite segments (dropped), 2 segments ending after the video's end, "
-        "1 segments starting after the video's end, 1 segments starting before 0, "
-        "1 segments with end < start (kept, as the official evaluator does), 1 zero-length segments (kept)"
+        "1 segment starting after the video's end, 1 segment starting before 0, "
+        "1 segment with end < start (kept, as the official evaluator does), 1 zero-length segment (kept)"
     )
 
 

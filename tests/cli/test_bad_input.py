@@ -127,11 +127,11 @@ def test_train_counts_data_faults_and_goes_on(trained):
     summary = [line for line in text.splitlines() if "annotations.json:" in line]
     assert len(summary) == 1, text
     line = summary[0]
-    assert "1 segments with end < start (kept" in line
+    assert "1 segment with end < start (kept" in line
     assert "1 zero-length segments" in line
-    assert "1 segments ending after the video's end" in line
+    assert "1 segment ending after the video's end" in line
     assert "videos shorter than one snippet skipped" in text
-    assert "1 segments with end < start skipped" in text  # by the training targets
+    assert "1 segment with end < start skipped" in text  # by the training targets
     assert (trained["run"] / "last.pt").is_file()
     log = [json.loads(s) for s in (trained["run"] / "log.jsonl").read_text().splitlines()]
     assert np.isfinite([r["loss"] for r in log if "loss" in r]).all()
@@ -146,7 +146,7 @@ def test_empty_video_read_in_dataloader_workers_is_counted_once(capsys, trained,
                          "--set", "data.val_fraction=0", "--set", f"train.num_workers={workers}")
     assert code == 0, err
     lines = [line for line in (out + err).splitlines() if "videos shorter than one snippet skipped" in line]
-    assert len(lines) == 1 and "1 videos shorter than one snippet skipped" in lines[0], out + err
+    assert len(lines) == 1 and "1 video shorter than one snippet skipped" in lines[0], out + err
 
 
 # ------------------------------------------------------------------ fatal: features
@@ -414,7 +414,7 @@ def test_video_shorter_than_one_snippet_is_skipped_in_predict(capsys, ckpt, data
     code, out, err = cli(capsys, "predict", "--checkpoint", ckpt, "--data", data, "--out", data / "p.json")
     assert code == 0, err
     assert "Traceback" not in out + err
-    assert "1 videos shorter than one snippet skipped" in out + err
+    assert "1 video shorter than one snippet skipped" in out + err
     results = read_json(data / "p.json")["results"]
     assert results["tiny"] == []
     assert set(results) == set(subset_ids(data, "test"))
@@ -454,9 +454,9 @@ def test_eval_counts_ground_truth_faults_and_goes_on(capsys, tmp_path):
     assert "Traceback" not in out + err
     summary = [line for line in (out + err).splitlines() if f"{gt}:" in line]
     assert len(summary) == 1, out + err
-    assert "1 segments with end < start (kept" in summary[0]
+    assert "1 segment with end < start (kept" in summary[0]
     assert "1 zero-length segments" in summary[0]
-    assert "1 segments ending after the video's end" in summary[0]
+    assert "1 segment ending after the video's end" in summary[0]
     # The reversed segment is a positive no prediction overlaps, as in the official code: run finds
     # 2 of its 3 instances (AP 2/3), jump both of its 2 (AP 1).
     assert metrics["average_mAP"] == pytest.approx((2 / 3 + 1) / 2)

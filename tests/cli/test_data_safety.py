@@ -519,7 +519,7 @@ def test_reversed_ground_truth_counts_as_in_the_official_evaluator(capsys, tmp_p
     assert code == 0, err
     assert "Traceback" not in out + err
     warning = [s for s in err.splitlines() if s.startswith("gsmt: warning:") and "end < start" in s]
-    assert len(warning) == 1 and "1 segments with end < start (kept" in warning[0], err
+    assert len(warning) == 1 and "1 segment with end < start (kept" in warning[0], err
     assert json.loads((tmp_path / "m.json").read_text())["average_mAP"] == pytest.approx(0.5)
 
 

@@ -294,7 +294,7 @@ def test_segments_with_absurd_times_are_counted_not_fatal(capsys, tmp_path):
     assert code == 0, err
     assert "Traceback" not in err
     warnings = [line for line in err.splitlines() if line.startswith("gsmt: warning:")]
-    assert len(warnings) == 1 and "1 segments with a time beyond 1e+06 s (dropped)" in warnings[0], err
+    assert len(warnings) == 1 and "1 segment with a time beyond 1e+06 s (dropped)" in warnings[0], err
 
 
 # ------------------------------------------------------------------ 8. crafted checkpoints
@@ -550,7 +550,7 @@ def test_api_refuses_bad_arrays_with_a_gsmt_error(loc, features, problem):
 
 
 def test_api_durations_must_match_the_videos(loc):
-    with pytest.raises(GsmtError, match="2 durations for 1 videos"):
+    with pytest.raises(GsmtError, match="2 durations for 1 video$"):
         loc.predict_many([X], durations=[10.0, 20.0])
     with pytest.raises(GsmtError, match="a list of videos"):
         loc.predict_many(X, durations=[10.0])

@@ -158,7 +158,7 @@ def test_a_folder_with_other_files_subfolders_and_an_unreadable_video(world, tmp
     assert "dir.mp4: not a regular file (a folder, a device or a pipe)" in err
     ann = json.loads((tmp_path / "data" / "annotations.json").read_text())["database"]
     if os.geteuid() == 0:  # root reads a chmod 000 file: the real outcome is a normal extraction
-        assert sorted(ann) == ["a", "locked"] and "1 videos not extracted (unreadable)" in err
+        assert sorted(ann) == ["a", "locked"] and "1 video not extracted (unreadable)" in err
     else:
         assert sorted(ann) == ["a"] and "locked.mp4: cannot read: Permission denied" in err
         assert "2 videos not extracted (unreadable)" in err

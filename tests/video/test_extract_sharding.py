@@ -69,7 +69,7 @@ def test_two_gloo_processes_write_the_one_process_folder(world, tmp_path, capsys
     assert done.stdout.strip().splitlines() == [single_out.strip().replace(str(one), str(two))]
     # The bad file is rank 1's; rank 0 reports the fault counts of both ranks, as one process does.
     summary = [line for line in single_err.splitlines() if line.startswith("gsmt: warning: gsmt extract:")]
-    assert summary == ["gsmt: warning: gsmt extract: 1 videos not extracted (unreadable)"]
+    assert summary == ["gsmt: warning: gsmt extract: 1 video not extracted (unreadable)"]
     assert done.stderr.count(summary[0]) == 1
     assert not (two / LOCK_NAME).exists()
 

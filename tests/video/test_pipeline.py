@@ -293,7 +293,7 @@ def test_a_batch_with_bad_videos_still_extracts_the_good_ones(tmp_path, clips, m
                  "--out", str(out), "--quiet"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert sum("gsmt: warning:" in line for line in err) == len(err)
-    assert "4 videos not extracted (unreadable)" in err[-1] and "1 videos shorter than one window" in err[-1]
+    assert "4 videos not extracted (unreadable)" in err[-1] and "1 video shorter than one window" in err[-1]
     ann = json.loads((out / "annotations.json").read_text())
     assert sorted(ann["database"]) == ["good", "short"]
     assert np.load(out / "features" / "short.npy").shape == (1, 48)

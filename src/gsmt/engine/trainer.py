@@ -33,7 +33,7 @@ from gsmt.engine.resolve import (DataSource, make_dataset, open_data, report_fau
     resolve_config, split_for_selection, subset_videos)
 from gsmt.engine.resident import load_resident
 from gsmt.engine.rundir import check_resume, claim_run_dir, data_fingerprint, discard_unsaved_run, trim_log
-from gsmt.errors import Faults, GsmtError
+from gsmt.errors import Faults, GsmtError, counted
 from gsmt.evaluation import evaluate_detection
 from gsmt.io.guard import check_output_location
 from gsmt.losses import gsmt_loss, mask_iou, pair_mask_iou
@@ -231,9 +231,10 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     if cfg.model.standardize and not resuming:  # a resumed run takes them from its checkpoint
         stats = _feature_stats(data, ddp)
         model.set_feature_stats(stats.mean, stats.std())
-        if ddp.main:
-            print(f"standardised {feature_dim} feature dimensions by their mean and spread over "
-                  f"{stats.count:,} training snippets")
+        standardised = (f", features standardised over {stats.count:,} training snippet"
+                        + ("s" if stats.count != 1 else ""))
+    else:
+        standardised = ", features as read" if not cfg.model.standardize else ""
     model = model.to(device)
     n_params = count_parameters(model)
     optimizer = _optimizer(cfg, model)
@@ -269,9 +270,10 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
         if start_epoch:
             logger.log({"event": "resumed", "from_epoch": start_epoch})
             print(f"resumed from epoch {start_epoch} ({run_dir / 'last.pt'})")
-        print(f"gsmt train: {n_params:,} parameters, {len(train_set)} training samples "
-              f"({len(data.fit_videos)} videos), {len(data.select_videos)} videos for model selection, "
-              f"mode {cfg.data.temporal_mode}, T={cfg.data.T}, K={K}, D={feature_dim}, device {device}"
+        print(f"gsmt train: {n_params:,} parameters, {counted(len(train_set), 'training sample')} "
+              f"({counted(len(data.fit_videos), 'video')}), {counted(len(data.select_videos), 'video')} for model "
+              "selection, "
+              f"mode {cfg.data.temporal_mode}, T={cfg.data.T}, K={K}, D={feature_dim}{standardised}, device {device}"
               + (f", samples resident in {resident.where} memory" if resident is not None else ""))
 
     metric = cfg.train.select_metric if val_set is not None else None
