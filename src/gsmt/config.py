@@ -18,7 +18,7 @@ from gsmt.losses import LossConfig  # the loss owns its settings; the config hol
 from gsmt.model.gsmt import EMBEDDINGS, LABELS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
 from gsmt.postprocess.decode import MASK_SCORES, SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
-from gsmt.schema import DECODE_MODES, DEVICE, FEATURE_LAYOUTS, TEMPORAL_MODES, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
+from gsmt.schema import DECODE_MODES, DEVICE, FEATURE_LAYOUTS, STANDARDIZE_MODES, TEMPORAL_MODES, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
 
 PRESETS = ("demo", "anet", "thumos", "multithumos", "charades")
 OPTIMIZERS = ("adamw", "sgd")
@@ -72,9 +72,10 @@ class ModelConfig:
     # single (the paper: softmax over K classes + background, one label and one mask per snippet) |
     # multi (a sigmoid per class, every label of a snippet, one mask per (snippet, class): issue 32)
     labels: str = bounded("single", choices=LABELS)
-    # subtract each feature dimension's training mean and divide by its standard deviation (issue 34;
-    # the statistics are measured by `gsmt train` and saved in the checkpoint)
-    standardize: bool = True
+    # input standardisation (issue 34; measured by `gsmt train` on the training videos, saved in the
+    # checkpoint): none | global (each dimension minus its mean, all divided by one spread, the RMS of
+    # the centred features) | dims (each dimension by its own standard deviation)
+    standardize: str = bounded("global", choices=STANDARDIZE_MODES)
 
 
 @dataclass

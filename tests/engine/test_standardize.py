@@ -27,11 +27,9 @@ def _run(data: Path, out: Path, *overrides: str):
     return train(cfg, data, out, progress=False)
 
 
-def _affine_copy(data: Path, out: Path) -> Path:
-    """The same dataset with every feature dimension scaled and shifted differently."""
+def _affine_copy(data: Path, out: Path, scale: np.ndarray, shift: np.ndarray) -> Path:
+    """The same dataset with every feature dimension scaled and shifted."""
     shutil.copytree(data, out)
-    scale = np.linspace(0.01, 50.0, 24, dtype=np.float32)
-    shift = np.linspace(-3.0, 300.0, 24, dtype=np.float32)
     for path in (out / "features").glob("*.npy"):
         np.save(path, np.load(path) * scale + shift)
     return out
@@ -45,29 +43,37 @@ def _forward(model, features: torch.Tensor) -> torch.Tensor:
 def test_the_checkpoint_holds_the_training_videos_statistics(tiny_run, tiny_data):
     state = load_checkpoint(tiny_run / "best.pt")
     cfg = load_config("demo", TINY_RUN)
+    assert cfg.model.standardize == "global"  # the default
     source = open_data(tiny_data, cfg)
     fit, _ = split_for_selection(subset_videos(source.annotations, "training", "data"), 0.1, cfg.train.seed)
     stats = feature_stats(FeatureStore(tiny_data / "features"), [v.id for v in fit], 24)
     for weights in (state["model"], state["ema_model"]):
         assert torch.equal(weights["feature_mean"], torch.as_tensor(stats.mean, dtype=torch.float32))
-        assert torch.equal(weights["feature_std"], torch.as_tensor(stats.std(), dtype=torch.float32))
+        assert torch.equal(weights["feature_std"], torch.as_tensor(stats.scale("global"), dtype=torch.float32))
     assert float(stats.std().min()) > 0 and not np.allclose(stats.mean, 0)
 
 
-def test_training_does_not_depend_on_each_dimensions_scale_and_offset(tiny_data, tmp_path):
-    moved = _affine_copy(tiny_data, tmp_path / "moved")
+# `dims` undoes any scale and offset per dimension; `global` one scale for all and any offsets.
+AFFINE = {"dims": np.linspace(0.01, 50.0, 24, dtype=np.float32), "global": np.full(24, 40.0, np.float32)}
+
+
+@pytest.mark.parametrize("mode", ["dims", "global"])
+def test_training_does_not_depend_on_the_features_scale_and_offset(tiny_data, tmp_path, mode):
+    scale, shift = AFFINE[mode], np.linspace(-3.0, 300.0, 24, dtype=np.float32)
+    moved = _affine_copy(tiny_data, tmp_path / "moved", scale, shift)
     x = torch.from_numpy(np.load(min((tiny_data / "features").glob("*.npy"))).T[None, :, :64].copy())
-    x_moved = x * torch.linspace(0.01, 50.0, 24)[None, :, None] + torch.linspace(-3.0, 300.0, 24)[None, :, None]
-    same = [_run(d, tmp_path / name).model.eval() for d, name in ((tiny_data, "a"), (moved, "b"))]
+    x_moved = x * torch.from_numpy(scale)[None, :, None] + torch.from_numpy(shift)[None, :, None]
+    same = [_run(d, tmp_path / name, f"model.standardize={mode}").model.eval()
+            for d, name in ((tiny_data, "a"), (moved, "b"))]
     torch.testing.assert_close(_forward(same[0], x), _forward(same[1], x_moved), rtol=1e-3, atol=1e-3)
-    raw = [_run(d, tmp_path / name, "model.standardize=false").model.eval()
+    raw = [_run(d, tmp_path / name, "model.standardize=none").model.eval()
            for d, name in ((tiny_data, "c"), (moved, "d"))]
     assert not torch.allclose(_forward(raw[0], x), _forward(raw[1], x_moved), rtol=1e-1, atol=1e-1)
     assert torch.equal(raw[0].feature_mean, torch.zeros(24)) and torch.equal(raw[0].feature_std, torch.ones(24))
 
 
 def test_a_checkpoint_from_before_standardisation_predicts_unchanged(tiny_data, tmp_path):
-    run = _run(tiny_data, tmp_path / "raw", "model.standardize=false").run_dir
+    run = _run(tiny_data, tmp_path / "raw", "model.standardize=none").run_dir
     state = load_checkpoint(run / "best.pt")
     new, _, _ = model_from_checkpoint(state)
     old = {**state, "model": {k: v for k, v in state["model"].items() if not k.startswith("feature_")}}

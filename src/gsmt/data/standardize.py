@@ -2,9 +2,10 @@
 
 Features from a backbone gsmt did not train (a random-weight one is the extreme case) can vary by
 0.01 around 0.34 in every dimension: a model fed them raw learns little. The trainer measures
-each dimension's mean and standard deviation over every snippet of the training videos, one video
-at a time (memory: one video's features), and the model subtracts and divides by them
-(`GSMT.feature_mean`, `GSMT.feature_std`), so prediction, detection and the API apply the same
+each dimension's mean and spread over every snippet of the training videos, one video at a time
+(memory: one video's features), and the model subtracts the means and divides by a scale
+(`GSMT.feature_mean`, `GSMT.feature_std`; `model.standardize`: `global`, one scale for every
+dimension, or `dims`, each dimension's own), so prediction, detection and the API apply the same
 numbers from the checkpoint.
 """
 
@@ -48,6 +49,16 @@ class FeatureStats:
         mean = self.mean + delta * (other.count / n)
         m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
         return FeatureStats(n, mean, m2)
+
+    def scale(self, mode: str) -> np.ndarray:
+        """What each dimension is divided by: its own spread (`dims`) or one spread for all, the RMS of
+        the centred features (`global`: the dimensions keep their relative scales)."""
+        if mode == "dims":
+            return self.std()
+        if mode == "global":
+            spread = float(np.sqrt(self.m2.sum() / max(self.count * len(self.m2), 1)))
+            return np.full(len(self.m2), spread if spread > 0 else 1.0)
+        raise ValueError(f"unknown standardisation {mode!r}")
 
     def std(self) -> np.ndarray:
         """Population standard deviation per dimension; 1 where a dimension is (nearly) constant."""

@@ -228,13 +228,14 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, K, feature_dim)
     resuming = resume and (run_dir / "last.pt").exists()
-    if cfg.model.standardize and not resuming:  # a resumed run takes them from its checkpoint
+    standardize = cfg.model.standardize
+    if standardize != "none" and not resuming:  # a resumed run takes them from its checkpoint
         stats = _feature_stats(data, ddp)
-        model.set_feature_stats(stats.mean, stats.std())
-        standardised = (f", features standardised over {stats.count:,} training snippet"
+        model.set_feature_stats(stats.mean, stats.scale(standardize))
+        standardised = (f", features standardised ({standardize}) over {stats.count:,} training snippet"
                         + ("s" if stats.count != 1 else ""))
     else:
-        standardised = ", features as read" if not cfg.model.standardize else ""
+        standardised = ", features as read" if standardize == "none" else ""
     model = model.to(device)
     n_params = count_parameters(model)
     optimizer = _optimizer(cfg, model)

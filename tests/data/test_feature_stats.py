@@ -17,6 +17,9 @@ def test_hand_computed_statistics_with_a_constant_dimension(tmp_path):
     assert stats.count == 3
     assert np.allclose(stats.mean, [2.0, 1.0], rtol=0, atol=1e-15)
     assert np.allclose(stats.std(), [np.sqrt(8 / 3), 1.0], rtol=0, atol=1e-15)
+    assert np.array_equal(stats.scale("dims"), stats.std())
+    # One spread for both: the RMS of the centred values, sqrt((8/3 + 0) / 2).
+    assert np.allclose(stats.scale("global"), [np.sqrt(4 / 3)] * 2, rtol=0, atol=1e-15)
 
 
 def test_merging_videos_equals_the_statistics_of_all_snippets():
@@ -37,3 +40,4 @@ def test_no_snippets_or_all_constant_gives_the_identity_scale():
     assert np.array_equal(empty.std(), np.ones(3))
     flat = FeatureStats.of(np.full((4, 3), 7.0))
     assert np.array_equal(flat.mean, [7.0, 7.0, 7.0]) and np.array_equal(flat.std(), np.ones(3))
+    assert np.array_equal(flat.scale("global"), np.ones(3)) and np.array_equal(empty.scale("global"), np.ones(3))
