@@ -98,6 +98,12 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run_directory(capsys, data, tm
     (mine / "thesis.tex").write_text("years of work")
     (mine / "log.jsonl").write_text("not gsmt's\n")  # a run's file name alone does not make a run
     before = hashes(mine, data)
+    # The folder's record (gsmt.io.owned) does not say gsmt train wrote log.jsonl: refused, naming it.
+    for flag in ("--overwrite", "--resume"):
+        assert_fatal(cli(capsys, *train_args(data, mine, flag)), mine / "log.jsonl",
+                     problem="exists and was not written by gsmt train")
+    (mine / "log.jsonl").unlink()
+    before = hashes(mine, data)
     assert_fatal(cli(capsys, *train_args(data, mine, "--overwrite")), mine, problem="not a gsmt run directory")
     assert_fatal(cli(capsys, *train_args(data, mine, "--resume")), mine, problem="not a gsmt run directory")
     assert hashes(mine, data) == before
@@ -148,7 +154,7 @@ def test_synth_overwrite_refuses_annotations_it_did_not_write(capsys, data):
     (data / "annotations.json").write_text(json.dumps(ann))
     before = hashes(data)
     assert_fatal(cli(capsys, "synth", "--preset", "anet-like", "--videos", "3", "--out", data, "--overwrite"),
-                 data, problem="did not write")
+                 data / "annotations.json", problem="exists and was not written by gsmt synth")
     assert hashes(data) == before
 
 
@@ -157,7 +163,7 @@ def test_synth_overwrite_never_reads_an_annotations_link_to_a_device(capsys, tmp
     out.mkdir()
     (out / "annotations.json").symlink_to("/dev/zero")  # reading it would never end
     assert_fatal(cli(capsys, "synth", "--preset", "anet-like", "--videos", "3", "--out", out, "--overwrite"),
-                 out, problem="did not write")
+                 out / "annotations.json", problem="exists and was not written by gsmt synth")
     assert (out / "annotations.json").is_symlink()
 
 
@@ -399,10 +405,12 @@ def test_resume_allows_more_epochs_and_other_run_settings(capsys, data, run):
 def test_resume_of_a_run_saved_before_newer_config_keys(capsys, data, run):
     # A checkpoint written by an older gsmt lacks keys added since; they compare as their defaults.
     from gsmt.engine.checkpoint import save_checkpoint
+    from gsmt.engine.rundir import run_record
 
     state = load_checkpoint(run / "last.pt")
     del state["meta"]["config"]["model"]["conv_stem"], state["meta"]["config"]["train"]["resident"]
     save_checkpoint(run / "last.pt", state)
+    run_record(run).record([run / "last.pt"])  # as the older run recorded it (an unrecorded one is refused)
     code, out, err = cli(capsys, *train_args(data, run, "--resume", "--set", "train.epochs=16",
                                             "--set", "train.resident=never"))
     assert code == 0, err
@@ -411,6 +419,7 @@ def test_resume_of_a_run_saved_before_newer_config_keys(capsys, data, run):
     state = load_checkpoint(run / "last.pt")
     del state["meta"]["config"]["model"]["conv_stem"]
     save_checkpoint(run / "last.pt", state)
+    run_record(run).record([run / "last.pt"])
     before = hashes(run, data)
     assert_fatal(cli(capsys, *train_args(data, run, "--resume", "--set", "train.epochs=16",
                                          "--set", "model.conv_stem=1")),

@@ -87,8 +87,11 @@ def test_a_job_record_without_outputs_never_refuses_the_next_run(world, tmp_path
     assert_fatal(cli(capsys, "extract", "--videos", junk, "--backbone", world["dino"], *GRID, "--out", out,
                      "--quiet"), out, problem="no video could be extracted")
     assert not (out / "extract.json").exists()
-    # What a SIGKILL right after the record leaves: another backbone's record, no features.
+    # What a SIGKILL right after the record leaves: another backbone's record, no features, and the
+    # lock file of the killed extract (its owner record), which says the record is that run's.
     out.mkdir(exist_ok=True)
+    (out / "gsmt.lock").write_text(json.dumps({"pid": _dead_pid(), "command": "gsmt extract",
+                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
     (out / "extract.json").write_text(json.dumps({"backbone": {"id": "other", "digest": "0" * 40},
                                                   "grid": {"fps": 5.0, "feature_stride": 1, "feature_window": 1}}))
     assert _extract(world, out) == 0
@@ -98,6 +101,13 @@ def test_a_job_record_without_outputs_never_refuses_the_next_run(world, tmp_path
     assert main(["extract", "--videos", str(world["videos"]), "--backbone", str(world["dino"]), "--fps", "5",
                  "--feature-stride", "2", "--feature-window", "4", "--out", str(out), "--quiet"]) == 2
     assert "holds features of another backbone or grid" in capsys.readouterr().err
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 # Runs `gsmt ARGV` and parks the process for good when it is about to rename the temporary of the

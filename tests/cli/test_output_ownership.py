@@ -1,10 +1,12 @@
 """Issue 33, item 1: a command replaces or deletes a file in its output folder only when the folder's
 record (`.gsmt-outputs.json`, `gsmt.io.owned`) says that command wrote it there, unchanged since.
 
-One parametrized test over every command that writes into a folder (`detect`, `analyze`, `demo`,
-`demo --video`): a user's file at each output name keeps its bytes, the error is one exact line,
-exit 2; and a rerun over the command's own outputs still works. The demos' jobs are replaced by a
-writer of their entries (the guard is around the job; training is not what is tested here)."""
+One parametrized test over every command that writes into a folder (`synth --overwrite`, `train
+--overwrite`, `extract`, `detect`, `analyze`, `demo`, `demo --video`): a user's file at each output
+name keeps its bytes, the error is one exact line, exit 2; and a rerun over the command's own outputs
+(with --overwrite; `extract`: its resume) still works. The demos' jobs are replaced by a writer of
+their entries (the guard is around the job; training is not what is tested here). `visualize` and
+`predict` write into no folder: only the one file their --out names (last test)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_RUN, single_thread
 
 from gsmt.cli import main
 from gsmt.commands import demo as demo_module
@@ -62,8 +65,12 @@ def _fake_job(entries):
     return job
 
 
-# command -> (its output names, what that command is called in the error)
+# command -> (its output names, what that command is called in the error); a name without a dot is
+# a folder of the command's (a user's file is put inside it)
 COMMANDS = {
+    "synth": (["annotations.json", "features/anet_like_00000.npy"], "gsmt synth"),
+    "train": (["config.yaml", "log.jsonl", "last.pt", "best.pt", "tensorboard"], "gsmt train"),
+    "extract": (["annotations.json", "extract.json", "features/a.npy", "extracted/a.json"], "gsmt extract"),
     "detect": (["a.json", "a.vtt", "a_timeline.png", "detections.json"], "gsmt detect"),
     "analyze": (["analysis.json", "fp_profile.png", "fp_pie.png", "map_bins.png"], "gsmt analyze"),
     "demo": (list(demo_module.DEMO_ENTRIES), "gsmt demo"),
@@ -76,6 +83,19 @@ CASES = [(command, name) for command, (names, _) in COMMANDS.items() for name in
 def runner(request, monkeypatch):
     """`run(command, out)`: the command writing into `out` (exit code)."""
     def run(command: str, out: Path) -> int:
+        if command == "synth":
+            return main(["synth", "--preset", "anet-like", "--videos", "3", "--feature-dim", "4", "--out", str(out),
+                         "--overwrite"])
+        if command == "train":  # one short epoch on the session's tiny data (held-out selection: best.pt)
+            data = request.getfixturevalue("tiny_data")
+            sets = [a for o in (*TINY_RUN, "train.epochs=1") for a in ("--set", o)]
+            with single_thread():
+                return main(["train", "demo", "--data", str(data), "--out", str(out), "--overwrite", "--quiet",
+                             *sets])
+        if command == "extract":  # no --overwrite: a rerun resumes its own folder
+            world = request.getfixturevalue("video_world")
+            return main(["extract", "--videos", str(world["video"].parent), "--backbone", str(world["dino"]),
+                         *GRID, "--out", str(out), "--quiet"])
         if command == "detect":
             world = request.getfixturevalue("video_world")
             return main(["detect", str(world["video"]), "--checkpoint", str(world["run"]), "--backbone",
@@ -132,6 +152,8 @@ def test_a_rerun_replaces_its_own_outputs_but_not_a_later_edit(command, runner, 
     record = json.loads((out / MANIFEST).read_text())["files"]
     assert {entry["command"] for entry in record.values()} == {who}
     for name in names:
+        if command == "train" and name == "tensorboard" and not (out / name).exists():
+            continue  # tensorboard is an optional extra
         assert any(key == name or key.startswith(name + "/") for key in record), name
     capsys.readouterr()
     # The user edits one output afterwards: it is theirs now.
@@ -144,7 +166,7 @@ def test_a_rerun_replaces_its_own_outputs_but_not_a_later_edit(command, runner, 
     assert edited.read_bytes() == before
 
 
-@pytest.mark.parametrize("command", ["analyze", "demo"])
+@pytest.mark.parametrize("command", ["analyze", "demo", "synth", "extract"])
 def test_outputs_of_a_gsmt_that_kept_no_record_are_refused(command, runner, tmp_path, capsys):
     """An older gsmt wrote no `.gsmt-outputs.json`: its outputs look like a user's, and are kept."""
     out = tmp_path / "out"
@@ -189,3 +211,60 @@ def test_owned_folder_api(tmp_path):
     a.unlink()
     owned.save()
     assert json.loads((folder / MANIFEST).read_text())["files"] == {}  # gone files leave the record
+
+
+@pytest.mark.parametrize("command", ["visualize", "predict"])
+def test_single_file_outputs_write_only_the_file_named(command, tiny_data, tiny_run, tmp_path, capsys):
+    """`visualize --out` and `predict --out` write no folder of their own: the one file the user names
+    (made atomically; never an input, row 2). A user's files beside it keep their bytes, and a rerun
+    replaces its own output."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    beside = {folder / name: b"the user's own bytes" for name in ("notes.txt", "timeline.png", "predictions.json",
+                                                                     MANIFEST)}
+    for path, data in beside.items():
+        path.write_bytes(data)
+    out = folder / ("curves.png" if command == "visualize" else "submission.json")
+    argv = (["visualize", "--log", str(tiny_run), "--out", str(out)] if command == "visualize" else
+            ["predict", "--checkpoint", str(tiny_run), "--data", str(tiny_data), "--out", str(out)])
+    for _ in range(2):
+        assert main(argv) == 0, capsys.readouterr().err
+    assert sorted(folder.iterdir()) == sorted([*beside, out])
+    assert all(path.read_bytes() == data for path, data in beside.items())
+
+
+def _dead_owner(command: str) -> str:
+    """The lock file a process killed while running `command` leaves (its owner record)."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return json.dumps({"pid": child.pid, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def test_a_killed_training_is_resumed_from_the_files_it_could_not_record(tiny_data, tiny_run, tmp_path, capsys):
+    """`train` records its files when it ends (one hash per file a run): a SIGKILL leaves them unrecorded,
+    with its lock file. The files written since that training started are its own: --resume goes on."""
+    import os
+    import shutil
+
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    (run / MANIFEST).unlink()  # killed before its end: nothing recorded
+    argv = ["train", "demo", "--data", str(tiny_data), "--out", str(run), "--resume", "--quiet",
+            *[a for o in TINY_RUN for a in ("--set", o)]]
+    for owner in (None, "gsmt detect"):  # no lock file (a gsmt that kept no record), another command's lock
+        if owner:
+            (run / "gsmt.lock").write_text(_dead_owner(owner))
+        with single_thread():
+            assert main(argv) == 2
+        assert "exists and was not written by gsmt train" in _error_line(capsys)
+    (run / "gsmt.lock").write_text(_dead_owner("gsmt train"))
+    for path in run.rglob("*"):
+        os.utime(path)  # written while the killed training ran
+    with single_thread():
+        assert main(argv) == 0, capsys.readouterr().err
+    record = json.loads((run / MANIFEST).read_text())["files"]
+    assert {"config.yaml", "log.jsonl", "last.pt", "best.pt"} <= set(record)
+    assert not (run / "gsmt.lock").exists()

@@ -80,12 +80,14 @@ def test_extract_out_holding_other_files_is_refused(world, tmp_path, capsys):
     model.mkdir()
     for f in world["dino"].iterdir():
         (model / f.name).write_bytes(f.read_bytes())
-    for out in (videos, model):
+    # The data set's annotations.json is at an output name: refused naming it (gsmt.io.owned); the model
+    # folder's files are at none: the folder is refused as one holding other files.
+    for out, refused in ((videos, f"{videos / 'annotations.json'}: exists and was not written by gsmt extract"),
+                         (model, f"{model}: is not empty and holds no extract.json of an earlier gsmt extract")):
         before = _hashes(out)
         assert main(["extract", "--videos", str(videos), "--backbone", str(model), *GRID, "--out", str(out),
                      "--quiet"]) == 2
-        line = _one_error(capsys)
-        assert f"{out}: is not empty and holds no extract.json of an earlier gsmt extract" in line
+        assert refused in _one_error(capsys)
         assert _hashes(out) == before
 
 
@@ -111,13 +113,12 @@ def test_extract_never_replaces_its_annotations_input(world, tmp_path, capsys):
 def test_extract_refuses_a_record_it_did_not_write(world, tmp_path, capsys):
     out = tmp_path / "data"
     out.mkdir()
-    (out / "extract.json").write_text("[1, 2]")
-    assert _extract(world, out) == 2
-    assert "extract.json: is not the record of an earlier gsmt extract" in _one_error(capsys)
-    (out / "extract.json").write_text("{not json")
-    assert _extract(world, out) == 2
-    assert "extract.json: not valid JSON" in _one_error(capsys)
-    assert sorted(p.name for p in out.iterdir()) == ["extract.json"]
+    # Not in the folder's record as gsmt extract's (gsmt.io.owned): refused before it is read.
+    for text in ("[1, 2]", "{not json", '{"backbone": {"digest": "0"}, "grid": {}}'):
+        (out / "extract.json").write_text(text)
+        assert _extract(world, out) == 2
+        assert "extract.json: exists and was not written by gsmt extract" in _one_error(capsys)
+        assert sorted(p.name for p in out.iterdir()) == ["extract.json"]
 
 
 def test_resume_after_a_kill_removes_leftovers_and_redoes_broken_records(world, tmp_path, capsys):
@@ -129,8 +130,13 @@ def test_resume_after_a_kill_removes_leftovers_and_redoes_broken_records(world, 
     for junk in (out / "features" / ".b.k1ll3d.tmp.npy", out / "extracted" / ".b.k1ll3d.tmp.json",
                  out / ".annotations.k1ll3d.tmp.json"):
         junk.write_bytes(b"partial")
-    (out / "extracted" / "b.json").write_text("[1")
     (out / "features" / "user.tmp.npy").write_bytes(b"not ours: no leading dot")
+    # A done-record changed since gsmt extract wrote it (atomic writes: no kill leaves one half written)
+    # is not gsmt's any more: refused naming it (gsmt.io.owned), never replaced; removed, it is redone.
+    (out / "extracted" / "b.json").write_text("[1")
+    assert _extract(world, out) == 2
+    assert "b.json: exists and was not written by gsmt extract" in capsys.readouterr().err
+    (out / "extracted" / "b.json").unlink()
     assert _extract(world, out) == 0
     assert "extracted 1 video (1 already done, 0 without features)" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "features").iterdir()) == ["a.npy", "b.npy", "user.tmp.npy"]

@@ -20,6 +20,7 @@ from gsmt.engine.checkpoint import load_checkpoint, model_from_checkpoint, resol
 from gsmt.engine.resolve import make_dataset, open_data, resolve_config, split_for_selection, subset_videos
 from gsmt.engine.predictor import predict_dataset, to_results
 from gsmt.engine.loop import lr_factor
+from gsmt.engine.rundir import claim_run_dir
 from gsmt.engine.trainer import prepare_run_dir, train
 from gsmt.errors import GsmtError
 from gsmt.engine.predictor import predict_results
@@ -97,18 +98,30 @@ def test_checkpoint_argument_takes_a_run_directory_or_a_file(tiny_run, tmp_path)
 def test_run_directory_is_never_overwritten_silently(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "log.jsonl").write_text("{}\n")
-    # Not recognisably a run (no config.yaml of gsmt, no checkpoint): never removed.
-    with pytest.raises(GsmtError, match="not a gsmt run directory"):
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(GsmtError, match="not a gsmt run directory"):  # no file of a run at all
         prepare_run_dir(run, resume=False, overwrite=True)
+    # A file at a run's name that the folder's record does not say gsmt train wrote: never removed,
+    # even one that looks like the run's (gsmt's config header).
+    (run / "log.jsonl").write_text("{}\n")
     (run / "config.yaml").write_text("# Resolved gsmt config of this run (...)\nname: demo\n")
+    with pytest.raises(GsmtError, match="config.yaml: exists and was not written by gsmt train"):
+        prepare_run_dir(run, resume=False, overwrite=True)
+    assert (run / "log.jsonl").read_text() == "{}\n"
+    for name in ("config.yaml", "log.jsonl", "notes.txt"):
+        (run / name).unlink()
+    # What a training writes under its claim is recorded when its lock is released.
+    lock = claim_run_dir(run, inputs={}, resume=False, overwrite=False)
+    (run / "config.yaml").write_text("# Resolved gsmt config of this run (...)\nname: demo\n")
+    (run / "log.jsonl").write_text("{}\n")
+    lock.release()
+    (run / "notes.txt").write_text("mine")
     with pytest.raises(GsmtError, match="--overwrite or --resume"):
         prepare_run_dir(run, resume=False, overwrite=False)
     prepare_run_dir(run, resume=True, overwrite=False)
     assert (run / "log.jsonl").read_text() == "{}\n"
-    (run / "notes.txt").write_text("mine")
     prepare_run_dir(run, resume=False, overwrite=True)
-    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # the run's own files only
+    assert sorted(p.name for p in run.iterdir() if p.name != ".gsmt-outputs.json") == ["notes.txt"]
     prepare_run_dir(tmp_path / "new" / "run", resume=False, overwrite=False)
     assert (tmp_path / "new" / "run").is_dir()
 

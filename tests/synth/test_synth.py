@@ -30,7 +30,9 @@ REAL = {
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The dataset's files (not gsmt's record of which files synth wrote, `.gsmt-outputs.json`)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".gsmt-outputs.json"}
 
 
 GRID = Grid(30.0, 8, 16)
@@ -297,13 +299,20 @@ def test_refuses_non_empty_out_without_overwrite(tmp_path, capsys):
     assert err.count("\n") == 1 and "not empty" in err and str(out) in err
     (out / "features").mkdir()
     (out / "features" / "stale.npy").write_bytes(b"old")
-    # Features without annotations that gsmt synth wrote may be a user's data: never deleted.
+    # Features that the folder's record does not say gsmt synth wrote may be a user's data: never deleted.
     assert main(args + ["--overwrite"]) == 2
-    assert "did not write" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stale.npy: exists and was not written by gsmt synth" in err
     assert (out / "features" / "stale.npy").read_bytes() == b"old"
-    # Left by a previous `gsmt synth` (its annotations.json records the render): replaced.
+    # An annotation file that looks like synth's (its meta records a render) is not synth's either.
+    (out / "features" / "stale.npy").unlink()
     (out / "annotations.json").write_text('{"gsmt": {"preset": "anet-like", "render": {}}, "database": {}}')
+    assert main(args + ["--overwrite"]) == 2
+    assert "annotations.json: exists and was not written by gsmt synth" in capsys.readouterr().err
+    # Written by gsmt synth (its record says so): replaced.
+    (out / "annotations.json").unlink()
     assert main(args + ["--overwrite"]) == 0
+    assert main(args + ["--overwrite", "--seed", "1"]) == 0
     names = sorted(p.name for p in (out / "features").iterdir())
     assert names == ["anet_like_00000.npy", "anet_like_00001.npy", "anet_like_00002.npy"]
     assert (out / "notes.txt").read_text() == "mine"  # only what synth writes is replaced

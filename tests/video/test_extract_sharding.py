@@ -59,10 +59,10 @@ def test_two_gloo_processes_write_the_one_process_folder(world, tmp_path, capsys
     assert done.returncode == 0, done.stderr[-3000:]
 
     expected = _files(one)
-    assert sorted(expected) == ["annotations.json", "extract.json",
+    assert sorted(expected) == [".gsmt-outputs.json", "annotations.json", "extract.json",  # the record: gsmt.io.owned
                                 *(f"extracted/clip_00{i}.json" for i in range(5)),
                                 *(f"features/clip_00{i}.npy" for i in range(5))]
-    assert _files(two) == expected  # every feature, record and annotation byte for byte
+    assert _files(two) == expected  # every feature, record and annotation byte for byte (the folder's record too)
     # The one-process summary counts the bad file as a video without features.
     assert "extracted 5 videos (0 already done, 1 without features)" in single_out
     # Rank 0 alone reports, with the counts of both ranks: the one-process line but for the folder.

@@ -1,14 +1,15 @@
 """Run directories: what `gsmt train --out RUN` may write, replace or resume (docs/robustness.md).
 
-- A run directory is recognised by its own files: `config.yaml` starting with the header
-  `save_config` writes, or a gsmt checkpoint (`last.pt` / `best.pt`). Its own entries are
-  `RUN_ENTRIES` plus the lock file and the temporary files of atomic writes.
+- A run directory is recognised by its record (`gsmt.io.owned`, `.gsmt-outputs.json`), which the
+  run's lock writes when it is released (`RunLock`): `gsmt train` replaces or deletes a file at one
+  of its own names (`RUN_ENTRIES`) only when the record says gsmt train wrote it and it is unchanged.
+  A run of a gsmt that kept no record is refused like a user's files.
 - No input of the command (annotations, features, the config file) may lie inside the run
   directory: `--out` equal to the data folder, to a folder above it or to `data/features` is refused
   before anything is written, with or without `--overwrite`. A run directory inside the data folder
   is fine when it holds no input.
-- `--overwrite` removes only a run directory's own entries; a non-empty folder that is not a run
-  directory is refused. Anything else a user put into a run directory stays.
+- `--overwrite` removes only a run directory's own (recorded) entries; a non-empty folder that is not
+  a run directory is refused. Anything else a user put into a run directory stays.
 - The run directory is locked (`gsmt.io.guard.lock_folder`) by the process that writes it; under DDP only
   rank 0 takes the lock and writes.
 - `--resume` compares the run's recorded config, feature dimension, classes and training videos
@@ -27,11 +28,12 @@ import numpy as np
 
 from gsmt.config import Config, config_from_dict, read_yaml
 from gsmt.errors import GsmtError
-from gsmt.io.guard import LOCK_NAME, FolderLock, is_within, lock_folder
+from gsmt.io.guard import LOCK_NAME, FolderLock, is_within
+from gsmt.io.owned import MANIFEST, OwnedFolder
 
 log = logging.getLogger("gsmt.train")
 
-CONFIG_HEADER = "# Resolved gsmt config of this run"
+TRAIN = "gsmt train"  # the command named in the run directory's record
 RUN_FILES = ("config.yaml", "log.jsonl", "last.pt", "best.pt")
 RUN_DIRS = ("tensorboard",)
 RUN_ENTRIES = RUN_FILES + RUN_DIRS
@@ -46,35 +48,24 @@ RESUME_MAY_DIFFER = ("name", "train.epochs", "train.device", "train.threads", "t
                      "train.compile", "decode.batch_size")
 
 
-def _own_entry(name: str) -> bool:
-    return name in RUN_ENTRIES or name == LOCK_NAME or bool(_TEMP.match(name))
+def run_record(run_dir: str | Path) -> OwnedFolder:
+    """The record of what `gsmt train` wrote into `run_dir` (`gsmt.io.owned`, `.gsmt-outputs.json`)."""
+    return OwnedFolder(run_dir, TRAIN)
 
 
-def _has_config_header(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.readline(4096).startswith(CONFIG_HEADER)  # bounded: a device never ends a line
-    except (OSError, UnicodeDecodeError):
-        return False
+def _run_paths(run_dir: Path) -> list[Path]:
+    """The run's own entries that exist now (`tensorboard/` a folder: every file below it counts)."""
+    return [run_dir / name for name in RUN_ENTRIES if (run_dir / name).exists() or (run_dir / name).is_symlink()]
 
 
 def is_run_dir(path: str | Path) -> bool:
-    """Whether `path` is a folder a `gsmt train` wrote (its config.yaml, else a gsmt checkpoint)."""
+    """Whether `path` is a folder a `gsmt train` wrote: its record attributes a file to gsmt train.
+    (The content checks this replaces, a `config.yaml` header or a loadable checkpoint, took a copied
+    or hand-made file for the run's.)"""
     path = Path(path)
     if not path.is_dir():
         return False
-    if _has_config_header(path / "config.yaml"):
-        return True
-    from gsmt.engine.checkpoint import load_checkpoint
-
-    for name in ("last.pt", "best.pt"):
-        if (path / name).is_file():
-            try:
-                load_checkpoint(path / name)
-                return True
-            except GsmtError:
-                pass
-    return False
+    return any(entry["command"] == TRAIN and (path / key).is_file() for key, entry in run_record(path).load().items())
 
 
 def _entries(path: Path) -> list[str]:
@@ -88,26 +79,32 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
-def _check_state(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
-    """Refuse a run directory the request may not write; True when it holds a previous run."""
+def _check_state(run_dir: Path, *, resume: bool, overwrite: bool, killed: dict | None = None) -> bool:
+    """Refuse a run directory the request may not write; True when it holds a previous run.
+
+    Every file at a run entry's name (`config.yaml`, `last.pt`, ..., below `tensorboard/`) must be in
+    the folder's record as gsmt train's and unchanged (`killed`: the lock record of a killed training,
+    whose unrecorded files are the run's too); a user's `config.yaml`, a run of a gsmt that kept no
+    record, an edited checkpoint are refused naming the file."""
     if run_dir.exists() and not run_dir.is_dir():
         raise GsmtError(run_dir, "exists and is not a folder")
     if not run_dir.exists():
         return False
-    names = _entries(run_dir)
+    names = [n for n in _entries(run_dir) if not (n in (LOCK_NAME, MANIFEST) or _TEMP.match(n))]
     # A lock or temporary file alone is what a run killed before its first write leaves.
-    if all(_own_entry(n) and n not in RUN_ENTRIES for n in names):
+    if not names:
         return False
-    if is_run_dir(run_dir):
+    ours = _run_paths(run_dir)
+    run_record(run_dir).check_can_write(ours, killed=killed)
+    if ours:
         if not (resume or overwrite):
             raise GsmtError(run_dir, "run directory exists and is not empty (use --overwrite or --resume)")
         return True
-    foreign = [n for n in names if not _own_entry(n)] or names
     if resume:
         raise GsmtError(run_dir, f"not a gsmt run directory (no config.yaml or checkpoint of a run; holds "
-                                 f"{_shown(foreign)}): nothing to resume, choose another --out")
+                                 f"{_shown(names)}): nothing to resume, choose another --out")
     raise GsmtError(run_dir, f"folder exists, is not empty and is not a gsmt run directory (holds "
-                             f"{_shown(foreign)}); --overwrite only replaces a previous run: choose another --out")
+                             f"{_shown(names)}); --overwrite only replaces a previous run: choose another --out")
 
 
 def check_inputs_outside(run_dir: Path, inputs: dict[str, object], *, resume: bool) -> None:
@@ -125,28 +122,59 @@ def check_inputs_outside(run_dir: Path, inputs: dict[str, object], *, resume: bo
                                      "may hold none of the inputs, choose another --out")
 
 
+class RunLock(FolderLock):
+    """The lock of a run directory, held for the whole training; releasing it records the run's
+    own files in the folder's record first (`gsmt.io.owned`), whatever way the run ended.
+
+    Recorded once, at the end, rather than after each save: a checkpoint is hashed once per run
+    instead of once per epoch (a large model's `last.pt` every epoch would cost more than a short
+    epoch), and nothing of the trainer's loop changes. A training killed before its end (SIGKILL,
+    out of memory) leaves its lock file: the next claim takes the files it wrote since it started
+    as the run's (`OwnedFolder.adopt`), so `--resume` goes on from them."""
+
+    claimed: dict[Path, tuple[int, int]] | None = None  # the run's files when it was claimed (size, mtime)
+
+    def release(self) -> None:
+        if self._fd is not None and self.claimed is not None:
+            # Only what the run wrote (new or changed since the claim) is hashed: a best.pt an extended
+            # run did not replace is not read again, and a refused resume leaves the record as it was.
+            try:
+                owned = run_record(self.folder)
+                owned.record_written(_run_paths(self.folder), self.claimed)
+                owned.remove_if_empty()  # a run that failed before its first checkpoint left nothing
+            except (GsmtError, OSError) as exc:  # the run's own error, if any, is the one to show
+                log.warning("%s: the run's files were not recorded: %s", self.folder, exc)
+        super().release()
+
+
 def claim_run_dir(run_dir: str | Path, *, inputs: dict[str, object], resume: bool, overwrite: bool) -> FolderLock:
-    """Check, lock and (with --overwrite) clear a run directory; returns the held lock.
+    """Check, lock and (with --overwrite) clear a run directory; returns the held lock, whose
+    `release()` records the run's files (`RunLock`).
 
     Refused requests raise `GsmtError` before anything is written: inputs inside the run directory,
-    a non-empty folder that is not a run directory, a previous run without --overwrite/--resume,
-    another process writing the run directory.
+    a non-empty folder that is not a run directory, a file at a run entry's name that the folder's
+    record does not say gsmt train wrote (or that changed since), a previous run without
+    --overwrite/--resume, another process writing the run directory.
     """
     run_dir = Path(run_dir)
     check_inputs_outside(run_dir, inputs, resume=resume)
-    _check_state(run_dir, resume=resume, overwrite=overwrite)  # before the lock file is created
-    lock = lock_folder(run_dir, "gsmt train")
+    # Before the lock file is created: a live owner's lock refuses the request right after.
+    _check_state(run_dir, resume=resume, overwrite=overwrite, killed=run_record(run_dir).lock_owner())
+    lock = RunLock(run_dir, TRAIN).acquire()
     try:
-        previous = _check_state(run_dir, resume=resume, overwrite=overwrite)  # again, now that it is ours
+        # Again, now that it is ours; a training killed while it held the lock recorded nothing.
+        previous = _check_state(run_dir, resume=resume, overwrite=overwrite, killed=lock.took_over)
         if lock.took_over:
             log.warning("%s: took over the lock of process %s, which is no longer running",
                         lock.path, lock.took_over.get("pid", "?"))
+            run_record(run_dir).adopt(_run_paths(run_dir), lock.took_over)
         if previous and overwrite and not resume:
             clear_run_dir(run_dir)
         remove_temporaries(run_dir)
     except BaseException:
         lock.release()
         raise
+    lock.claimed = run_record(run_dir).stamps(_run_paths(run_dir))
     return lock
 
 
@@ -208,9 +236,11 @@ def trim_log(run_dir: Path, epoch: int) -> int:
 
 
 def clear_run_dir(run_dir: Path) -> None:
-    """Remove a run directory's own entries (not its lock); anything else stays."""
+    """Remove a run directory's own entries (not its lock or record); anything else stays. Called
+    under the lock, after `_check_state` found every one of them in the record as gsmt train's
+    (--overwrite), or for the entries this very run wrote (`discard_unsaved_run`)."""
     for name in _entries(run_dir):
-        if name == LOCK_NAME or not _own_entry(name):
+        if name not in RUN_ENTRIES:
             continue
         path = run_dir / name
         try:

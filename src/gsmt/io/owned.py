@@ -1,6 +1,7 @@
 """Which files of an output folder gsmt wrote: the one rule for replacing or deleting a file there.
 
-A command that writes into a folder (`detect`, `analyze`, `demo`, `demo --video`) keeps a record,
+Every command that writes into a folder (`synth`, `train`, `extract`, `detect`, `analyze`, `demo`,
+`demo --video`; `visualize` and `predict` write only the one file their --out names) keeps a record,
 `<folder>/.gsmt-outputs.json`, of the files it wrote: relative path -> command, size and SHA-256
 of the bytes it wrote. Before it replaces or deletes a file it calls `check_can_write(paths)`: a
 file (or, for a folder about to be removed, any file inside it) that is not in the record under
@@ -18,7 +19,12 @@ Outputs of a gsmt that kept no record (no `.gsmt-outputs.json`) are refused like
 the old content checks took any file of the right shape as gsmt's (a `gsmt predict` submission
 as `gsmt detect`'s), which is the data loss this replaces. A killed command may leave outputs it
 had not recorded yet (the record is written after them, at most every `SAVE_EVERY_S` seconds
-while a long command runs): those are refused too, never replaced.
+while a long command runs): those are refused too, never replaced. Commands that record only at
+the end (`train`, `extract`: a checkpoint or a feature file is hashed once, not after every write)
+hold the folder's lock while they write; a killed one leaves its lock file, whose owner record
+(command, start time) says which unrecorded files it wrote: those modified since it started, at
+the command's own output names. Its resume takes them as its own (`killed_run_files`, `adopt`);
+any other unrecorded file is refused.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ import re
 import stat
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from gsmt.errors import GsmtError
-from gsmt.io.guard import LOCK_NAME
+from gsmt.io.guard import LOCK_NAME, _read_owner
 
 MANIFEST = ".gsmt-outputs.json"
 VERSION = 1
@@ -138,14 +145,56 @@ class OwnedFolder:
                     found.append(path)
         return found
 
-    def check_can_write(self, paths: Iterable[str | Path]) -> None:
+    def check_can_write(self, paths: Iterable[str | Path], *, killed: dict | None = None) -> None:
         """Raise `GsmtError` naming the first file among `paths` this command may not replace or delete
-        (folders: the first file below them). A record file gsmt did not write is refused too."""
+        (folders: the first file below them). A record file gsmt did not write is refused too.
+        `killed`: the lock owner record of a killed run of this command (`killed_run_files`), whose
+        unrecorded files are this command's too."""
         self.load()  # the record itself is about to be replaced: it must be gsmt's
-        foreign = self.foreign(paths)
+        paths = list(paths)
+        excused = set(self.killed_run_files(paths, killed))
+        foreign = [path for path in self.foreign(paths) if path not in excused]
         if foreign:
             raise GsmtError(foreign[0], f"exists and was not written by {self.command}: refusing to replace it; "
                                         f"pass another {self.flag}")
+
+    def lock_owner(self) -> dict:
+        """The owner record of the lock file in the folder now ({} when there is none). Read before
+        the lock is taken: a live owner is refused by the lock right after, so excusing its files
+        in a first check changes nothing."""
+        path = self.folder / LOCK_NAME
+        return _read_owner(path) if path.is_file() and not path.is_symlink() else {}
+
+    def killed_run_files(self, paths: Iterable[str | Path], owner: dict | None) -> list[Path]:
+        """The regular files among `paths` (folders: below them) that a killed run of this command
+        wrote and could not record: `owner` is its lock's record (this command's), and the file was
+        modified at or after the second it started. Its own claim had refused any unrecorded file
+        there before it started, so such a file is one it wrote (or one put there while it ran)."""
+        if not owner or owner.get("command") != self.command or not isinstance(owner.get("started"), str):
+            return []
+        try:
+            started = datetime.strptime(owner["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        except ValueError:
+            return []
+        found = []
+        for given in paths:
+            given = Path(given)
+            if not given.exists():
+                continue
+            for path in self._files(given):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and not _skipped(path.name) and path != self.manifest \
+                        and st.st_mtime >= started:
+                    found.append(path)
+        return found
+
+    def adopt(self, paths: Iterable[str | Path], owner: dict | None) -> list[Path]:
+        """Record the files among `paths` that a killed run of this command wrote (`killed_run_files`),
+        under the folder's lock taken over from it; returns them."""
+        found = self.killed_run_files(paths, owner)
+        if found:
+            self.record(found)
+        return found
 
     # -------------------------------------------------------------- after writing
 
@@ -176,6 +225,34 @@ class OwnedFolder:
         atomic_write_text(self.manifest, json.dumps({"gsmt_outputs": VERSION, "files": kept}, indent=1) + "\n")
         self._pending.clear()
         self._last_save = time.monotonic()
+
+    def stamps(self, paths: Iterable[str | Path]) -> dict[Path, tuple[int, int]]:
+        """Size and modification time of the regular files among `paths` (folders: below them)."""
+        found = {}
+        for given in paths:
+            given = Path(given)
+            if not (given.exists() or given.is_symlink()):
+                continue
+            for path in self._files(given):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and not _skipped(path.name) and path != self.manifest:
+                    found[path] = (st.st_size, st.st_mtime_ns)
+        return found
+
+    def record_written(self, paths: Iterable[str | Path], before: dict[Path, tuple[int, int]]) -> None:
+        """Record the files among `paths` that are new or rewritten since `before` (`stamps` taken when
+        the command claimed the folder): a command that records once at its end hashes only what it
+        wrote, not every earlier output again. Nothing written: the record is left as it is."""
+        written = [path for path, stamp in self.stamps(paths).items() if before.get(path) != stamp]
+        if written:
+            self.record(written)
+
+    def remove_if_empty(self) -> None:
+        """Remove the record when no file it lists is there any more (a failed run removed all it
+        wrote), so that the folder is as empty as before and a folder the run made can go."""
+        if self.manifest.is_file() and not self.manifest.is_symlink() \
+                and not any((self.folder / key).is_file() for key in self.load()):
+            self.manifest.unlink(missing_ok=True)
 
 
 def _digest_or_none(path: Path) -> str | None:

@@ -25,8 +25,8 @@ from gsmt.annotations.write import save_activitynet_json
 from gsmt.annotations.packaged import TIMELINES_TIOU, timelines_label, timelines_path
 from gsmt.data.grid import Grid
 from gsmt.errors import GsmtError
-from gsmt.io.guard import check_output_location, is_within, refuse_overwriting_inputs
-from gsmt.io.read import read_json
+from gsmt.io.guard import LOCK_NAME, check_output_location, is_within, refuse_overwriting_inputs
+from gsmt.io.owned import MANIFEST, OwnedFolder, discard_outputs
 from gsmt.io.write import atomic_path
 from gsmt.synth.models import FEATURE_MODELS
 from gsmt.synth.models.common import TIMELINES, stream
@@ -54,35 +54,40 @@ class SynthSummary:
         )
 
 
+SYNTH = "gsmt synth"  # the command named in the folder's record (gsmt.io.owned)
+
+
 def is_synth_output(folder: str | Path) -> bool:
-    """Whether `folder/annotations.json` was written by `gsmt synth` (its `gsmt` meta records the render)."""
-    path = Path(folder) / "annotations.json"
-    if not path.is_file():  # a link to /dev/zero or a folder is not ours (and is never read)
+    """Whether the record of `folder` (`gsmt.io.owned`) says `gsmt synth` wrote its `annotations.json`
+    (an annotation file with synth's meta, copied or hand-made, is not enough)."""
+    folder = Path(folder)
+    if not folder.is_dir():
         return False
-    try:
-        obj = read_json(path)
-    except GsmtError:
-        return False
-    meta = obj.get("gsmt") if isinstance(obj, dict) else None
-    return isinstance(meta, dict) and "render" in meta and "preset" in meta
+    path = folder / "annotations.json"
+    return path.exists() and not OwnedFolder(folder, SYNTH).foreign([path])
 
 
-def _check_out_dir(out: Path, overwrite: bool) -> None:
+def _check_out_dir(out: Path, overwrite: bool) -> OwnedFolder:
+    """Refuse an --out that synth may not write; with --overwrite, remove the previous dataset's files.
+
+    Only files the folder's record says gsmt synth wrote, unchanged since, are removed (stale features
+    would pose as data): a real dataset, a user's `annotations.json` or feature file, or a dataset of
+    a gsmt that kept no record is refused naming the file. Other files stay, as before."""
     if out.exists() and not out.is_dir():
         raise GsmtError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    owned = OwnedFolder(out, SYNTH)
+    # gsmt's own record and lock alone (a failed run's, its dataset gone) make no folder non-empty.
+    if out.is_dir() and any(p.name not in (MANIFEST, LOCK_NAME) for p in out.iterdir()):
         if not overwrite:
             raise GsmtError(out, "exists and is not empty (pass --overwrite to replace it)")
-        # Only what a previous `gsmt synth` wrote is removed (stale features would pose as data),
-        # and only when its annotations.json says so: a real dataset is never deleted.
-        ours = (out / "annotations.json").exists() or any((out / "features").glob("*.npy"))
-        if ours and not is_synth_output(out):
-            raise GsmtError(out, "holds annotations or features that gsmt synth did not write: --overwrite "
-                                 "only replaces a previous synthetic dataset, choose another --out")
+        features = sorted((out / "features").glob("*.npy")) if (out / "features").is_dir() else []
+        owned.check_can_write([out / "annotations.json", *features])
         (out / "annotations.json").unlink(missing_ok=True)
-        if (out / "features").is_dir():
-            for f in (out / "features").glob("*.npy"):
-                f.unlink()
+        for f in features:
+            f.unlink()
+        if owned.manifest.is_file():
+            owned.save()  # drops the entries of the removed files
+    return owned
 
 
 # A video's features are rendered whole, with float64 intermediates of about 2 KiB a snippet (plus
@@ -110,12 +115,12 @@ def check_video_sizes(videos, grid: Grid, feature_dim: int, source) -> None:
                             "a larger --feature-stride or a smaller --feature-dim)")
 
 
-def _remove_partial(written: list[Path], made: list[Path]) -> None:
-    for path in written:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
+def _remove_partial(written: list[Path], made: list[Path], owned: OwnedFolder) -> None:
+    discard_outputs(written, owned)  # the features and their entries in the record
+    try:
+        owned.remove_if_empty()  # nothing of synth's left: the folder is as empty as before
+    except (GsmtError, OSError):
+        pass
     for folder in reversed(made):  # features/ first, then OUT; only when empty (a user's file stays)
         try:
             folder.rmdir()
@@ -199,7 +204,7 @@ def generate(
     chosen = [replace(v, fps=fps, feature_stride=feature_stride, feature_window=feature_window) for v in chosen]
     grid = Grid(fps, feature_stride, feature_window)
     check_video_sizes(chosen, grid, feature_dim, timelines)
-    _check_out_dir(out, overwrite)
+    owned = _check_out_dir(out, overwrite)
     base = params or RenderParams()
     model = FEATURE_MODELS[feature_model]
     if feature_model == "prototype":  # the one model with render knobs (`params`), recorded in the meta
@@ -237,13 +242,17 @@ def generate(
                 np.save(f, feats)
             written.append(path)
             size += path.stat().st_size
+            # Hashed once, as written (still in the page cache); the record is saved every few seconds,
+            # so a killed synth leaves at most those seconds of features unrecorded (refused, as detect's).
+            owned.record([path], defer=True)
         # Written last: a folder with annotations.json is complete.
         save_activitynet_json(ann, out / "annotations.json")
         size += (out / "annotations.json").stat().st_size
+        owned.record([out / "annotations.json"])
     except BaseException as exc:
         # A failed write (a full disk) or a stop leaves no half dataset: the features written so far
         # go, and the folders this run made; the next `gsmt synth` (--overwrite) starts clean.
-        _remove_partial(written, made)
+        _remove_partial(written, made, owned)
         if isinstance(exc, OSError):
             raise GsmtError(out, f"cannot write: {exc.strerror or exc}; nothing of the dataset was kept") from exc
         if isinstance(exc, GsmtError):

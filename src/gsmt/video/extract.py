@@ -36,6 +36,7 @@ from gsmt.annotations.write import save_activitynet_json
 from gsmt.engine.distributed import gloo_group, settle
 from gsmt.errors import Faults, GsmtError, counted
 from gsmt.io.guard import check_output_location, lock_folder
+from gsmt.io.owned import MANIFEST, OwnedFolder
 from gsmt.io.write import atomic_path, atomic_write_text
 from gsmt.video.backbones import Backbone
 from gsmt.video.frames import VideoReader, check_threads, list_videos
@@ -50,6 +51,7 @@ MAX_WINDOW = 4096
 # bigger batch would hold the whole video's pixels, the memory the streamed decoding avoids.
 MAX_BATCH = 1024
 RECORD = "extract.json"
+EXTRACT = "gsmt extract"  # the command named in the folder's record (gsmt.io.owned)
 
 
 def check_settings(fps: float, stride: int, window: int, batch_size: int) -> None:
@@ -104,13 +106,62 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
+class _Rows:
+    """The features of one video, written in place into one float32 array grown by doubling (sized
+    from the container's declared length): no list of per-batch arrays concatenated at the end (two
+    more copies of the features at the end of a long video)."""
+
+    # A header may declare any length (1e6 s): the first buffer is at most this big, then it doubles.
+    FIRST_BYTES = 64 << 20
+
+    def __init__(self, dim: int, expected: int):
+        self.data = np.empty((max(16, min(expected, self.FIRST_BYTES // (4 * max(dim, 1)))), dim), np.float32)
+        self.n = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        end = self.n + len(rows)
+        if end > len(self.data):
+            grown = np.empty((max(end, 2 * len(self.data)), self.data.shape[1]), np.float32)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:end] = rows
+        self.n = end
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self, n: int) -> np.ndarray:
+        """The first n rows as their own array (the spare rows of the buffer are let go)."""
+        n = min(n, self.n)
+        return self.data[:n] if n == len(self.data) else self.data[:n].copy()
+
+
 def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int, window: int,
-                  batch_size: int = 16, threads: int | None = None) -> Extracted:
-    """Features of one video on the grid (fps, stride, window); memory: a few windows of frames.
-    `threads` bounds FFmpeg's decoding threads (None: FFmpeg's default)."""
+                  batch_size: int = 16, threads: int | None = None, progress=None) -> Extracted:
+    """Features of one video on the grid (fps, stride, window); memory: a few windows of frames
+    and the features themselves. `threads` bounds FFmpeg's decoding threads (None: FFmpeg's default).
+    `progress(frames, total)`, when given, is called after each forward pass (a batch of frames or
+    clips, never per frame) with the resampled frames read so far and the total the container
+    declares (None when it declares none), and once at the end with the frames read as the total."""
+    import torch
+
     check_settings(fps, stride, window, batch_size)
     reader = VideoReader(path, fps, short_edge=backbone.short_edge, threads=threads)
-    chunks: list[np.ndarray] = []
+    with torch.inference_mode():  # no autograd records (encode_* are no_grad already), no version counters
+        return _extract(reader, path, backbone, fps, stride, window, batch_size, progress)
+
+
+def _extract(reader: VideoReader, path, backbone: Backbone, fps: float, stride: int, window: int, batch_size: int,
+             progress) -> Extracted:
+    expected = reader.expected_frames
+    chunks = _Rows(backbone.feature_dim, (expected - window) // stride + 2 if expected else 0)
+
+    read = 0  # frames taken from the reader (reader.frames counts a frame once the next is asked for)
+
+    def report() -> None:
+        if progress is not None:  # past a declared length that was short: the total is unknown till the end
+            progress(read, expected if expected is not None and read <= expected else None)
+
     if backbone.kind == "image":
         # Every frame is encoded once; a window's feature is the mean over its frames, pooled as
         # soon as the window is complete, so only the frames of unfinished windows are kept.
@@ -123,6 +174,7 @@ def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int,
             if pending:
                 held = np.concatenate([held, backbone.encode_frames(np.stack(pending))])
                 pending = []
+                report()
             end = base + len(held)
             done = (end - window) // stride + 1 if end >= window else 0
             if done > nxt:
@@ -131,7 +183,7 @@ def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int,
             drop = min(nxt * stride - base, len(held))
             if drop > 0:
                 held, base = held[drop:], base + drop
-        for frame in reader:
+        for read, frame in enumerate(reader, 1):  # `read`: the count report() gives
             pending.append(frame)
             last = frame
             if len(pending) >= batch_size:
@@ -153,7 +205,9 @@ def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int,
             if clips:
                 chunks.append(backbone.encode_clips(np.stack(clips)))
                 clips = []
+                report()
         for k, frame in enumerate(reader):
+            read = k + 1
             last = frame
             # keep frame k when a window i >= nxt not yet encoded samples it: k = i*S + o for an offset
             # o (a loop over the num_frames offsets, not over the W/S windows open at frame k)
@@ -173,13 +227,15 @@ def extract_video(path: str | Path, backbone: Backbone, fps: float, stride: int,
         run_batch()
     if last is None:
         raise GsmtError(path, "no decodable video frame")
-    features = np.concatenate(chunks)[:n] if chunks else np.zeros((0, backbone.feature_dim), np.float32)
+    features = chunks.take(n)
+    if progress is not None:
+        progress(reader.frames, reader.frames)  # done: the frames read are the total
     faults = reader.faults
     if is_short(reader.duration, fps, window):
         faults.add("videos shorter than one window (one snippet, last frame repeated)")
     if not np.isfinite(features).all():
         raise GsmtError(path, "the backbone gave NaN/Inf features")
-    return Extracted(features.astype(np.float32), float(reader.duration), reader.frames, faults)
+    return Extracted(features, float(reader.duration), reader.frames, faults)
 
 
 # ---------------------------------------------------------------------------------- the job
@@ -250,7 +306,7 @@ def _remove_leftovers(out: Path) -> int:
             continue
         for entry in folder.iterdir():
             if _LEFTOVER.match(entry.name) and entry.is_file() and not entry.is_symlink() and (
-                    folder != out or entry.name.startswith((".annotations.", ".extract."))):
+                    folder != out or entry.name.startswith((".annotations.", ".extract.", ".gsmt-outputs."))):
                 entry.unlink(missing_ok=True)
                 removed += 1
     return removed
@@ -282,6 +338,20 @@ def _discard_empty_job(out: Path) -> None:
             pass
 
 
+def _record_outputs(owned: OwnedFolder, outputs: list[Path], before: dict) -> None:
+    """Rank 0, every rank done writing, however the run ended (finished, failed, interrupted): record
+    the outputs this run wrote (new or rewritten since `before`, the claim's stamps) in the folder's
+    record (`gsmt.io.owned`), so that the next run (a resume) may replace them and nothing else.
+    Once per run, not per video: each file it wrote is read once more (a feature file is small
+    beside the video it came from); a run killed before this point is covered by its lock file
+    (`OwnedFolder.adopt`)."""
+    try:
+        owned.record_written(outputs, before)
+        owned.remove_if_empty()  # a run that failed before its first output left nothing
+    except (GsmtError, OSError) as exc:  # the run's own error, if any, is the one to show
+        log.warning("%s: the outputs of this run were not recorded: %s", owned.folder, exc)
+
+
 def _recorded_job(out: Path) -> dict | None:
     """The job recorded in an existing --out (None for a new or empty folder). A folder holding
     anything else is refused: gsmt extract writes `annotations.json` and `features/<id>.npy`, which
@@ -299,7 +369,8 @@ def _recorded_job(out: Path) -> dict | None:
             entries = [p.name for p in out.iterdir()]
         except OSError as exc:
             raise GsmtError(out, f"cannot list the folder: {exc.strerror or exc}") from None
-        if any(name != LOCK_NAME and not _LEFTOVER.match(name) and not name.startswith(_PROBE_PREFIX)
+        # gsmt's record of a run whose outputs are gone (a failed run's) holds nothing of anyone's.
+        if any(name not in (LOCK_NAME, MANIFEST) and not _LEFTOVER.match(name) and not name.startswith(_PROBE_PREFIX)
                for name in entries):
             raise GsmtError(out, f"is not empty and holds no {RECORD} of an earlier gsmt extract: choose a new or "
                                  "empty folder for --out (gsmt extract never writes among other files)")
@@ -343,6 +414,51 @@ def write_annotations(out: Path, ids: list[str], job: dict, labels: Annotations 
     return path, len(videos)
 
 
+class VideoProgress:
+    """Progress within one video on the postfix of the per-video bar (`extract_video(progress=...)`):
+
+        gsmt extract:   0%|          | 0/1 [00:12<?, ?video/s, long: 9600/36000 frames, 790 frames/s, 00:33 left]
+
+    frames read of the total the container declares, the rate since the video began and the time
+    left at that rate (frames alone when the container declares no length). The bar is redrawn at
+    most every `interval` seconds and once at the end of the video (done == total), never per frame;
+    it writes where and how the bar writes. Use `for_bar`, which gives None for a disabled bar
+    (`--quiet`, ranks other than 0), so nothing is computed or written there."""
+
+    def __init__(self, bar, name: str, *, interval: float = 0.5, clock=None):
+        import time
+
+        from tqdm import tqdm
+
+        self.format_interval = tqdm.format_interval
+        self.bar, self.interval = bar, interval
+        self.clock = clock or time.monotonic
+        self.name = name if len(name) <= 32 else name[:15] + "..." + name[-14:]
+        self.start = self.clock()
+        self.shown = None  # when the bar was last redrawn
+        self.text = ""
+
+    @classmethod
+    def for_bar(cls, bar, name: str, **kwargs) -> VideoProgress | None:
+        return None if getattr(bar, "disable", True) else cls(bar, name, **kwargs)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = self.clock()
+        final = total is not None and done >= total
+        if not final and self.shown is not None and now - self.shown < self.interval:
+            return
+        self.shown = now
+        elapsed = now - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        text = f"{self.name}: {done}/{total} frames" if total is not None else f"{self.name}: {done} frames"
+        if rate > 0:
+            text += f", {rate:.0f} frames/s"
+            if total is not None and not final:
+                text += f", {self.format_interval((total - done) / rate)} left"
+        self.text = text
+        self.bar.set_postfix_str(text, refresh=True)
+
+
 def run_extract(videos: str | Path, backbone_name: str, out: str | Path, *, fps: float, stride: int, window: int,
                 annotations: str | Path | None = None, device: str = "cpu", batch_size: int = 16,
                 progress: bool = True, threads: int | None = None) -> str:
@@ -378,7 +494,6 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
     try:
         check_settings(fps, stride, window, batch_size)
         check_output_location(out, "folder")
-        _recorded_job(out)  # refuses a folder that is not (yet) a gsmt extract output, before any work
         paths = list_videos(videos)
         ids = _video_ids(paths, videos)
         # No output may replace an input: `--annotations OUT/annotations.json` (resuming with the earlier
@@ -391,6 +506,11 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
         outputs = [out / "annotations.json", out / RECORD, *(out / "features" / f"{vid}.npy" for vid in ids),
                    *(out / "extracted" / f"{vid}.json" for vid in ids)]
         refuse_inputs_among(outputs, inputs)
+        # A file at an output name is this command's (the folder's record says so) or refused naming it,
+        # before any work; then a folder holding anything else is refused as before.
+        owned = OwnedFolder(out, EXTRACT)
+        owned.check_can_write(outputs, killed=owned.lock_owner())
+        _recorded_job(out)
         labels = load_annotations(annotations) if annotations else None
         backbone = load_backbone(backbone_name, device=device)
         job = _grid_record(backbone, fps, stride, window)
@@ -399,14 +519,17 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
     settle(world, failure, who="gsmt extract")
 
     # Step 2, rank 0 for the group: the folder lock, held until every rank has written its share.
-    lock, failure = None, None
+    lock, failure, claimed = None, None, {}
     try:
         if rank == 0:
             try:
                 lock = lock_folder(out, "gsmt extract")
                 # Again under the lock: another process may have written into the folder since step 1.
-                recorded = _recorded_job(out)
                 refuse_inputs_among(outputs, inputs)
+                owned.check_can_write(outputs, killed=lock.took_over)
+                owned.adopt(outputs, lock.took_over)  # what a killed extract wrote and could not record
+                claimed = owned.stamps(outputs)
+                recorded = _recorded_job(out)
                 # The folder is ours and no process of this job has written yet (the other ranks wait
                 # for this step): what killed runs left of their atomic writes goes now.
                 _remove_leftovers(out)
@@ -418,6 +541,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                     recorded = None
                 if recorded is None:
                     atomic_write_text(out / RECORD, json.dumps(job, indent=1) + "\n")
+                    owned.record([out / RECORD])
                 elif not _same_job(recorded, job):
                     was = recorded.get("backbone", {}).get("id"), recorded.get("grid")
                     raise GsmtError(out, f"holds features of another backbone or grid ({was[0]}, {was[1]}); "
@@ -452,7 +576,8 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
                             changed += 1
                             info.unlink(missing_ok=True)
                             npy.unlink(missing_ok=True)
-                        result = extract_video(path, backbone, fps, stride, window, batch_size, threads)
+                        result = extract_video(path, backbone, fps, stride, window, batch_size, threads,
+                                               progress=VideoProgress.for_bar(bar, vid))
                     except GsmtError as exc:
                         faults.add("videos not extracted (unreadable)")
                         log.warning("%s", str(exc).replace("\n", " "))
@@ -496,6 +621,7 @@ def _extract_job(videos, backbone_name: str, out: Path, *, fps, stride, window, 
             raise
     finally:
         if lock is not None:
+            _record_outputs(owned, outputs, claimed)
             lock.release()
     if rank != 0:
         return ""
