@@ -350,7 +350,7 @@ def test_fault_counting(tmp_path):
     np.testing.assert_array_equal(v.segments, [[1, 2], [3, 3], [5, 4], [8, 12], [11, 13], [-1, 2]])
     assert v.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ann.faults.summary("f.json") == (
-        "f.json: 1 non-finite segments (dropped), 2 segments ending after the video's end, "
+        "f.json: 1 non-finite segment (dropped), 2 segments ending after the video's end, "
         "1 segment starting after the video's end, 1 segment starting before 0, "
         "1 segment with end < start (kept, as the official evaluator does), 1 zero-length segment (kept)"
     )

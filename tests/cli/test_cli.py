@@ -205,7 +205,7 @@ def test_train_prints_its_size_epochs_and_summary(tiny_data, tmp_path, capsys):
     snippets = sum(len(np.load(tiny_data / "features" / f"{vid}.npy")) for vid in _fit_videos(tiny_data))
     assert out[0].startswith(f"gsmt train: {n_params:,} parameters, 49 training samples (49 videos), "
                              "5 videos for model selection, mode resize, T=64, K=3, D=24, features standardised "
-                             f"over {snippets:,} training snippets, device cpu")
+                             f"(global) over {snippets:,} training snippets, device cpu")
     assert any(line.startswith("epoch 1/1  loss ") for line in out)
     assert out[-1] == f"trained 1 epoch, best epoch 1; run directory: {run}"
 

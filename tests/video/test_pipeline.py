@@ -406,3 +406,10 @@ def test_detect_writes_rounded_times_all_cues_and_a_lanes_timeline(tmp_path, mon
     assert main(["detect", str(video), "--checkpoint", str(ckpt), "--out", str(out), "--quiet",
                  "--min-score", "0.6", "--max-cues", "7"]) == 0
     assert len(_cues((out / "clip.vtt").read_text())) == 7
+
+
+def test_detect_shows_progress_within_each_video(clips, trained, tmp_path, capsys):
+    video = _validation_videos(clips)[0]
+    assert main(["detect", video, "--checkpoint", str(trained), "--out", str(tmp_path / "det")]) == 0
+    err = capsys.readouterr().err
+    assert f"{Path(video).stem}: 60/60 frames" in err and "frames/s" in err

@@ -150,12 +150,15 @@ def _detect_all(loc, setup, ids, paths, out, owned, results, faults, *, batch_si
     from tqdm import tqdm
 
     from gsmt.io.write import atomic_write_text
+    from gsmt.video.extract import VideoProgress
     from gsmt.video.pipeline import video_detections, webvtt
     from gsmt.viz.timeline import plot_timeline
 
-    for vid, path in tqdm(list(zip(ids, paths)), desc="gsmt detect", unit="video", disable=not progress):
+    bar = tqdm(list(zip(ids, paths)), desc="gsmt detect", unit="video", disable=not progress)
+    for vid, path in bar:
         try:
-            dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size, threads=threads)
+            dets, duration, video_faults = video_detections(loc, setup, path, batch_size=batch_size, threads=threads,
+                                                            progress=VideoProgress.for_bar(bar, vid))
         except GsmtError as exc:
             faults.add("videos not processed (unreadable)")
             log.warning("%s", str(exc).replace("\n", " "))

@@ -11,6 +11,8 @@ rotation the file declares (display matrix: phone videos).
 After the iteration, `duration` holds the decoded duration (the last frame's end time), which
 is the truth for a truncated file whose header promises more, and `faults` what was counted.
 A file that has no decodable video frame at all raises `GsmtError(path, problem)`.
+`expected_frames` is what the container declares (its duration, else its frame count, resampled to
+`fps`; None when it declares neither): the total of a progress display, never a bound.
 
 `threads` (`--threads` of `gsmt extract` / `gsmt detect`) bounds FFmpeg's decoding threads of the
 stream (None: FFmpeg's own choice, one per core); `decoder_threads` holds what the decoder was
@@ -200,6 +202,9 @@ class VideoReader:
         except GsmtError:
             self.close()
             raise
+        declared = _declared_duration(self._container)
+        self.expected_frames: int | None = \
+            resampled_frame_count(min(declared, MAX_SECONDS), self.fps) if declared is not None else None
 
     def close(self) -> None:
         if self._container is not None:
@@ -292,7 +297,8 @@ class VideoReader:
                         # Every resampled instant before this frame's time shows the held frame.
                         while held is not None and k * step < t - 1e-9:
                             if held[1] is None:
-                                held = (held[0], self._convert(held[0]))
+                                # Converted once; the decoder's frame (a buffer of its pool) goes now.
+                                held = (None, self._convert(held[0]))
                             yield held[1]
                             k += 1
                             self.frames = k
@@ -319,7 +325,7 @@ class VideoReader:
             total = resampled_frame_count(end, self.fps)
             while k < total:
                 if held[1] is None:
-                    held = (held[0], self._convert(held[0]))
+                    held = (None, self._convert(held[0]))
                 yield held[1]
                 k += 1
                 self.frames = k
@@ -327,14 +333,30 @@ class VideoReader:
             self.close()
 
 
+def _declared_duration(container) -> float | None:
+    """Seconds the container declares for its video stream: the stream's duration, else the
+    container's, else frame count / average rate; None when it declares none (or nonsense)."""
+    stream = container.streams.video[0]
+    try:
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration:
+            seconds = container.duration / av.time_base
+        elif stream.frames and stream.average_rate:
+            seconds = stream.frames / float(stream.average_rate)
+        else:
+            return None
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
 def probe_duration(path: str | Path) -> float:
     """Duration the container declares (seconds; NaN when it declares none): for messages only."""
     container = _open(Path(path))
     try:
-        stream = container.streams.video[0]
-        if stream.duration and stream.time_base:
-            return float(stream.duration * stream.time_base)
-        return container.duration / av.time_base if container.duration else math.nan
+        declared = _declared_duration(container)
+        return math.nan if declared is None else declared
     finally:
         container.close()
 

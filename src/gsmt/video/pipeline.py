@@ -65,10 +65,13 @@ def setup_for(meta: dict, where: str | Path, *, backbone: str | None = None, fps
     return Setup(loaded, float(chosen["fps"]), int(chosen["feature_stride"]), int(chosen["feature_window"]))
 
 
-def video_detections(localizer, setup: Setup, path: str | Path, *, batch_size: int = 16, threads: int | None = None):
+def video_detections(localizer, setup: Setup, path: str | Path, *, batch_size: int = 16, threads: int | None = None,
+                     progress=None):
     """(detections best first, decoded duration, faults) of one video file; `threads` bounds FFmpeg's
-    decoding threads (None: its default)."""
-    got = extract_video(path, setup.backbone, setup.fps, setup.stride, setup.window, batch_size, threads)
+    decoding threads (None: its default); `progress(frames, total)` follows the extraction within the
+    video (`extract_video`; `gsmt.video.extract.VideoProgress.for_bar(bar, name)` shows it on a bar)."""
+    got = extract_video(path, setup.backbone, setup.fps, setup.stride, setup.window, batch_size, threads,
+                        progress=progress)
     detections = localizer.predict(got.features, fps=setup.fps, feature_stride=setup.stride,
                                    feature_window=setup.window, duration=got.duration, layout="TD")
     return detections, got.duration, got.faults
