@@ -128,9 +128,9 @@ def test_train_counts_data_faults_and_goes_on(trained):
     assert len(summary) == 1, text
     line = summary[0]
     assert "1 segment with end < start (kept" in line
-    assert "1 zero-length segments" in line
+    assert "1 zero-length segment (kept)" in line
     assert "1 segment ending after the video's end" in line
-    assert "videos shorter than one snippet skipped" in text
+    assert "1 video shorter than one snippet skipped" in text
     assert "1 segment with end < start skipped" in text  # by the training targets
     assert (trained["run"] / "last.pt").is_file()
     log = [json.loads(s) for s in (trained["run"] / "log.jsonl").read_text().splitlines()]
@@ -145,7 +145,7 @@ def test_empty_video_read_in_dataloader_workers_is_counted_once(capsys, trained,
     code, out, err = cli(capsys, "train", "demo", "--data", data, "--out", tmp_path / "run", *TRAIN_ARGS,
                          "--set", "data.val_fraction=0", "--set", f"train.num_workers={workers}")
     assert code == 0, err
-    lines = [line for line in (out + err).splitlines() if "videos shorter than one snippet skipped" in line]
+    lines = [line for line in (out + err).splitlines() if "shorter than one snippet skipped" in line]
     assert len(lines) == 1 and "1 video shorter than one snippet skipped" in lines[0], out + err
 
 
@@ -455,7 +455,7 @@ def test_eval_counts_ground_truth_faults_and_goes_on(capsys, tmp_path):
     summary = [line for line in (out + err).splitlines() if f"{gt}:" in line]
     assert len(summary) == 1, out + err
     assert "1 segment with end < start (kept" in summary[0]
-    assert "1 zero-length segments" in summary[0]
+    assert "1 zero-length segment (kept)" in summary[0]
     assert "1 segment ending after the video's end" in summary[0]
     # The reversed segment is a positive no prediction overlaps, as in the official code: run finds
     # 2 of its 3 instances (AP 2/3), jump both of its 2 (AP 1).

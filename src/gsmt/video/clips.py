@@ -8,6 +8,8 @@ and motion together are its class, on screen for its whole segment:
     bounce  a green disc bouncing up and down in the middle
     pulse   a blue bar growing and shrinking at a fixed place
 
+(`ClipSpec(one_colour=True)`: all three orange, told apart by shape and motion alone.)
+
 `write_clips(out, videos=N, seed=S)` writes `videos/<id>.mp4` and `annotations.json` (ActivityNet
 JSON: the true segments, subsets `training` / `validation`, `gsmt` meta with the temporal mode
 and the tIoU set), deterministic for a seed. Rendering is vectorised over the pixels; one loop per
@@ -28,6 +30,7 @@ from gsmt.io.write import atomic_path, atomic_write_text
 
 CLASSES = ("sweep", "bounce", "pulse")
 _COLOURS = {"sweep": (230, 40, 40), "bounce": (40, 220, 60), "pulse": (50, 80, 240)}
+_ORANGE = (240, 140, 20)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class ClipSpec:
     max_events: int = 2
     min_event: float = 1.2  # seconds
     max_event: float = 2.5
+    one_colour: bool = False  # every action orange: only its motion and shape tell the class
 
 
 def _events(rng: np.random.Generator, spec: ClipSpec) -> list[tuple[float, float, str]]:
@@ -75,7 +79,7 @@ def _render(spec: ClipSpec, events: list[tuple[float, float, str]], rng: np.rand
             if not start <= t < end:
                 continue
             p = (t - start) / (end - start)  # progress through the action, 0..1
-            colour = np.array(_COLOURS[label], dtype=np.float32)
+            colour = np.array(_ORANGE if spec.one_colour else _COLOURS[label], dtype=np.float32)
             if label == "sweep":
                 x0 = int(p * (w - 14))
                 img[h // 2 - 7:h // 2 + 7, x0:x0 + 14] = colour
@@ -143,6 +147,22 @@ def write_clips(out: str | Path, *, videos: int = 40, seed: int = 0, spec: ClipS
     }
     atomic_write_text(out / "annotations.json", json.dumps(annotations, indent=1) + "\n")
     return out / "annotations.json"
+
+
+def save_random_video_encoder(folder: str | Path) -> Path:
+    """A VideoMAE-shaped video encoder (4 frames of 32 px, 32 dims, one layer) with random weights from
+    torch's global generator and its preprocessor (32-px crops), saved to `folder`; downloads nothing."""
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
+                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+                  ).save_pretrained(folder)
+    processor = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 36},
+                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
+                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "do_rescale": True,
+                 "rescale_factor": 1 / 255}
+    atomic_write_text(Path(folder) / "preprocessor_config.json", json.dumps(processor, indent=1) + "\n")
+    return Path(folder)
 
 
 def save_random_image_encoder(folder: str | Path) -> Path:
