@@ -12,10 +12,11 @@ of 32 px, D = 32). Then, through the `gsmt` command next to this Python, in fres
     cd elsewhere && gsmt detect ../new_videos --checkpoint ../runs/mine --out detections
     gsmt eval --gt heldout.csv --pred detections/detections.json --tiou thumos
 
-once per variant (`--variants`: `default` as above, `raw`: `--set model.standardize=none`), and
+once per variant (`--variants`: `default` as above, or `none` / `global` / `dims` for `--set
+model.standardize=...`), and
 prints the held-out average mAP (%) and the wall-clock seconds of each step.
 
-    python -m benchmarks.own_videos --work /tmp/own_videos [--variants default,raw]
+    python -m benchmarks.own_videos --work /tmp/own_videos [--variants default,none,dims]
 """
 
 from __future__ import annotations
@@ -96,11 +97,11 @@ def run_variant(work: Path, name: str, extra: list[str], gsmt: str, threads: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/gsmt_own_videos"))
-    parser.add_argument("--variants", default="default,raw")
+    parser.add_argument("--variants", default="default,none,dims")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    variants = {"default": [], "raw": ["--set", "model.standardize=none"]}
+    variants = {"default": [], **{mode: ["--set", f"model.standardize={mode}"] for mode in ("none", "global", "dims")}}
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)

@@ -120,6 +120,17 @@ class OwnedFolder:
         else:
             yield path
 
+    def _regular_files(self, paths: Iterable[str | Path]) -> Iterable[tuple[Path, os.stat_result]]:
+        """(path, lstat) of the regular files among `paths` (folders: below them) a command writes: not
+        the record, the lock or atomic temporaries; links are never followed."""
+        for given in map(Path, paths):
+            if not (given.exists() or given.is_symlink()):
+                continue
+            for path in self._files(given):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and path != self.manifest and not _skipped(path.name):
+                    yield path, st
+
     def foreign(self, paths: Iterable[str | Path]) -> list[Path]:
         """The existing files among `paths` (folders: every file below them) that this command may not
         replace: not in the record under this command, changed since, a link or not a regular file."""
@@ -176,17 +187,7 @@ class OwnedFolder:
             started = datetime.strptime(owner["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
         except ValueError:
             return []
-        found = []
-        for given in paths:
-            given = Path(given)
-            if not given.exists():
-                continue
-            for path in self._files(given):
-                st = path.lstat()
-                if stat.S_ISREG(st.st_mode) and not _skipped(path.name) and path != self.manifest \
-                        and st.st_mtime >= started:
-                    found.append(path)
-        return found
+        return [path for path, st in self._regular_files(paths) if st.st_mtime >= started]
 
     def adopt(self, paths: Iterable[str | Path], owner: dict | None) -> list[Path]:
         """Record the files among `paths` that a killed run of this command wrote (`killed_run_files`),
@@ -202,15 +203,9 @@ class OwnedFolder:
         """Note `paths` (folders: every regular file below them) as written by this command; the
         record is saved now, or with `defer=True` when `SAVE_EVERY_S` passed since the last save
         (call `save()` at the end)."""
-        for given in paths:
-            given = Path(given)
-            if not (given.exists() or given.is_symlink()):
-                continue
-            for path in self._files(given):
-                st = path.lstat()
-                if stat.S_ISREG(st.st_mode) and path != self.manifest and not _skipped(path.name):
-                    self._pending[self._key(path)] = {"command": self.command, "size": st.st_size,
-                                                      "sha256": sha256_of(path)}
+        for path, st in self._regular_files(paths):
+            self._pending[self._key(path)] = {"command": self.command, "size": st.st_size,
+                                              "sha256": sha256_of(path)}
         if not defer or time.monotonic() - self._last_save >= SAVE_EVERY_S:
             self.save()
 
@@ -228,16 +223,7 @@ class OwnedFolder:
 
     def stamps(self, paths: Iterable[str | Path]) -> dict[Path, tuple[int, int]]:
         """Size and modification time of the regular files among `paths` (folders: below them)."""
-        found = {}
-        for given in paths:
-            given = Path(given)
-            if not (given.exists() or given.is_symlink()):
-                continue
-            for path in self._files(given):
-                st = path.lstat()
-                if stat.S_ISREG(st.st_mode) and not _skipped(path.name) and path != self.manifest:
-                    found[path] = (st.st_size, st.st_mtime_ns)
-        return found
+        return {path: (st.st_size, st.st_mtime_ns) for path, st in self._regular_files(paths)}
 
     def record_written(self, paths: Iterable[str | Path], before: dict[Path, tuple[int, int]]) -> None:
         """Record the files among `paths` that are new or rewritten since `before` (`stamps` taken when
