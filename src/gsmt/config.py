@@ -74,8 +74,9 @@ class ModelConfig:
     labels: str = bounded("single", choices=LABELS)
     # input standardisation (issue 34; measured by `gsmt train` on the training videos, saved in the
     # checkpoint): none | global (each dimension minus its mean, all divided by one spread, the RMS of
-    # the centred features) | dims (each dimension by its own standard deviation)
-    standardize: str = bounded("global", choices=STANDARDIZE_MODES)
+    # the centred features) | dims (each dimension by its own standard deviation) | auto (global for
+    # features that barely vary against their size, e.g. a random-weight backbone's; else none)
+    standardize: str = bounded("auto", choices=STANDARDIZE_MODES)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 TEMPORAL_MODES = ("resize", "window")  # DESIGN.md section 7
 DECODE_MODES = ("long", "short", "own", "own+long")  # which runs of a mask column become candidates
 FEATURE_LAYOUTS = ("auto", "TD", "DT")  # how a feature array lies: [T, D], [D, T] or decided by D
-STANDARDIZE_MODES = ("none", "global", "dims")  # model.standardize (gsmt.data.standardize)
+STANDARDIZE_MODES = ("auto", "none", "global", "dims")  # model.standardize (gsmt.data.standardize)
 SEED_MAX = 2**32 - 1  # seeds are masked to 32 bits by the synthetic data; torch and NumPy take them all
 DEMO_MIN_VIDEOS = 2  # `gsmt demo --videos`: one training and one evaluation video at least
 

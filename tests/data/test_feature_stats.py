@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gsmt.data.features import FeatureStore
-from gsmt.data.standardize import FeatureStats, feature_stats
+from gsmt.data.standardize import FeatureStats, auto_mode, feature_stats
 
 
 def test_hand_computed_statistics_with_a_constant_dimension(tmp_path):
@@ -41,3 +41,14 @@ def test_no_snippets_or_all_constant_gives_the_identity_scale():
     flat = FeatureStats.of(np.full((4, 3), 7.0))
     assert np.array_equal(flat.mean, [7.0, 7.0, 7.0]) and np.array_equal(flat.std(), np.ones(3))
     assert np.array_equal(flat.scale("global"), np.ones(3)) and np.array_equal(empty.scale("global"), np.ones(3))
+
+
+def test_auto_standardises_only_features_that_barely_vary_against_their_size():
+    rng = np.random.default_rng(0)
+    lively = np.abs(rng.standard_normal((500, 8)))  # spread about 0.6 around a size of 1: as read
+    assert auto_mode(FeatureStats.of(lively))[0] == "none"
+    faint = 0.34 + 0.01 * rng.standard_normal((500, 8))  # a random-weight backbone's features
+    mode, why = auto_mode(FeatureStats.of(faint))
+    assert mode == "global" and why.startswith("the training features vary by 0.0101 around a size of 0.34: centred and scaled")
+    assert auto_mode(FeatureStats.of(1000 * lively))[0] == "global"  # huge values
+    assert auto_mode(FeatureStats.of(0.001 * lively))[0] == "global"  # tiny values

@@ -40,17 +40,32 @@ def _forward(model, features: torch.Tensor) -> torch.Tensor:
         return model(features)["cls_logits"]
 
 
-def test_the_checkpoint_holds_the_training_videos_statistics(tiny_run, tiny_data):
-    state = load_checkpoint(tiny_run / "best.pt")
+def test_the_checkpoint_holds_the_training_videos_statistics(tiny_data, tmp_path):
+    run = _run(tiny_data, tmp_path / "run", "model.standardize=global", "data.val_fraction=0.1").run_dir
+    state = load_checkpoint(run / "best.pt")
     cfg = load_config("demo", TINY_RUN)
-    assert cfg.model.standardize == "global"  # the default
     source = open_data(tiny_data, cfg)
     fit, _ = split_for_selection(subset_videos(source.annotations, "training", "data"), 0.1, cfg.train.seed)
     stats = feature_stats(FeatureStore(tiny_data / "features"), [v.id for v in fit], 24)
-    for weights in (state["model"], state["ema_model"]):
-        assert torch.equal(weights["feature_mean"], torch.as_tensor(stats.mean, dtype=torch.float32))
-        assert torch.equal(weights["feature_std"], torch.as_tensor(stats.scale("global"), dtype=torch.float32))
+    assert torch.equal(state["model"]["feature_mean"], torch.as_tensor(stats.mean, dtype=torch.float32))
+    assert torch.equal(state["model"]["feature_std"], torch.as_tensor(stats.scale("global"), dtype=torch.float32))
     assert float(stats.std().min()) > 0 and not np.allclose(stats.mean, 0)
+
+
+def test_auto_scales_features_that_barely_vary_and_leaves_the_others(tiny_data, tmp_path, capsys):
+    # tiny_data's features vary by about their own size: left as read (the identity is saved).
+    kept = _run(tiny_data, tmp_path / "kept")
+    assert torch.equal(kept.model.feature_std, torch.ones(24)) and torch.equal(kept.model.feature_mean, torch.zeros(24))
+    # The same features as a random backbone gives them: 0.34 plus a hundredth of the variation.
+    faint = _affine_copy(tiny_data, tmp_path / "faint", np.full(24, 0.01, np.float32), np.full(24, 0.34, np.float32))
+    capsys.readouterr()
+    scaled = _run(faint, tmp_path / "scaled")
+    out = capsys.readouterr().out
+    assert "decided from the data: model.standardize=global (the training features vary by" in out
+    config = (scaled.run_dir / "config.yaml").read_text()
+    assert "# decided from the data: model.standardize=global" in config and "standardize: global" in config
+    assert "standardize: none" in (kept.run_dir / "config.yaml").read_text()
+    assert float(scaled.model.feature_std[0]) < 0.01 and float(scaled.model.feature_mean.mean()) > 0.3
 
 
 # `dims` undoes any scale and offset per dimension; `global` one scale for all and any offsets.

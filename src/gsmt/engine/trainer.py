@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -15,9 +16,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from gsmt.annotations.types import Annotations, Video
-from gsmt.config import Config, save_config, validate
+from gsmt.config import Config, decisions, save_config, validate
 from gsmt.data.dataset import EMPTY_VIDEO_FAULT, TALDataset, collate
-from gsmt.data.standardize import FeatureStats, feature_stats
+from gsmt.data.standardize import FeatureStats, auto_mode, feature_stats
 from gsmt.engine.checkpoint import (
     build_model,
     check_training_state,
@@ -63,6 +64,7 @@ class TrainData:
     val_set: TALDataset | None
     feature_dim: int
     record: dict  # data_fingerprint: what a resume must find again
+    stats: FeatureStats | None = None  # the fit videos' feature statistics (model.standardize)
 
 
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool, inputs: dict | None = None) -> None:
@@ -101,6 +103,21 @@ def _feature_stats(data: TrainData, ddp: Dist) -> FeatureStats:
     for count, mean, m2 in shares:
         stats = stats.merge(FeatureStats(count, mean, m2))
     return stats
+
+
+def _resolve_standardize(cfg: Config, stats: FeatureStats, ddp: Dist) -> Config:
+    """`model.standardize: auto` decided from the training features (`gsmt.data.standardize.auto_mode`),
+    printed and recorded in config.yaml like the other settings taken from the data."""
+    if cfg.model.standardize != "auto":
+        return cfg
+    mode, why = auto_mode(stats)
+    out = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, standardize=mode))
+    line = f"model.standardize={mode} ({why})"
+    out.__dict__.update({k: v for k, v in cfg.__dict__.items() if k.startswith("_")})
+    out.__dict__["_decisions"] = [*decisions(cfg), line]
+    if ddp.main:
+        print(f"decided from the data: {line}")
+    return out
 
 
 def _diverged(run_dir: Path, where: str, saved_epoch: int | None) -> GsmtError:
@@ -192,6 +209,9 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     data = TrainData(source, annotations, train_videos, fit_videos, select_videos, train_set, val_set, feature_dim,
                      data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes,
                                       videos=train_videos, features=source.features))
+    if cfg.model.standardize != "none":
+        data.stats = _feature_stats(data, ddp)
+        cfg = _resolve_standardize(cfg, data.stats, ddp)
 
     run_inputs = {"--data annotations": annotations.source or None, "--data features": source.features.root,
                   **(inputs or {})}
@@ -228,9 +248,8 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, K, feature_dim)
     resuming = resume and (run_dir / "last.pt").exists()
-    standardize = cfg.model.standardize
+    standardize, stats = cfg.model.standardize, data.stats
     if standardize != "none" and not resuming:  # a resumed run takes them from its checkpoint
-        stats = _feature_stats(data, ddp)
         model.set_feature_stats(stats.mean, stats.scale(standardize))
         standardised = (f", features standardised ({standardize}) over {stats.count:,} training snippet"
                         + ("s" if stats.count != 1 else ""))
