@@ -12,8 +12,8 @@ of 32 px, D = 32). Then, through the `gsmt` command next to this Python, in fres
     cd elsewhere && gsmt detect ../new_videos --checkpoint ../runs/mine --out detections
     gsmt eval --gt heldout.csv --pred detections/detections.json --tiou thumos
 
-once per variant (`--variants`: `default` as above, or `none` / `global` / `dims` for `--set
-model.standardize=...`), and
+once per variant (`--variants`: `default` as above, `none` / `global` / `dims` for `--set
+model.standardize=...`, `T256` / `T256_none`: the preset's T = 256 instead of the fitted one), and
 prints the held-out average mAP (%) and the wall-clock seconds of each step.
 
     python -m benchmarks.own_videos --work /tmp/own_videos [--variants default,none,dims]
@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    variants = {"default": [], **{mode: ["--set", f"model.standardize={mode}"] for mode in ("none", "global", "dims")}}
+    variants = {"default": [], **{mode: ["--set", f"model.standardize={mode}"] for mode in ("none", "global", "dims")},
+                # the first try: the preset's T = 256 (one short window per 30-s clip), as read
+                "T256_none": ["--set", "data.T=256", "--set", "model.standardize=none"],
+                "T256": ["--set", "data.T=256"]}
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
