@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -43,9 +42,9 @@ def _child_run(argv: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     import torch
-    from transformers import Dinov2Config, Dinov2Model, VideoMAEConfig, VideoMAEModel
+    from transformers import VideoMAEConfig, VideoMAEModel
 
-    from gsmt.video.clips import ClipSpec, encode_mp4, write_clips
+    from gsmt.video.clips import ClipSpec, encode_mp4, save_random_image_encoder, save_random_video_encoder, write_clips
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="/tmp/gsmt_extract_bench")
@@ -55,11 +54,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
-                             intermediate_size=96)).save_pretrained(work / "tiny_image")
-    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-                  ).save_pretrained(work / "tiny_videomae")
+    save_random_image_encoder(work / "tiny_image")
+    save_random_video_encoder(work / "tiny_videomae", processor=None)
     VideoMAEModel(VideoMAEConfig()).save_pretrained(work / "base_videomae")  # ViT-B defaults, 16 frames, 224 px
     write_clips(work / "clips", videos=16, seed=0, spec=ClipSpec())  # 6 s, 10 fps, 64x48
     two = work / "two"

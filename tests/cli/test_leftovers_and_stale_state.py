@@ -34,19 +34,13 @@ def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 of a few thousand weights (48-dim features), a VideoMAE whose processor makes 224 px
     crops for its 32 px model, two clips (2 s, 1.5 s), a synthetic data set on the same grid and
     a run trained one epoch on it (it records no backbone)."""
-    from transformers import VideoMAEConfig, VideoMAEModel
-
-    from gsmt.video.clips import encode_mp4, save_random_image_encoder
+    from gsmt.video.clips import encode_mp4, save_random_image_encoder, save_random_video_encoder
 
     root = tmp_path_factory.mktemp("leftovers")
     torch.manual_seed(0)
     save_random_image_encoder(root / "dino")
-    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-                  ).save_pretrained(root / "vm224")
-    (root / "vm224" / "preprocessor_config.json").write_text(json.dumps(
-        {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 224},
-         "crop_size": {"height": 224, "width": 224}, "do_center_crop": True}))
+    save_random_video_encoder(root / "vm224", {"image_processor_type": "VideoMAEImageProcessor", "size": {
+        "shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}, "do_center_crop": True})
     frames = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
     (root / "videos").mkdir()
     encode_mp4(root / "videos" / "a.mp4", frames, 10)

@@ -30,14 +30,12 @@ GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 and a VideoMAE of a few thousand weights, two clips (2 s, 1.5 s) and a checkpoint
     trained for one epoch on synthetic 48-dimensional features (it records no backbone)."""
-    from transformers import VideoMAEConfig, VideoMAEModel
+    from gsmt.video.clips import save_random_video_encoder
 
     root = tmp_path_factory.mktemp("hostile")
     torch.manual_seed(0)
     save_random_image_encoder(root / "dino")
-    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-                  ).save_pretrained(root / "videomae")
+    save_random_video_encoder(root / "videomae", processor=None)
     frames = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
     (root / "videos").mkdir()
     encode_mp4(root / "videos" / "a.mp4", frames, 10)

@@ -17,7 +17,7 @@ import torch
 from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.video.backbones import load_backbone
-from gsmt.video.clips import encode_mp4, save_random_image_encoder, write_clips
+from gsmt.video.clips import encode_mp4, save_random_image_encoder, save_random_video_encoder, write_clips
 from gsmt.video.frames import VideoReader
 from gsmt.video.extract import extract_video
 
@@ -27,18 +27,9 @@ GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny random-weight models saved with save_pretrained: a VideoMAE and a DINOv2 image encoder."""
-    from transformers import VideoMAEConfig, VideoMAEModel
-
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-                  ).save_pretrained(root / "videomae")
-    (root / "videomae" / "preprocessor_config.json").write_text(json.dumps(
-        {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 36},
-         "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
-         "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "do_rescale": True,
-         "rescale_factor": 1 / 255}))
+    save_random_video_encoder(root / "videomae")  # with its 32-px processor
     torch.manual_seed(0)
     save_random_image_encoder(root / "dino")
     torch.manual_seed(1)

@@ -12,7 +12,7 @@ import torch
 
 from gsmt.cli import main
 from gsmt.video.backbones import load_backbone
-from gsmt.video.clips import encode_mp4, save_random_image_encoder
+from gsmt.video.clips import encode_mp4, save_random_image_encoder, save_random_video_encoder
 from gsmt.video.extract import VideoProgress, extract_video
 from gsmt.video.frames import VideoReader
 
@@ -22,16 +22,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """A 6-s, 10-fps, 64x48 video (60 frames), a tiny image encoder and a tiny VideoMAE."""
-    from transformers import VideoMAEConfig, VideoMAEModel
-
     root = tmp_path_factory.mktemp("progress")
     rng = np.random.default_rng(0)
     encode_mp4(root / "videos" / "six.mp4", rng.integers(0, 255, size=(60, 48, 64, 3), dtype=np.uint8), 10)
     torch.manual_seed(0)
     save_random_image_encoder(root / "dino")
-    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-                  ).save_pretrained(root / "videomae")
+    save_random_video_encoder(root / "videomae", processor=None)
     return {"video": root / "videos" / "six.mp4", "videos": root / "videos", "dino": root / "dino",
             "videomae": root / "videomae"}
 

@@ -149,19 +149,24 @@ def write_clips(out: str | Path, *, videos: int = 40, seed: int = 0, spec: ClipS
     return out / "annotations.json"
 
 
-def save_random_video_encoder(folder: str | Path) -> Path:
+# The preprocessor `save_random_video_encoder` writes by default: 32-px crops for its 32-px model.
+VIDEO_PROCESSOR = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 36},
+                   "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
+                   "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "do_rescale": True,
+                   "rescale_factor": 1 / 255}
+
+
+def save_random_video_encoder(folder: str | Path, processor: dict | None = VIDEO_PROCESSOR) -> Path:
     """A VideoMAE-shaped video encoder (4 frames of 32 px, 32 dims, one layer) with random weights from
-    torch's global generator and its preprocessor (32-px crops), saved to `folder`; downloads nothing."""
+    torch's global generator, saved to `folder` with `processor` as its preprocessor_config.json (None:
+    none); downloads nothing."""
     from transformers import VideoMAEConfig, VideoMAEModel
 
     VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
                                  num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
                   ).save_pretrained(folder)
-    processor = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 36},
-                 "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
-                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "do_rescale": True,
-                 "rescale_factor": 1 / 255}
-    atomic_write_text(Path(folder) / "preprocessor_config.json", json.dumps(processor, indent=1) + "\n")
+    if processor is not None:
+        atomic_write_text(Path(folder) / "preprocessor_config.json", json.dumps(processor) + "\n")
     return Path(folder)
 
 
