@@ -56,6 +56,37 @@ def tiny_run(tiny_data, tmp_path_factory) -> Path:
     return run
 
 
+# ------------------------------------------------------------------ a tiny raw-video world
+# Shared by the CLI's video tests (tests/cli/test_video_hostile.py, test_leftovers_and_stale_state.py).
+VIDEO_GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
+VIDEO_RUN = ["--set", "model.hidden_dim=32", "--set", "train.threads=1", "--set", "data.T=32"]
+
+
+def tiny_video_world(root: Path, videomae: str, processor: dict | None) -> dict[str, Path]:
+    """Under `root`: a random DINOv2 (`dino/`) and VideoMAE (`<videomae>/`, with `processor` or none)
+    of a few thousand weights, two clips (`videos/a.mp4` 2 s, `b.mp4` 1.5 s), synthetic 48-dim data on
+    VIDEO_GRID (`syn/`) and a run trained one epoch on it (`run/`, it records no backbone)."""
+    import numpy as np
+    import torch
+
+    from gsmt.cli import main
+    from gsmt.video.clips import encode_mp4, save_random_image_encoder, save_random_video_encoder
+
+    torch.manual_seed(0)
+    save_random_image_encoder(root / "dino")
+    save_random_video_encoder(root / videomae, processor)
+    frames = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
+    (root / "videos").mkdir()
+    encode_mp4(root / "videos" / "a.mp4", frames, 10)
+    encode_mp4(root / "videos" / "b.mp4", frames[:15], 10)
+    assert main(["synth", "--preset", "thumos-like", "--videos", "6", "--classes", "2", "--feature-dim", "48",
+                 *VIDEO_GRID, "--out", str(root / "syn")]) == 0
+    assert main(["train", "demo", "--data", str(root / "syn"), "--out", str(root / "run"), "--quiet",
+                 "--set", "train.epochs=1", *VIDEO_RUN]) == 0
+    return {"root": root, "dino": root / "dino", videomae: root / videomae, "videos": root / "videos",
+            "syn": root / "syn", "run": root / "run"}
+
+
 @contextmanager
 def single_thread():
     """Tiny models run fastest on one CPU thread, and a busy machine cannot stall a thread pool;

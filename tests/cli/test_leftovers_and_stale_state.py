@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_fatal, cli
+from conftest import VIDEO_GRID, VIDEO_RUN, assert_fatal, cli, tiny_video_world
 
 from gsmt import Localizer
 from gsmt.cli import main
@@ -25,8 +25,6 @@ from gsmt.errors import GsmtError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
-RUN = ["--set", "model.hidden_dim=32", "--set", "train.threads=1", "--set", "data.T=32"]
 
 
 @pytest.fixture(scope="module")
@@ -34,28 +32,14 @@ def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 of a few thousand weights (48-dim features), a VideoMAE whose processor makes 224 px
     crops for its 32 px model, two clips (2 s, 1.5 s), a synthetic data set on the same grid and
     a run trained one epoch on it (it records no backbone)."""
-    from gsmt.video.clips import encode_mp4, save_random_image_encoder, save_random_video_encoder
-
-    root = tmp_path_factory.mktemp("leftovers")
-    torch.manual_seed(0)
-    save_random_image_encoder(root / "dino")
-    save_random_video_encoder(root / "vm224", {"image_processor_type": "VideoMAEImageProcessor", "size": {
-        "shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}, "do_center_crop": True})
-    frames = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
-    (root / "videos").mkdir()
-    encode_mp4(root / "videos" / "a.mp4", frames, 10)
-    encode_mp4(root / "videos" / "b.mp4", frames[:15], 10)
-    assert main(["synth", "--preset", "thumos-like", "--videos", "6", "--classes", "2", "--feature-dim", "48",
-                 *GRID, "--out", str(root / "syn")]) == 0
-    assert main(["train", "demo", "--data", str(root / "syn"), "--out", str(root / "run"), "--quiet",
-                 "--set", "train.epochs=1", *RUN]) == 0
-    return {"root": root, "dino": root / "dino", "vm224": root / "vm224", "videos": root / "videos",
-            "syn": root / "syn", "run": root / "run"}
+    return tiny_video_world(tmp_path_factory.mktemp("leftovers"), "vm224", {
+        "image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": 224},
+        "crop_size": {"height": 224, "width": 224}, "do_center_crop": True})
 
 
 def _extract(world, out: Path, backbone: Path | None = None, videos: Path | None = None) -> int:
     return main(["extract", "--videos", str(videos or world["videos"]), "--backbone", str(backbone or world["dino"]),
-                 *GRID, "--out", str(out), "--quiet"])
+                 *VIDEO_GRID, "--out", str(out), "--quiet"])
 
 
 # ------------------------------------------------------------------ h4: leftovers that blocked the next run
@@ -63,7 +47,7 @@ def _extract(world, out: Path, backbone: Path | None = None, videos: Path | None
 
 def test_a_processor_the_model_cannot_take_is_one_line_and_leaves_nothing(world, tmp_path, capsys):
     out = tmp_path / "data"
-    line = assert_fatal(cli(capsys, "extract", "--videos", world["videos"], "--backbone", world["vm224"], *GRID,
+    line = assert_fatal(cli(capsys, "extract", "--videos", world["videos"], "--backbone", world["vm224"], *VIDEO_GRID,
                             "--out", out, "--quiet"), world["vm224"], problem="224x224 px")
     assert "preprocessor_config.json" in line
     assert not out.exists() or list(out.iterdir()) == []
@@ -78,7 +62,7 @@ def test_a_job_record_without_outputs_never_refuses_the_next_run(world, tmp_path
     junk.mkdir()
     (junk / "a.mp4").write_bytes(b"not a video at all")
     out = tmp_path / "data"
-    assert_fatal(cli(capsys, "extract", "--videos", junk, "--backbone", world["dino"], *GRID, "--out", out,
+    assert_fatal(cli(capsys, "extract", "--videos", junk, "--backbone", world["dino"], *VIDEO_GRID, "--out", out,
                      "--quiet"), out, problem="no video could be extracted")
     assert not (out / "extract.json").exists()
     # What a SIGKILL right after the record leaves: another backbone's record, no features, and the
@@ -160,7 +144,7 @@ def _epochs(run: Path) -> list[int]:
 
 def test_a_kill_during_a_checkpoint_save_leaves_no_temporary_and_no_epoch_logged_twice(world, tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["train", "demo", "--data", world["syn"], "--out", run, "--quiet", "--set", "train.epochs=3", *RUN]
+    args = ["train", "demo", "--data", world["syn"], "--out", run, "--quiet", "--set", "train.epochs=3", *VIDEO_RUN]
     # Epoch 2: logged, its last.pt written to a temporary, killed before the rename.
     temporary = _park_and_kill(tmp_path, "last.pt", 2, args)
     assert temporary.exists() and temporary.parent == run and temporary.name.startswith(".last.")
@@ -186,7 +170,7 @@ def test_a_training_that_fails_before_its_first_checkpoint_leaves_no_run_behind(
         raise GsmtError("model", "cannot build (a failure after config.yaml was written)")
 
     monkeypatch.setattr(trainer, "build_model", broken)
-    args = ["train", "demo", "--data", world["syn"], "--out", run, "--quiet", "--set", "train.epochs=1", *RUN]
+    args = ["train", "demo", "--data", world["syn"], "--out", run, "--quiet", "--set", "train.epochs=1", *VIDEO_RUN]
     assert_fatal(cli(capsys, *args), "model", problem="cannot build")
     assert not run.exists() or list(run.iterdir()) == []
     monkeypatch.undo()
@@ -266,7 +250,7 @@ def one_epoch(world, tmp_path) -> tuple[Path, Path, list]:
 
     data = Path(shutil.copytree(world["syn"], tmp_path / "data"))
     run = tmp_path / "run"
-    args = ["train", "demo", "--data", data, "--out", run, "--quiet", *RUN]
+    args = ["train", "demo", "--data", data, "--out", run, "--quiet", *VIDEO_RUN]
     assert main([str(a) for a in args] + ["--set", "train.epochs=1"]) == 0
     return data, run, args
 

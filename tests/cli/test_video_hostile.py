@@ -15,38 +15,23 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import VIDEO_GRID, tiny_video_world
+
 from gsmt.cli import main
 from gsmt.errors import GsmtError
 from gsmt.video import frames
 from gsmt.video.backbones import load_backbone
-from gsmt.video.clips import encode_mp4, save_random_image_encoder
+from gsmt.video.clips import encode_mp4
 from gsmt.video.frames import VideoReader
 from gsmt.video.extract import extract_video
 
-GRID = ["--fps", "10", "--feature-stride", "2", "--feature-window", "4"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """A DINOv2 and a VideoMAE of a few thousand weights, two clips (2 s, 1.5 s) and a checkpoint
     trained for one epoch on synthetic 48-dimensional features (it records no backbone)."""
-    from gsmt.video.clips import save_random_video_encoder
-
-    root = tmp_path_factory.mktemp("hostile")
-    torch.manual_seed(0)
-    save_random_image_encoder(root / "dino")
-    save_random_video_encoder(root / "videomae", processor=None)
-    frames = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
-    (root / "videos").mkdir()
-    encode_mp4(root / "videos" / "a.mp4", frames, 10)
-    encode_mp4(root / "videos" / "b.mp4", frames[:15], 10)
-    assert main(["synth", "--preset", "thumos-like", "--videos", "6", "--classes", "2", "--feature-dim", "48",
-                 *GRID, "--out", str(root / "syn")]) == 0
-    assert main(["train", "demo", "--data", str(root / "syn"), "--out", str(root / "run"), "--quiet",
-                 "--set", "train.epochs=1", "--set", "model.hidden_dim=32", "--set", "train.threads=1",
-                 "--set", "data.T=32"]) == 0
-    return {"root": root, "dino": root / "dino", "videomae": root / "videomae", "videos": root / "videos",
-            "run": root / "run"}
+    return tiny_video_world(tmp_path_factory.mktemp("hostile"), "videomae", None)
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -61,7 +46,7 @@ def _one_error(capsys) -> str:
 
 
 def _extract(world, out: Path, *extra: str, videos: Path | None = None) -> int:
-    return main(["extract", "--videos", str(videos or world["videos"]), "--backbone", str(world["dino"]), *GRID,
+    return main(["extract", "--videos", str(videos or world["videos"]), "--backbone", str(world["dino"]), *VIDEO_GRID,
                  "--out", str(out), "--quiet", *extra])
 
 
@@ -83,7 +68,7 @@ def test_extract_out_holding_other_files_is_refused(world, tmp_path, capsys):
     for out, refused in ((videos, f"{videos / 'annotations.json'}: exists and was not written by gsmt extract"),
                          (model, f"{model}: is not empty and holds no extract.json of an earlier gsmt extract")):
         before = _hashes(out)
-        assert main(["extract", "--videos", str(videos), "--backbone", str(model), *GRID, "--out", str(out),
+        assert main(["extract", "--videos", str(videos), "--backbone", str(model), *VIDEO_GRID, "--out", str(out),
                      "--quiet"]) == 2
         assert refused in _one_error(capsys)
         assert _hashes(out) == before
@@ -188,9 +173,9 @@ def test_two_videos_with_one_id_are_refused(world, tmp_path, capsys):
     (["--fps", "0", "--feature-stride", "2", "--feature-window", "4"], "--fps: must be a finite number in (0, 1000]"),
     (["--fps", "1e-300", "--feature-stride", "2", "--feature-window", "4"],
      "--feature-window: 4 frames at 1e-300 fps last 4e+300 s, longer than any video gsmt takes (1e+06 s)"),
-    ([*GRID, "--batch-size", "1000000000"], "--batch-size: must be an integer in [1, 1024], got '1000000000'"),
-    ([*GRID, "--batch-size", "-1"], "--batch-size: must be an integer in [1, 1024], got '-1'"),
-    ([*GRID, "--device", "cuda:99"], "--device: "),
+    ([*VIDEO_GRID, "--batch-size", "1000000000"], "--batch-size: must be an integer in [1, 1024], got '1000000000'"),
+    ([*VIDEO_GRID, "--batch-size", "-1"], "--batch-size: must be an integer in [1, 1024], got '-1'"),
+    ([*VIDEO_GRID, "--device", "cuda:99"], "--device: "),
 ])
 def test_absurd_numbers_and_absent_devices_are_one_line(world, tmp_path, capsys, args, needle):
     try:  # argparse ends with SystemExit(2), gsmt's own checks return 2
@@ -242,18 +227,7 @@ def test_frames_larger_than_the_bound_are_refused_before_decoding(world, monkeyp
 def test_a_timestamp_days_past_the_rest_stops_decoding(tmp_path):
     """A frame at 5e7 s (a crafted file) would make the resampling yield 5e8 copies of a frame."""
     path = tmp_path / "jump.mkv"
-    frames = np.random.default_rng(1).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
-        for array, t in zip(frames, [0.0, 0.1, 5e7]):
-            f = av.VideoFrame.from_ndarray(array, format="rgb24")
-            f.pts, f.time_base = int(t * 1000), Fraction(1, 1000)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    _timed(path, [0.0, 0.1, 5e7])
     reader = VideoReader(path, 10)
     assert len(list(reader)) == 2 and reader.duration == pytest.approx(0.2)
     assert reader.faults.counts["videos with timestamps past 1e+06 s (decoded up to there)"] == 1
@@ -396,7 +370,7 @@ def test_crafted_processor_values_are_one_line(world, tmp_path, capsys, field, v
     with pytest.raises(GsmtError) as info:
         load_backbone(model)
     assert str(info.value) == f"{model / 'preprocessor_config.json'}: {problem}"
-    assert main(["extract", "--videos", str(world["videos"]), "--backbone", str(model), *GRID,
+    assert main(["extract", "--videos", str(world["videos"]), "--backbone", str(model), *VIDEO_GRID,
                  "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert _one_error(capsys) == f"gsmt: error: {model / 'preprocessor_config.json'}: {problem}"
     assert not (tmp_path / "out").exists()
