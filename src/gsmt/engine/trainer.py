@@ -209,7 +209,10 @@ def train(cfg: Config, data_dir: str | Path, run_dir: str | Path, *, resume: boo
     data = TrainData(source, annotations, train_videos, fit_videos, select_videos, train_set, val_set, feature_dim,
                      data_fingerprint([v.id for v in train_videos], feature_dim, annotations.classes,
                                       videos=train_videos, features=source.features))
-    if cfg.model.standardize != "none":
+    # The statistics: for a new run, and for `auto` to decide as the run did (a resume takes the
+    # numbers themselves from its checkpoint).
+    if cfg.model.standardize == "auto" or (cfg.model.standardize != "none" and not (
+            resume and (run_dir / "last.pt").exists())):
         data.stats = _feature_stats(data, ddp)
         cfg = _resolve_standardize(cfg, data.stats, ddp)
 

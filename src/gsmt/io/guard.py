@@ -155,7 +155,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_owner(path: Path) -> dict:
+def read_owner(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
             owner = json.loads(fh.read(65536).decode("utf-8"))  # bounded: the record is one short line
@@ -221,10 +221,10 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise self._refuse(_read_owner(self.path)) from None
+                raise self._refuse(read_owner(self.path)) from None
             except OSError:  # no flock on this file system: fall back to the pid check
                 os.close(fd)
-                if not _read_owner(self.path):  # the empty file this open() just created
+                if not read_owner(self.path):  # the empty file this open() just created
                     self.path.unlink(missing_ok=True)
                 self._acquire_exclusive_create()
                 return
@@ -234,7 +234,7 @@ class FolderLock:
             if file_id(self.path) != (st.st_dev, st.st_ino):
                 os.close(fd)
                 continue
-            owner = _read_owner(self.path)
+            owner = read_owner(self.path)
             if owner.get("pid") not in (None, os.getpid()):
                 self.took_over = owner  # its process ended without releasing: the OS dropped its flock
             self._fd = fd
@@ -247,7 +247,7 @@ class FolderLock:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
                 return
             except FileExistsError:
-                owner = _read_owner(self.path)
+                owner = read_owner(self.path)
                 same_host = owner.get("host") in (None, socket.gethostname())
                 pid = owner.get("pid")
                 if isinstance(pid, int) and same_host and not _pid_alive(pid):
@@ -257,7 +257,7 @@ class FolderLock:
                 raise self._refuse(owner) from None
             except OSError as exc:
                 raise GsmtError(self.path, f"cannot create the lock file: {exc.strerror or exc}") from None
-        raise self._refuse(_read_owner(self.path))
+        raise self._refuse(read_owner(self.path))
 
     def release(self) -> None:
         if self._fd is None:

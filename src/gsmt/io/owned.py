@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from gsmt.errors import GsmtError
-from gsmt.io.guard import LOCK_NAME, _read_owner
+from gsmt.io.guard import LOCK_NAME, read_owner
 
 MANIFEST = ".gsmt-outputs.json"
 VERSION = 1
@@ -174,7 +174,7 @@ class OwnedFolder:
         the lock is taken: a live owner is refused by the lock right after, so excusing its files
         in a first check changes nothing."""
         path = self.folder / LOCK_NAME
-        return _read_owner(path) if path.is_file() and not path.is_symlink() else {}
+        return read_owner(path) if path.is_file() and not path.is_symlink() else {}
 
     def killed_run_files(self, paths: Iterable[str | Path], owner: dict | None) -> list[Path]:
         """The regular files among `paths` (folders: below them) that a killed run of this command
