@@ -10,11 +10,14 @@ features):
 What the single-label oracle misses (a THUMOS14 Diving twin, the short instance inside a long one of
 another class) no single-label model can find.
 
-    python -m benchmarks.oracle --timelines thumos14 --timelines multithumos [--timelines FILE ...]
+    python -m benchmarks.oracle --timelines thumos14 --timelines multithumos --timelines activitynet13 \
+        [--timelines FILE=PRESET ...]     # e.g. ../charades.json=charades (not packaged: its licence)
 
-Window mode at the family's THUMOS14 grid (30 fps, stride 8, window 16; T = 256, half-overlapping
-windows), the `thumos` preset's decoding, every video of the evaluated subset; tIoU `thumos`
-(0.3:0.7) for THUMOS14 and `multithumos` (0.1:0.9) for the dense datasets.
+Each dataset is read as its preset reads it (`thumos14` -> `thumos`, `multithumos` -> `multithumos`,
+`activitynet13` -> `anet`; a file names its preset): the preset's temporal mode, T, decoding and
+tIoUs, on the family's grid of that mode (window: 30 fps, stride 8, window 16, half-overlapping
+windows; resize: 30 fps, stride 16, window 16), with every snippet proposing (`decode.m1` = T);
+every video of the evaluated subset.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from gsmt.engine.predictor import decode_samples, predict_dataset, to_results
 from gsmt.evaluation import evaluate_detection
 from gsmt.postprocess.decode import decode_pairs_many
 
-GRID = Grid(30.0, 8, 16)
-T = 256
+GRIDS = {"window": Grid(30.0, 8, 16), "resize": Grid(30.0, 16, 16)}  # the family's THUMOS14 / ActivityNet grids
+PRESETS = {"thumos14": "thumos", "multithumos": "multithumos", "activitynet13": "anet"}
 SUBSETS = ("test", "testing", "validation")  # the first one a file has is evaluated
 
 
@@ -61,38 +64,46 @@ def _multi(num_classes: int, d):
     return candidates
 
 
-def oracle(path: str | Path, design: str, tiou: str) -> dict:
-    """Average mAP (and per tIoU) of the `design` oracle on the evaluated subset of `path`."""
+def oracle(path: str | Path, design: str, preset: str) -> dict:
+    """Average mAP (and per tIoU) of the `design` oracle on the evaluated subset of `path`, read as `preset` reads it."""
     ann = load_annotations(path)
     subset = next(s for s in SUBSETS if s in ann.subsets)
     videos = ann.subset(subset)
-    decode = load_config("thumos", [f"decode.m1={T}"]).decode  # every snippet proposes
-    features = MemoryFeatures({v.id: np.zeros((GRID.num_snippets(v.duration), 1), np.float32) for v in videos})
-    dataset = TALDataset(videos, features, ann.num_classes, mode="window", T=T, window_stride=T // 2, grid=GRID,
+    cfg = load_config(preset)
+    mode, T = cfg.data.temporal_mode, cfg.data.T
+    decode = load_config(preset, [f"decode.m1={T}"]).decode  # every snippet proposes
+    grid = GRIDS[mode]
+    features = MemoryFeatures({v.id: np.zeros((grid.num_snippets(v.duration), 1), np.float32) for v in videos})
+    dataset = TALDataset(videos, features, ann.num_classes, mode=mode, T=T, window_stride=T // 2, grid=grid,
                          multilabel=design == "multi")
     found = predict_dataset(None, dataset, decode,
                             candidates=(_multi if design == "multi" else _single)(ann.num_classes, decode))
-    metrics = evaluate_detection(ann, to_results(found, ann.classes), subset=subset, tiou=tiou)
+    metrics = evaluate_detection(ann, to_results(found, ann.classes), subset=subset, tiou=decode.tiou)
     return {"subset": subset, "videos": len(videos), "instances": int(sum(len(v.segments) for v in videos)),
-            **{k: v for k, v in metrics.to_json().items() if k in ("tiou", "mAP", "average_mAP")}}
+            "preset": preset, **{k: v for k, v in metrics.to_json().items() if k in ("tiou", "mAP", "average_mAP")}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timelines", action="append", required=True,
-                        help=f"a packaged name ({', '.join(TIMELINES)}) or an annotation file")
+                        help=f"a packaged name ({', '.join(TIMELINES)}) or FILE=PRESET")
     parser.add_argument("--out", type=Path, help="write the records as JSON lines here")
     args = parser.parse_args(argv)
     records = []
-    print("| dataset | videos | instances | tIoU | single-label oracle | multi-label oracle |")
-    print("|---|---:|---:|---|---:|---:|")
-    for name in args.timelines:
-        tiou = "thumos" if name == "thumos14" else "multithumos"
-        rows = {design: oracle(timelines_path(name), design, tiou) for design in ("single", "multi")}
+    print("| dataset | preset | videos | instances | tIoU | single-label oracle | multi-label oracle |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    for item in args.timelines:
+        name, _, preset = item.partition("=")
+        preset = preset or PRESETS.get(name)
+        if preset is None:
+            parser.error(f"--timelines {item}: name the preset that reads it (FILE=PRESET)")
+        path = timelines_path(name) if name in TIMELINES else Path(name)
+        rows = {design: oracle(path, design, preset) for design in ("single", "multi")}
         records.append({"timelines": name, **rows})
         s, m = rows["single"], rows["multi"]
-        print(f"| {name} | {s['videos']} | {s['instances']} | {tiou} | {100 * s['average_mAP']:.2f} | "
-              f"{100 * m['average_mAP']:.2f} |", flush=True)
+        tiou = ",".join(f"{t:g}" for t in s["tiou"])
+        print(f"| {Path(name).stem} | {preset} | {s['videos']} | {s['instances']} | {tiou} | "
+              f"{100 * s['average_mAP']:.2f} | {100 * m['average_mAP']:.2f} |", flush=True)
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in records))
     return 0
