@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", action="store_true", help="also run ActionFormer (benchmarks/peers/actionformer.py)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    # `kill` of the harness ends its runs too: SIGTERM unwinds like Ctrl-C, and a child training
+    # (gsmt's `subprocess.run`, ActionFormer's `run_peer`) is killed on the way out, not orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "records.jsonl"

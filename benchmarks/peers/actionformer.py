@@ -330,11 +330,16 @@ def run_peer(cmd: list[str], *, cwd: Path, env: dict, log: Path, echo: bool) -> 
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            run.events.append((time.perf_counter(), line.rstrip("\n")))
-            fh.write(line)
-            if echo:
-                print("    | " + line, end="", flush=True)
+        try:
+            for line in proc.stdout:
+                run.events.append((time.perf_counter(), line.rstrip("\n")))
+                fh.write(line)
+                if echo:
+                    print("    | " + line, end="", flush=True)
+        except BaseException:  # Ctrl-C or a stopped harness (SIGTERM, benchmarks/family.py): the peer stops with it
+            proc.kill()
+            proc.wait()
+            raise
         rc = proc.wait()
     run.seconds = time.perf_counter() - start
     if rc != 0:

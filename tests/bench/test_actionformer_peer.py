@@ -207,3 +207,30 @@ def test_training_videos_without_a_segment_actionformer_keeps_are_left_out():
     assert list(out["database"]) == ["half", "mixed", "evaluated"] and out["dropped_train_videos"] == 2
     # the segments of a kept video are written as they are
     assert [a["segment"] for a in out["database"]["mixed"]["annotations"]] == [[11.0, 12.0], [2.0, 4.0]]
+
+
+def test_a_stopped_harness_stops_the_peer_it_runs(tmp_path):
+    # `kill` of benchmarks/family.py (SIGTERM) must not leave ActionFormer training on its own.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); print('up', flush=True); time.sleep(60)"
+    harness = ("import os, signal, sys; from pathlib import Path; from benchmarks.peers.actionformer import run_peer; "
+               "signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s)); "
+               f"run_peer([sys.executable, '-c', {child!r}], cwd=Path('.'), env=dict(os.environ), "
+               f"log=Path({str(tmp_path / 'peer.log')!r}), echo=False)")
+    parent = subprocess.Popen([sys.executable, "-c", harness], cwd=afp.REPO)
+    for _ in range(300):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child_pid = int(pid_file.read_text())
+    time.sleep(0.3)  # the harness is reading the child's output
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):  # gone, not orphaned (and reaped: no zombie left either)
+        os.kill(child_pid, 0)
