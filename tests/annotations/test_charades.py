@@ -76,6 +76,7 @@ def test_plain_csv_is_still_the_generic_reader(tmp_path):
     ("c09a 1.0 2.0", "10", "is not 'cNNN start end'"),
     ("c092 1.0 2.0 3.0", "10", "is not 'cNNN start end'"),
     ("c092 soon 2.0", "10", "line 2 start: not a number"),
+    ("c" + "9" * 5000 + " 1.0 2.0", "10", "line 2: action 'c9999.*': class id is a number of 5000 digits"),
     ("c092 1.0 2.0", "", "line 2: video 'V1' has no length"),
     ("c092 1.0 2.0", "long", "video 'V1' has no valid duration"),
 ])

@@ -76,6 +76,7 @@ def test_dense_json_string_ids_and_video_info(tmp_path):
     ([[1.5, 1, 2]], "class id must be a whole number >= 0, got 1.5"),
     ([[-1, 1, 2]], "class id must be a whole number >= 0, got -1"),
     ([[True, 1, 2]], "class id must be a whole number >= 0, got True"),
+    ([["9" * 5000, 1, 2]], "video 'v' action 0: class id is a number of 5000 digits: gsmt reads whole numbers"),
     ([[1, 2]], r"video 'v' action 0: expected \[class_id, start, end\], got \[1, 2\]"),
     ([[1, 2, 3, 4]], r"expected \[class_id, start, end\]"),
     ([{"label": 1}], r"expected \[class_id, start, end\]"),
@@ -94,6 +95,7 @@ def test_dense_json_malformed_entries_are_one_line_errors(tmp_path, actions, pro
 @pytest.mark.parametrize("classes, problem", [
     (["a", "b"], "'classes' must be an object mapping class ids to names"),
     ({"x": "a"}, "'classes': class id must be a whole number"),
+    ({"1" * 4400: "a"}, "'classes': class id is a number of 4400 digits"),
     ({"1": "a", "01": "b"}, "class id 1 listed twice"),
     ({"1": ""}, "the name of class id 1 must be a non-empty string"),
     ({"1": "a", "2": "a"}, "two class ids share one name"),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gsmt.annotations.fields import _duration, _number, _optional
 from gsmt.annotations.formats.common import _lookup, _Raw, _read_text, _read_video_info
+from gsmt.annotations.formats.dense import class_id
 from gsmt.annotations.types import DEFAULT_SUBSET, check_video_id
 from gsmt.errors import GsmtError
 from gsmt.io.read import GZIP_MAGIC, logical_name, logical_suffix, parse_csv
@@ -91,7 +92,7 @@ def read(path: Path, video_info, subset_map: dict | None = None) -> _Raw:
             match = _ACTION.fullmatch(parts[0]) if len(parts) == 3 else None
             if match is None:
                 raise GsmtError(path, f"line {n}: action {item.strip()!r:.60} is not 'cNNN start end'")
-            c = int(match.group(1))
+            c = class_id(match.group(1), path, f"line {n}: action {parts[0][:20]!r}")
             used.add(c)
             raw.add_segment(v, _number(parts[1], path, f"line {n} start"), _number(parts[2], path, f"line {n} end"),
                             str(c))

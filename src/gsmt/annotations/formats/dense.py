@@ -20,6 +20,7 @@ from pathlib import Path
 from gsmt.annotations.fields import _number, _optional
 from gsmt.annotations.formats.common import _RESERVED_KEYS, _Raw, _read_video_info, _video_entry
 from gsmt.errors import GsmtError
+from gsmt.io.read import MAX_INT_DIGITS, long_number_problem
 
 JSON = True
 _DIGITS = re.compile(r"[0-9]+")
@@ -35,6 +36,8 @@ def class_id(value, source, what: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str) and _DIGITS.fullmatch(value):
+        if len(value) > MAX_INT_DIGITS:  # Python refuses int() past 4,300 digits: a traceback
+            raise GsmtError(source, f"{what}: class id is {long_number_problem(len(value))}")
         return int(value)
     raise GsmtError(source, f"{what}: class id must be a whole number >= 0, got {value!r:.60}")
 
