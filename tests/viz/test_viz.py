@@ -360,6 +360,25 @@ def test_timeline_up_to_ranked_max_stays_ranked_and_honours_min_score():
         timeline_figure(gt_segments=None, gt_labels=None, layout="rows", **kw)
 
 
+def test_timeline_of_dense_ground_truth_has_one_lane_per_class():
+    """MultiTHUMOS-like ground truth (four instances of four classes over one moment: four
+    sub-rows) gets lanes even with three predictions; the THUMOS twin (two sub-rows) stays ranked."""
+    from gsmt.viz.timeline import GT_ROWS_MAX
+
+    dense = np.array([[1.0, 9.0], [2.0, 4.0], [3.0, 8.0], [3.5, 5.0], [20.0, 22.0]])
+    labels = np.array([0, 1, 2, 3, 1])
+    assert 4 > GT_ROWS_MAX
+    ax = timeline(gt_segments=dense, gt_labels=labels, top=3).axes[0]
+    assert [t.split(" (")[0] for t in tick_texts(ax)] == CLASSES
+    black = [r for r in bars(ax) if r.get_facecolor()[:3] == (0.0, 0.0, 0.0)]
+    assert len(black) == len(dense) and len(bars(ax)) == len(dense) + 3
+    # three overlapping instances: three sub-rows, still ranked; layout= forces lanes anyway
+    assert tick_texts(timeline(gt_segments=dense[:3], gt_labels=labels[:3], top=3).axes[0])[0] == "ground truth"
+    assert tick_texts(timeline(top=3).axes[0])[0] == "ground truth"  # the twin
+    assert tick_texts(timeline(gt_segments=dense, gt_labels=labels, top=3, layout="ranked").axes[0])[0] == \
+        "ground truth"
+
+
 def test_timeline_lanes_with_ground_truth():
     fig = timeline(top=None, layout="lanes")
     ax = fig.axes[0]

@@ -24,6 +24,9 @@ from gsmt.viz.common import (
 # Past this many detections a picture gets one lane per class instead of one row per detection:
 # 44 ranked rows are a 1200 x 2000 strip, 500 are unreadable; lanes keep the height of the classes.
 RANKED_MAX = 20
+# Ground truth split into more sub-rows than this (dense labels: MultiTHUMOS has about two actions
+# at every moment, 50 instances a video) is unreadable in one row: lanes show each class's own.
+GT_ROWS_MAX = 3
 LAYOUTS = ("auto", "ranked", "lanes")
 
 
@@ -44,9 +47,10 @@ def timeline_figure(
 ) -> Figure:
     """The timeline Figure of the predictions scored `min_score` or more (the `top` best of them;
     None: all). `layout="ranked"`: one ground-truth row, then one row per prediction by score;
-    `"lanes"`: one lane per class, bar height the score (long videos); `"auto"`: ranked up to
-    `RANKED_MAX` predictions, lanes past it. `gt_segments=None` (no ground truth exists, as for
-    `gsmt detect`) draws no ground-truth row."""
+    `"lanes"`: one lane per class, bar height the score (long videos, dense labels); `"auto"`:
+    ranked up to `RANKED_MAX` predictions and `GT_ROWS_MAX` overlapping ground-truth instances,
+    lanes past either. `gt_segments=None` (no ground truth exists, as for `gsmt detect`) draws no
+    ground-truth row."""
     where = video_id or "timeline"
     if not (duration > 0 and math.isfinite(duration)):
         raise GsmtError(where, f"duration must be a positive number, got {duration}")
@@ -65,7 +69,8 @@ def timeline_figure(
     order = order[pred_sc[order] >= min_score][: None if top is None else max(int(top), 0)]
     pred, pred_lab, pred_sc = pred[order], pred_lab[order], pred_sc[order]
     if layout == "auto":
-        layout = "lanes" if len(pred) > RANKED_MAX else "ranked"
+        crowded = has_gt and len(gt) > GT_ROWS_MAX and gt_lanes(gt)[1] > GT_ROWS_MAX
+        layout = "lanes" if len(pred) > RANKED_MAX or crowded else "ranked"
     colors = class_colors(np.concatenate([gt_lab, pred_lab]), len(classes))
     if title is None:
         above = f" scored >= {min_score:.2f}" if min_score > 0 else ""
