@@ -72,6 +72,10 @@ class ModelConfig:
     # single (the paper: softmax over K classes + background, one label and one mask per snippet) |
     # multi (a sigmoid per class, every label of a snippet, one mask per (snippet, class): issue 32)
     labels: str = bounded("single", choices=LABELS)
+    # with labels: multi, the mask of (snippet, class) is conditioned on the class (true: a short
+    # action inside a long one of another class keeps its own extent) or shared by the snippet's
+    # classes (false: one mask per snippet, as ActionFormer shares one regression per location)
+    class_masks: bool = True
     # input standardisation (issue 34; measured by `gsmt train` on the training videos, saved in the
     # checkpoint): none | global (each dimension minus its mean, all divided by one spread, the RMS of
     # the centred features) | dims (each dimension by its own standard deviation) | auto (global for
@@ -254,6 +258,9 @@ def validate(cfg: Config, where: str = "config") -> Config:
     if m.labels == "multi" and (m.mask_head != "pairwise" or not m.mask_branch or m.boundary_gate):
         raise GsmtError(where, "config key 'model.labels' multi needs the pairwise mask head (model.mask_head: "
                                "pairwise, model.mask_branch: true, model.boundary_gate: false)")
+    if m.labels == "single" and not m.class_masks:
+        raise GsmtError(where, "config key 'model.class_masks' false needs model.labels: multi (one label per "
+                               "snippet already has one mask per snippet)")
     if cfg.decode.tiou != "auto":
         from gsmt.evaluation.tiou import parse_tiou  # NumPy only
 

@@ -365,6 +365,28 @@ def test_multilabel_pair_mask_equals_the_pairwise_column_without_a_class_term():
     torch.testing.assert_close(pairs, dense.transpose(1, 2), rtol=1e-5, atol=1e-5)
 
 
+def test_multilabel_without_class_masks_shares_one_mask_per_snippet(tmp_path):
+    """`class_masks=False`: no class keys; the pairs of one snippet get one mask, the pairs of two
+    snippets two; the option goes through the config (only with labels: multi) and a checkpoint."""
+    from gsmt.config import load_config
+    from gsmt.engine.checkpoint import build_model
+
+    model = small(mask_head="pairwise", labels="multi", class_masks=False)
+    assert model.mask_head.class_keys is None
+    assert not any("class_keys" in k for k in model.state_dict())
+    features, valid = inputs()
+    out = model(features, valid, pair_snippet=torch.tensor([[3, 3, 7]]).repeat(2, 1),
+                pair_class=torch.tensor([[0, 4, 0]]).repeat(2, 1))["pair_mask_logits"]
+    torch.testing.assert_close(out[:, 0], out[:, 1])
+    assert not torch.allclose(out[:, 0], out[:, 2])
+    cfg = load_config("thumos", ["model.class_masks=false"])
+    assert cfg.model.class_masks is False
+    assert build_model(cfg, K, D).mask_head.class_keys is None
+    assert build_model(load_config("thumos"), K, D).mask_head.class_keys is not None
+    with pytest.raises(GsmtError, match="model.class_masks"):
+        load_config("thumos", ["model.labels=single", "model.class_masks=false"])
+
+
 @pytest.mark.parametrize("options", [dict(mask_head="conv"), dict(mask_head="pairwise", boundary_gate=True),
                                      dict(mask_head="pairwise", mask_branch=False)])
 def test_multilabel_needs_the_pairwise_mask_head(options):

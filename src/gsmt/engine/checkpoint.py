@@ -93,6 +93,7 @@ def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
         stem_dilation=m.stem_dilation,
         stem_norm=m.stem_norm,
         labels=m.labels,
+        class_masks=m.class_masks,
     )
 
 

@@ -29,6 +29,7 @@ class GSMT(nn.Module):
     pair_class)` ([B, P] int64, -1 = padding) returns `pair_mask_logits` [B, P, T], the mask of
     each (snippet, class) pair, and always `mask_query` / `mask_key` [B, d, T], from which
     `pair_mask_logits(outputs, snippet, cls)` computes the columns of any pairs afterwards.
+    `class_masks=False`: the pairs of one snippet share its mask (no class term).
 
     Features are standardised first by the buffers `feature_mean` / `feature_std` [D]
     (`set_feature_stats`; the identity until set)."""
@@ -38,7 +39,7 @@ class GSMT(nn.Module):
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
                  boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1,
-                 stem_norm: str = "group", labels: str = "single"):
+                 stem_norm: str = "group", labels: str = "single", class_masks: bool = True):
         super().__init__()
         if labels not in LABELS:
             raise GsmtError("model.labels", f"unknown value {labels!r}, choose from {LABELS}")
@@ -85,7 +86,7 @@ class GSMT(nn.Module):
             self.embed = CNNEmbedding(hidden_dim, dropout)
         if labels == "multi":
             self.cls_head = ClassificationHead(hidden_dim, num_classes, outputs=num_classes)
-            self.mask_head = ClassPairwiseMaskHead(hidden_dim, T, num_classes)
+            self.mask_head = ClassPairwiseMaskHead(hidden_dim, T, num_classes if class_masks else 0)
         else:
             self.cls_head = ClassificationHead(hidden_dim, num_classes)
             head = MaskHead if mask_head == "conv" else PairwiseMaskHead

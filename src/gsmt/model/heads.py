@@ -85,10 +85,14 @@ class ClassPairwiseMaskHead(PairwiseMaskHead):
     lets the columns of one snippet differ by class, so a snippet inside a long instance of one
     class and a short one of another draws each instance's own extent (issue 32). Columns are
     computed only for the (snippet, class) pairs asked for ([B, P] -> [B, P, T]): memory grows with
-    the pairs, never with K x T x T."""
+    the pairs, never with K x T x T. `num_classes=0`: no class term, the columns of one snippet
+    are its one mask whatever the class."""
 
     def __init__(self, C: int, T: int, num_classes: int, dim: int = 64):
         super().__init__(C, T, dim)
+        self.class_keys = None
+        if num_classes == 0:
+            return
         weight = torch.empty(num_classes, dim)
         self.class_keys = nn.Embedding(num_classes, dim, _weight=weight)
         if weight.device.type != "meta":  # a meta model (checkpoint checks) draws nothing: no dynamo import
@@ -104,7 +108,8 @@ class ClassPairwiseMaskHead(PairwiseMaskHead):
                     cls: torch.Tensor) -> torch.Tensor:
         """Mask logits [B, P, T] of the pairs (snippet[b, p], cls[b, p]) (both int64 [B, P], in range)."""
         keys = torch.gather(key, 2, snippet[:, None, :].expand(-1, key.shape[1], -1))  # [B, d, P]
-        keys = keys + self.class_keys(cls).transpose(1, 2).to(keys.dtype)
+        if self.class_keys is not None:
+            keys = keys + self.class_keys(cls).transpose(1, 2).to(keys.dtype)
         affinity = torch.einsum("bdp,bdi->bpi", keys, query) / math.sqrt(self.dim)
         offset = torch.arange(self.T, device=snippet.device)[None, None, :] - snippet[:, :, None]  # i - t
         bias = (self.offset_bias[offset + self.T - 1]
