@@ -365,7 +365,7 @@ def test_multilabel_pair_mask_equals_the_pairwise_column_without_a_class_term():
     torch.testing.assert_close(pairs, dense.transpose(1, 2), rtol=1e-5, atol=1e-5)
 
 
-def test_multilabel_without_class_masks_shares_one_mask_per_snippet(tmp_path):
+def test_multilabel_without_class_masks_shares_one_mask_per_snippet():
     """`class_masks=False`: no class keys; the pairs of one snippet get one mask, the pairs of two
     snippets two; the option goes through the config (only with labels: multi) and a checkpoint."""
     from gsmt.config import load_config

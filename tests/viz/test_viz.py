@@ -372,7 +372,7 @@ def test_timeline_of_dense_ground_truth_has_one_lane_per_class():
     assert [t.split(" (")[0] for t in tick_texts(ax)] == CLASSES
     black = [r for r in bars(ax) if r.get_facecolor()[:3] == (0.0, 0.0, 0.0)]
     assert len(black) == len(dense) and len(bars(ax)) == len(dense) + 3
-    # three overlapping instances: three sub-rows, still ranked; layout= forces lanes anyway
+    # three overlapping instances: three sub-rows, still ranked; layout="ranked" keeps dense ground truth ranked
     assert tick_texts(timeline(gt_segments=dense[:3], gt_labels=labels[:3], top=3).axes[0])[0] == "ground truth"
     assert tick_texts(timeline(top=3).axes[0])[0] == "ground truth"  # the twin
     assert tick_texts(timeline(gt_segments=dense, gt_labels=labels, top=3, layout="ranked").axes[0])[0] == \
