@@ -399,3 +399,70 @@ def test_multilabel_gsmt_loss_trains_pair_masks_and_ignores_padding_pairs():
     total.backward()
     grad = outputs["pair_mask_logits"].grad
     assert grad[0, :2].abs().sum() > 0 and float(grad[0, 2].abs().sum()) == 0.0  # the padding pair: no gradient
+
+
+def test_label_set_loss_is_the_paper_loss_with_one_label_per_snippet():
+    """`label_set_classification_loss` (softmax over K + background, target split over the labels)
+    equals `classification_loss` (Eq. 5) when every snippet has at most one label, for every
+    combination of its terms."""
+    from gsmt.losses import label_set_classification_loss
+
+    torch.manual_seed(2)
+    B, K, T = 2, 12, 9  # K > 10: two hard negatives
+    logits = torch.randn(B, K + 1, T)
+    target = torch.randint(0, K + 1, (B, T))
+    target[0, 4] = -1  # ignored
+    labels = torch.zeros(B, K, T)
+    fg = (target >= 0) & (target < K)
+    b, t = torch.nonzero(fg, as_tuple=True)
+    labels[b, target[b, t], t] = 1
+    for focal, logistic in ((True, True), (True, False), (False, True)):
+        cfg = LossConfig(focal=focal, logistic=logistic)
+        paper, paper_parts = classification_loss(logits, target, cfg)
+        ours, parts = label_set_classification_loss(logits, labels, target >= 0, cfg)
+        assert float(ours) == pytest.approx(float(paper), rel=1e-6)
+        for name in ("focal", "logistic"):
+            assert float(parts[name]) == pytest.approx(float(paper_parts[name]), rel=1e-6)
+
+
+def test_label_set_loss_splits_a_twin_evenly():
+    """A snippet with two labels (a twin): the loss is lowest with the two labels equally probable,
+    and by hand at logits 0 (K = 2, p = 1/3 each): focal 2 * 0.5 * (2/3)^2 * ln 3, logistic ln 2
+    (both labels' mean) + alpha * ln 2 (the background, the one non-label)."""
+    from gsmt.losses import label_set_classification_loss
+
+    labels = torch.ones(1, 2, 1)
+    keep = torch.ones(1, 1, dtype=torch.bool)
+    cfg = LossConfig(lambda1=0.4, gamma=2.0, alpha=10.0)
+    loss, parts = label_set_classification_loss(torch.zeros(1, 3, 1), labels, keep, cfg)
+    focal = (2 / 3) ** 2 * math.log(3)
+    logistic = math.log(2) + 10.0 * math.log(2)
+    assert float(parts["focal"]) == pytest.approx(focal, rel=1e-6)
+    assert float(parts["logistic"]) == pytest.approx(logistic, rel=1e-6)
+    assert float(loss) == pytest.approx(0.4 * focal + 0.6 * logistic, rel=1e-6)
+
+    def at(gap: float) -> float:
+        return float(label_set_classification_loss(torch.tensor([[[3.0 + gap], [3.0 - gap], [-3.0]]]), labels,
+                                                   keep, cfg)[0])
+
+    assert at(0.0) < at(0.5) and at(0.0) < at(-0.5)  # symmetric: one label is not preferred
+
+
+def test_softmax_label_scores_through_gsmt_loss_count_every_kept_snippet():
+    """A multi-label model with a background row: `gsmt_loss` scores classes with the label-set loss,
+    averaged over every kept snippet (background ones too), not over the foreground ones."""
+    from gsmt.losses import label_set_classification_loss
+
+    B, K, T = 1, 2, 4
+    batch = {"cls_target": torch.tensor([[2, 0, 1, -1]]), "valid": torch.ones(B, T, dtype=torch.bool),
+             "label_target": torch.tensor([[[0, 1, 1, 0], [0, 0, 1, 0]]], dtype=torch.float32),
+             "pair_snippet": torch.tensor([[1, 2, 2]]), "pair_class": torch.tensor([[0, 0, 1]]),
+             "pair_mask": torch.zeros(B, 3, T)}
+    logits = torch.randn(B, K + 1, T)
+    cfg = LossConfig(boundary=False, dice=False)
+    _, logs = gsmt_loss({"cls_logits": logits, "pair_mask_logits": torch.zeros(B, 3, T)}, batch, cfg)
+    expected, _ = label_set_classification_loss(logits, batch["label_target"], batch["cls_target"] >= 0, cfg)
+    assert float(logs["cls"]) == pytest.approx(float(expected), rel=1e-6)
+    one = label_set_classification_loss(logits[..., :3], batch["label_target"][..., :3],
+                                        torch.ones(1, 3, dtype=torch.bool), cfg)[0]
+    assert float(expected) == pytest.approx(float(one), rel=1e-6)  # mean over the 3 kept snippets

@@ -249,8 +249,9 @@ class Localizer:
         out = self.model(batch["features"].to(self.device), batch["valid"].to(self.device))
         multi = self.model.labels == "multi"
         # probs [K (+ background), T]; actionness: the best class probability of each snippet
-        probs = (torch.sigmoid if multi else lambda x: torch.softmax(x, 0))(out["cls_logits"][0].float())
-        fg = probs if multi else probs[:-1]
+        logits = out["cls_logits"][0].float()
+        probs = torch.sigmoid(logits) if logits.shape[0] == self.model.num_classes else torch.softmax(logits, 0)
+        fg = probs[:self.model.num_classes]
         result = {
             "probs": probs.cpu().numpy(),
             "actionness": fg.max(0).values.cpu().numpy(),

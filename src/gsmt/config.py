@@ -15,7 +15,7 @@ import yaml
 from gsmt.io.read import LongNumberError, NoAliasLoader, long_number_problem, read_yaml_file
 from gsmt.errors import GsmtError
 from gsmt.losses import LossConfig  # the loss owns its settings; the config holds them
-from gsmt.model.gsmt import EMBEDDINGS, LABELS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
+from gsmt.model.gsmt import EMBEDDINGS, LABEL_SCORES, LABELS, MASK_HEADS, POS_ENCODINGS, STEM_NORMS
 from gsmt.postprocess.decode import MASK_SCORES, SCORES
 from gsmt.postprocess.nms import METHODS as NMS_METHODS
 from gsmt.schema import DECODE_MODES, DEVICE, FEATURE_LAYOUTS, STANDARDIZE_MODES, TEMPORAL_MODES, SEED_MAX, Bounds, bounded, check_dataclass, describe, field_bounds, kind_of, satisfies
@@ -76,6 +76,10 @@ class ModelConfig:
     # action inside a long one of another class keeps its own extent) or shared by the snippet's
     # classes (false: one mask per snippet, as ActionFormer shares one regression per location)
     class_masks: bool = True
+    # with labels: multi, how classes are scored: sigmoid (one per class, sigmoid focal loss, as
+    # ActionFormer) | softmax (the paper's softmax over classes + background and its Eq. 5 loss,
+    # the target split evenly over a snippet's labels: a twin's two labels get 0.5 each)
+    label_scores: str = bounded("sigmoid", choices=LABEL_SCORES)
     # input standardisation (issue 34; measured by `gsmt train` on the training videos, saved in the
     # checkpoint): none | global (each dimension minus its mean, all divided by one spread, the RMS of
     # the centred features) | dims (each dimension by its own standard deviation) | auto (global for
@@ -121,6 +125,10 @@ class DecodeConfig:
     m1: int = bounded(50, ge=1)
     m2: int = bounded(200, ge=1)
     theta_c: float = bounded(0.1, ge=0, le=1)
+    # multi-label models: which (snippet, class) pairs propose: classes (every class above theta_c
+    # at any snippet, the m1 most probable pairs) | snippets (the m1 most action-like snippets, each
+    # with its topk_classes classes above theta_c: the one-label model's candidates)
+    pairs: str = bounded("classes", choices=("classes", "snippets"))
     # source (paper: P[c, t] of the source snippet) | run (mean P[c] over the segment)
     score: str = bounded("source", choices=SCORES)
     # max (paper: the mask's maximum over the segment) | iou (soft IoU of the segment with the mask) |
@@ -261,6 +269,9 @@ def validate(cfg: Config, where: str = "config") -> Config:
     if m.labels == "single" and not m.class_masks:
         raise GsmtError(where, "config key 'model.class_masks' false needs model.labels: multi (one label per "
                                "snippet already has one mask per snippet)")
+    if m.labels == "single" and m.label_scores != "sigmoid":
+        raise GsmtError(where, "config key 'model.label_scores' applies to model.labels: multi (one label per "
+                               "snippet is scored by the softmax already)")
     if cfg.decode.tiou != "auto":
         from gsmt.evaluation.tiou import parse_tiou  # NumPy only
 

@@ -204,6 +204,36 @@ def multilabel_classification_loss(cls_logits: torch.Tensor, label_target: torch
     return loss, {"focal": loss.detach(), "cls": loss.detach()}
 
 
+def label_set_classification_loss(cls_logits: torch.Tensor, label_target: torch.Tensor, keep: torch.Tensor,
+                                  cfg: LossConfig, normalizer: float | None = None
+                                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 5 of a softmax over K classes + background (cls_logits [B, K+1, T]) against every label of
+    each snippet (`label_target` [B, K, T] in {0, 1}; none: background) over the snippets `keep`
+    [B, T]: the target is split evenly over a snippet's labels (focal: the labels' terms weighted
+    1/n; logistic: their mean, against the hardest non-labels), averaged over snippets (or
+    `normalizer`). With one label per snippet it is `classification_loss` itself."""
+    num_out = cls_logits.shape[1]
+    z = cls_logits.transpose(1, 2)[keep]  # [N, K+1]
+    y = label_target.transpose(1, 2)[keep].to(z.dtype)
+    if z.numel() == 0 or not (cfg.focal or cfg.logistic):
+        zero = _zero_like_graph(cls_logits)
+        return zero, {"focal": zero.detach(), "logistic": zero.detach(), "cls": zero.detach()}
+    y = torch.cat([y, (y.sum(1, keepdim=True) == 0).to(z.dtype)], dim=1)  # background: no label
+    q = y / y.sum(1, keepdim=True)
+    logp = F.log_softmax(z, dim=1)
+    focal = -(q * (1.0 - logp.exp()) ** cfg.gamma * logp).sum(1)
+    n_hard = max(1, math.ceil((num_out - 1) / 10))
+    neg_logits = z.masked_fill(y > 0, -math.inf).topk(n_hard, dim=1).values
+    logistic = -(q * F.logsigmoid(z)).sum(1) - cfg.alpha / n_hard * F.logsigmoid(-neg_logits).sum(1)
+    if cfg.focal and cfg.logistic:
+        per_snippet = cfg.lambda1 * focal + (1.0 - cfg.lambda1) * logistic
+    else:
+        per_snippet = focal if cfg.focal else logistic
+    loss = _mean(per_snippet, normalizer)
+    return loss, {"focal": _mean(focal, normalizer).detach(), "logistic": _mean(logistic, normalizer).detach(),
+                  "cls": loss.detach()}
+
+
 def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor,
              valid: torch.Tensor) -> torch.Tensor:
     """IoU of each foreground column's mask thresholded at 0.5 with its target, over valid positions:
@@ -290,12 +320,16 @@ def gsmt_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], 
 def _multilabel_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cls_target: torch.Tensor,
                      valid: torch.Tensor, cfg: LossConfig, normalizers: dict[str, float]
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """`gsmt_loss` of a multi-label model: the sigmoid focal loss of every label, and Eq. 6 over the
+    """`gsmt_loss` of a multi-label model: the sigmoid focal loss of every label (or, with a background
+    row, `label_set_classification_loss`), and Eq. 6 over the
     masks of every (snippet, class) pair (`pair_mask_logits` [B, P, T], padding: class -1)."""
     cls_logits = outputs["cls_logits"]
     device = cls_logits.device
-    total, parts = multilabel_classification_loss(cls_logits, batch["label_target"].to(device), cls_target >= 0,
-                                                  cfg, normalizers.get("cls"))
+    label_target = batch["label_target"].to(device)
+    # A background row (K+1 outputs): the softmax head of `model.label_scores: softmax`.
+    scored = label_set_classification_loss if cls_logits.shape[1] == label_target.shape[1] + 1 \
+        else multilabel_classification_loss
+    total, parts = scored(cls_logits, label_target, cls_target >= 0, cfg, normalizers.get("cls"))
     if "pair_mask_logits" in outputs:
         logits = outputs["pair_mask_logits"]
         pair_class = batch["pair_class"].to(device)

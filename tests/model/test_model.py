@@ -392,3 +392,30 @@ def test_multilabel_without_class_masks_shares_one_mask_per_snippet():
 def test_multilabel_needs_the_pairwise_mask_head(options):
     with pytest.raises(GsmtError, match="model.labels"):
         small(labels="multi", **options)
+
+
+def test_multilabel_softmax_label_scores():
+    """`label_scores="softmax"`: K + 1 logits (background last) and `class_probs` the softmax's K
+    class rows; the default sigmoid gives K logits and their sigmoids. Through the config (multi
+    only) and a checkpoint's model."""
+    from gsmt.config import load_config
+    from gsmt.engine.checkpoint import build_model
+
+    features, valid = inputs()
+    softmax = small(mask_head="pairwise", labels="multi", label_scores="softmax")
+    logits = softmax(features, valid)["cls_logits"]
+    assert logits.shape == (2, K + 1, T)
+    torch.testing.assert_close(softmax.class_probs(logits), torch.softmax(logits, 1)[:, :K])
+    sigmoid = small(mask_head="pairwise", labels="multi")
+    logits = sigmoid(features, valid)["cls_logits"]
+    torch.testing.assert_close(sigmoid.class_probs(logits), torch.sigmoid(logits))
+    single = small(mask_head="pairwise")
+    logits = single(features, valid)["cls_logits"]
+    torch.testing.assert_close(single.class_probs(logits), torch.softmax(logits, 1)[:, :K])
+    assert build_model(load_config("thumos", ["model.label_scores=softmax"]), K, D).label_scores == "softmax"
+    with pytest.raises(GsmtError, match="model.label_scores"):
+        load_config("thumos", ["model.labels=single", "model.label_scores=softmax"])
+    with pytest.raises(GsmtError, match="model.label"):
+        small(label_scores="softmax")
+    with pytest.raises(GsmtError, match="model.labels"):
+        small(mask_head="pairwise", class_masks=False)

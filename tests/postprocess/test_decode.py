@@ -422,3 +422,37 @@ def test_decode_pairs_equals_decode_when_each_snippet_has_one_pair():
                                       mode=mode, m2=50, thresholds=[0.3, 0.6], theta_c=0.0, mask_score=mask_score)
             for name in ("group", "segments", "labels", "scores"):
                 np.testing.assert_array_equal(getattr(single, name), getattr(multi, name), err_msg=f"{mode} {name}")
+
+
+def test_select_pairs_per_snippet_gives_the_one_label_candidates():
+    """`per_snippet=k`: the m1 most action-like snippets with their top k classes above theta_c, so a
+    model whose pairs share their snippet's mask decodes exactly the one-label candidates of
+    `decode_many(m1, topk_classes=k)`, padding and ties included."""
+    rng = np.random.default_rng(5)
+    b, k, t = 3, 4, 16
+    probs = rng.dirichlet(np.ones(k + 1), size=(b, t)).transpose(0, 2, 1)  # [B, K+1, T]
+    probs[2, :k, 3] = probs[2, :k, 4] = 0.2  # a tie in actionness and classes
+    probs[2, k, 3:5] = 0.2
+    masks = rng.uniform(size=(b, t, t))
+    valid = np.ones((b, t), bool)
+    valid[1, 5:] = False  # fewer valid snippets than m1
+    t_start = np.tile(np.arange(t, dtype=float), (b, 1))
+    t_end, durations = t_start + 1.0, np.array([16.0, 5.0, 16.0])
+    for m1, topk, theta_c in ((6, 2, 0.15), (16, 3, 0.0), (3, 1, 0.3)):
+        single = decode_many(probs, masks, valid, t_start, t_end, durations, mode="own", m1=m1, m2=80,
+                             topk_classes=topk, thresholds=[0.3, 0.6], theta_c=theta_c)
+        snippet, cls = select_pairs(probs[:, :k], valid, theta_c, m1, per_snippet=topk)
+        assert (snippet >= 0).sum(1).max() <= m1 * topk
+        assert np.all(valid[np.arange(b)[:, None], np.maximum(snippet, 0)] | (snippet < 0))
+        columns = np.take_along_axis(masks, np.maximum(snippet, 0)[:, None, :], axis=2).transpose(0, 2, 1)
+        multi = decode_pairs_many(probs[:, :k], columns, snippet, cls, valid, t_start, t_end, durations,
+                                  mode="own", m2=80, thresholds=[0.3, 0.6], theta_c=theta_c)
+        for name in ("group", "segments", "labels", "scores"):
+            np.testing.assert_array_equal(getattr(single, name), getattr(multi, name), err_msg=f"{m1} {name}")
+    # the nested pair: m1 = 2 snippets (the first two of equal actionness 0.9), both classes above 0.1
+    nested, nvalid, _, _ = _nested_pairs()
+    snippet, cls = select_pairs(nested, nvalid, theta_c=0.1, m1=2, per_snippet=2)
+    assert list(zip(snippet[0].tolist(), cls[0].tolist())) == [(0, 1), (1, 1)]
+    snippet, cls = select_pairs(nested, nvalid, theta_c=0.1, m1=6, per_snippet=2)
+    assert list(zip(snippet[0].tolist(), cls[0].tolist())) == [(0, 1), (1, 1), (2, 1), (2, 0), (3, 1), (3, 0),
+                                                               (4, 1), (5, 1)]

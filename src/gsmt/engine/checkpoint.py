@@ -94,6 +94,7 @@ def build_model(cfg: Config, num_classes: int, feature_dim: int) -> GSMT:
         stem_norm=m.stem_norm,
         labels=m.labels,
         class_masks=m.class_masks,
+        label_scores=m.label_scores,
     )
 
 

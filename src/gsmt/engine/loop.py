@@ -80,7 +80,8 @@ def train_one_epoch(ctx: StepContext, loader, resident, steps: Steps, *, epoch: 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             outputs = forward(batch["features"], batch["valid"], **pair_inputs(batch))
         outputs = {k: v.float() for k, v in outputs.items()}
-        loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, ctx.num_classes))
+        loss, logs = gsmt_loss(outputs, batch, cfg.loss, normalizers=_normalizers(batch, ddp, ctx.num_classes,
+                                                                           outputs["cls_logits"].shape[1]))
         optimizer.zero_grad(set_to_none=True)
         # The backward runs whatever the loss: a NaN/Inf loss gives gradients that are discarded
         # below, and it lets the loss and the gradient norm be checked together, in the one wait
@@ -197,15 +198,17 @@ def _agree(ok: torch.Tensor, ddp: Dist) -> bool:
     return bool(flag.item() == 0.0)
 
 
-def _normalizers(batch: dict, ddp: Dist, num_classes: int) -> dict | None:
+def _normalizers(batch: dict, ddp: Dist, num_classes: int, num_scores: int) -> dict | None:
     """Per-rank loss normalisers from global counts, so that DDP's gradient average equals the
-    gradient of one process on the whole global batch."""
+    gradient of one process on the whole global batch (`num_scores`: the classifier's outputs, K
+    for a sigmoid per class, K + 1 for a softmax with background)."""
     if ddp.world_size == 1:
         return None
     target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
     fg = (target >= 0) & (target < num_classes)
-    if "pair_class" in batch:  # multi-label: focal loss per foreground snippet, masks per pair
-        counts = torch.stack([fg.sum(), (batch["pair_class"] >= 0).sum()]).to(torch.float64)
+    if "pair_class" in batch:  # multi-label: classes per (foreground) snippet, masks per pair
+        per = fg if num_scores == num_classes else target >= 0  # sigmoid focal: per foreground snippet
+        counts = torch.stack([per.sum(), (batch["pair_class"] >= 0).sum()]).to(torch.float64)
     else:
         counts = torch.stack([(target >= 0).sum(), fg.sum()]).to(torch.float64)
     dist.all_reduce(counts)

@@ -86,11 +86,12 @@ def _decode_single(outputs: dict, batch: dict, decode_cfg: DecodeConfig, substit
 
 def decode_multilabel(model: GSMT, outputs: dict, batch: dict, cfg: DecodeConfig) -> FlatDetections:
     """A multi-label model's batch -> candidates: the pairs (snippet, class) above `theta_c`
-    (`select_pairs`, at most `m1` per sample), their masks computed for them alone, decoded by
-    `decode_pairs_many`."""
-    probs = torch.sigmoid(outputs["cls_logits"].float()).cpu().numpy()
+    (`select_pairs`, at most `m1` per sample, or per snippet with `pairs: snippets`), their masks
+    computed for them alone, decoded by `decode_pairs_many`."""
+    probs = model.class_probs(outputs["cls_logits"]).cpu().numpy()
     valid = batch["valid"].numpy()
-    snippet, cls = select_pairs(probs, valid, cfg.theta_c, cfg.m1)
+    snippet, cls = select_pairs(probs, valid, cfg.theta_c, cfg.m1,
+                                per_snippet=cfg.topk_classes if cfg.pairs == "snippets" else None)
     device = outputs["cls_logits"].device
     logits = model.pair_mask_logits(outputs, torch.from_numpy(snippet).to(device), torch.from_numpy(cls).to(device))
     columns = torch.sigmoid(logits.float()).cpu().numpy()

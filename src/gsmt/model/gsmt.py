@@ -15,6 +15,7 @@ EMBEDDINGS = ("transformer", "cnn")
 MASK_HEADS = ("conv", "pairwise")
 STEM_NORMS = ("group", "layer")
 LABELS = ("single", "multi")
+LABEL_SCORES = ("sigmoid", "softmax")
 
 
 class GSMT(nn.Module):
@@ -30,6 +31,9 @@ class GSMT(nn.Module):
     each (snippet, class) pair, and always `mask_query` / `mask_key` [B, d, T], from which
     `pair_mask_logits(outputs, snippet, cls)` computes the columns of any pairs afterwards.
     `class_masks=False`: the pairs of one snippet share its mask (no class term).
+    `label_scores="softmax"`: the multi-label model scores classes with the paper's softmax over K
+    classes + background (`cls_logits` [B, K+1, T]; a snippet's target is split evenly over its
+    labels) instead of a sigmoid per class; `class_probs` gives [B, K, T] either way.
 
     Features are standardised first by the buffers `feature_mean` / `feature_std` [D]
     (`set_feature_stats`; the identity until set)."""
@@ -39,10 +43,15 @@ class GSMT(nn.Module):
                  mlp_ratio: float = 4, dropout: float = 0.1, pos_encoding: str = "none",
                  embedding: str = "transformer", mask_branch: bool = True, mask_head: str = "conv",
                  boundary_gate: bool = False, conv_stem: int = 0, stem_dilation: int = 1,
-                 stem_norm: str = "group", labels: str = "single", class_masks: bool = True):
+                 stem_norm: str = "group", labels: str = "single", class_masks: bool = True,
+                 label_scores: str = "sigmoid"):
         super().__init__()
         if labels not in LABELS:
             raise GsmtError("model.labels", f"unknown value {labels!r}, choose from {LABELS}")
+        if label_scores not in LABEL_SCORES:
+            raise GsmtError("model.label_scores", f"unknown value {label_scores!r}, choose from {LABEL_SCORES}")
+        if labels == "single" and (not class_masks or label_scores != "sigmoid"):
+            raise GsmtError("model.labels", "class_masks: false and label_scores: softmax need labels: multi")
         if labels == "multi" and (not mask_branch or mask_head != "pairwise" or boundary_gate):
             raise GsmtError("model.labels", "multi needs the pairwise mask head (model.mask_head: pairwise, "
                                             "model.mask_branch: true, model.boundary_gate: false)")
@@ -71,6 +80,7 @@ class GSMT(nn.Module):
         self.feature_dim, self.num_classes, self.T = feature_dim, num_classes, T
         self.mask_branch = mask_branch
         self.labels = labels
+        self.label_scores = label_scores
         # Input standardisation (issue 34): set from the training features by the trainer, saved
         # with the weights; zeros and ones (the identity) for a run without it or an older file.
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
@@ -85,7 +95,8 @@ class GSMT(nn.Module):
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
         if labels == "multi":
-            self.cls_head = ClassificationHead(hidden_dim, num_classes, outputs=num_classes)
+            sigmoid = label_scores == "sigmoid"
+            self.cls_head = ClassificationHead(hidden_dim, num_classes, outputs=num_classes if sigmoid else None)
             self.mask_head = ClassPairwiseMaskHead(hidden_dim, T, num_classes if class_masks else 0)
         else:
             self.cls_head = ClassificationHead(hidden_dim, num_classes)
@@ -123,6 +134,12 @@ class GSMT(nn.Module):
             out["boundary_logits"] = self.boundary_head(x, valid)
             out["mask_logits"] = gate_masks(out["mask_logits"], out["boundary_logits"])
         return out
+
+    def class_probs(self, cls_logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities [B, K, T] of the K classes from `cls_logits` (a softmax's background row dropped)."""
+        if self.labels == "multi" and self.label_scores == "sigmoid":
+            return torch.sigmoid(cls_logits.float())
+        return torch.softmax(cls_logits.float(), dim=1)[:, :-1]
 
     @torch.no_grad()
     def set_feature_stats(self, mean, std) -> None:

@@ -355,15 +355,30 @@ def decode_pairs_many(
                         durations, theta_c, m2, longest_first=mode != "long")
 
 
-def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int) -> tuple[np.ndarray, np.ndarray]:
+def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int,
+                 per_snippet: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The (snippet, class) pairs a multi-label model decodes: per sample every valid snippet's
     classes with P[c, t] >= theta_c (no candidate of a pair below it can reach theta_c), at most
-    `m1`, the most probable first (ties: lower snippet, then lower class). -> (pair_snippet,
-    pair_class) [B, P], P = the largest count, padding -1."""
+    `m1`, the most probable first (ties: lower snippet, then lower class). `per_snippet=k`: the
+    `m1` snippets of highest actionness (best class probability; ties: lower snippet), each with
+    its k most probable classes at or above theta_c (ties: lower class), as `decode_many` picks a
+    one-label model's candidates. -> (pair_snippet, pair_class) [B, P], P = the largest count,
+    padding -1."""
     b, k, t = probs.shape
-    flat = np.where(valid[:, None, :] & (probs >= theta_c), probs, -np.inf).transpose(0, 2, 1).reshape(b, t * k)
-    m = min(int(m1), t * k)
-    order = np.argsort(-flat, axis=1, kind="stable")[:, :m]  # index = snippet * K + class
+    scored = np.where(valid[:, None, :] & (probs >= theta_c), probs, -np.inf)  # [B, K, T]
+    if per_snippet is None:
+        flat = scored.transpose(0, 2, 1).reshape(b, t * k)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :min(int(m1), t * k)]  # index = snippet * K + class
+    else:
+        actionness = np.where(valid, probs.max(axis=1, initial=-np.inf), -np.inf)  # [B, T]
+        kept = np.argsort(-actionness, axis=1, kind="stable")[:, :min(int(m1), t)]  # [B, m]
+        top = np.argsort(-np.take_along_axis(probs, kept[:, None, :], axis=2), axis=1,
+                         kind="stable")[:, :min(int(per_snippet), k)]  # [B, k', m]
+        pairs = (kept[:, None, :] * k + top).transpose(0, 2, 1).reshape(b, -1)  # snippet by snippet
+        flat = scored.transpose(0, 2, 1).reshape(b, t * k)
+        # usable pairs first, each group in the order above (np.argsort is stable)
+        ok = np.take_along_axis(flat, pairs, axis=1) > -np.inf
+        order = np.take_along_axis(pairs, np.argsort(~ok, axis=1, kind="stable"), axis=1)
     ok = np.take_along_axis(flat, order, axis=1) > -np.inf
     size = max(1, int(ok.sum(axis=1).max())) if b else 1
     order, ok = order[:, :size], ok[:, :size]
