@@ -23,6 +23,7 @@ every video of the evaluated subset.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def oracle(path: str | Path, design: str, preset: str) -> dict:
     videos = ann.subset(subset)
     cfg = load_config(preset)
     mode, T = cfg.data.temporal_mode, cfg.data.T
-    decode = load_config(preset, [f"decode.m1={T}"]).decode  # every snippet proposes
+    decode = dataclasses.replace(cfg.decode, m1=T)  # every snippet proposes
     grid = GRIDS[mode]
     features = MemoryFeatures({v.id: np.zeros((grid.num_snippets(v.duration), 1), np.float32) for v in videos})
     dataset = TALDataset(videos, features, ann.num_classes, mode=mode, T=T, window_stride=T // 2, grid=grid,
