@@ -24,7 +24,6 @@ import torch
 
 from conftest import assert_fatal, cli
 from gsmt.api import Localizer
-from gsmt.cli import main
 from gsmt.annotations.types import Video
 from gsmt.data.dataset import LONG_DURATION_FAULT, TALDataset
 from gsmt.data.features import FeatureStore

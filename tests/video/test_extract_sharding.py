@@ -6,7 +6,6 @@ saved with save_pretrained and clips of 64 x 48 px: nothing is downloaded."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
