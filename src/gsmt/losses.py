@@ -110,6 +110,13 @@ def classification_loss(cls_logits: torch.Tensor, cls_target: torch.Tensor, cfg:
     neg_logits = z.scatter(1, y, -math.inf).topk(n_hard, dim=1).values
     logistic = -F.logsigmoid(z.gather(1, y).squeeze(1)) - cfg.alpha / n_hard * F.logsigmoid(-neg_logits).sum(1)
 
+    return _eq5(focal, logistic, cfg, normalizer)
+
+
+def _eq5(focal: torch.Tensor, logistic: torch.Tensor, cfg: LossConfig,
+         normalizer: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 5 from its per-snippet terms: lambda1 * focal + (1 - lambda1) * logistic (or the one term
+    that is on), averaged over snippets (or / `normalizer`), with both terms' means for the logs."""
     if cfg.focal and cfg.logistic:
         per_snippet = cfg.lambda1 * focal + (1.0 - cfg.lambda1) * logistic
     else:
@@ -225,13 +232,7 @@ def label_set_classification_loss(cls_logits: torch.Tensor, label_target: torch.
     n_hard = max(1, math.ceil((num_out - 1) / 10))
     neg_logits = z.masked_fill(y > 0, -math.inf).topk(n_hard, dim=1).values
     logistic = -(q * F.logsigmoid(z)).sum(1) - cfg.alpha / n_hard * F.logsigmoid(-neg_logits).sum(1)
-    if cfg.focal and cfg.logistic:
-        per_snippet = cfg.lambda1 * focal + (1.0 - cfg.lambda1) * logistic
-    else:
-        per_snippet = focal if cfg.focal else logistic
-    loss = _mean(per_snippet, normalizer)
-    return loss, {"focal": _mean(focal, normalizer).detach(), "logistic": _mean(logistic, normalizer).detach(),
-                  "cls": loss.detach()}
+    return _eq5(focal, logistic, cfg, normalizer)
 
 
 def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor,

@@ -365,17 +365,16 @@ def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int,
     one-label model's candidates. -> (pair_snippet, pair_class) [B, P], P = the largest count,
     padding -1."""
     b, k, t = probs.shape
-    scored = np.where(valid[:, None, :] & (probs >= theta_c), probs, -np.inf)  # [B, K, T]
+    # index = snippet * K + class
+    flat = np.where(valid[:, None, :] & (probs >= theta_c), probs, -np.inf).transpose(0, 2, 1).reshape(b, t * k)
     if per_snippet is None:
-        flat = scored.transpose(0, 2, 1).reshape(b, t * k)
-        order = np.argsort(-flat, axis=1, kind="stable")[:, :min(int(m1), t * k)]  # index = snippet * K + class
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :min(int(m1), t * k)]
     else:
-        actionness = np.where(valid, probs.max(axis=1, initial=-np.inf), -np.inf)  # [B, T]
+        actionness = np.where(valid, probs.max(axis=1), -np.inf)  # [B, T]
         kept = np.argsort(-actionness, axis=1, kind="stable")[:, :min(int(m1), t)]  # [B, m]
         top = np.argsort(-np.take_along_axis(probs, kept[:, None, :], axis=2), axis=1,
                          kind="stable")[:, :min(int(per_snippet), k)]  # [B, k', m]
         pairs = (kept[:, None, :] * k + top).transpose(0, 2, 1).reshape(b, -1)  # snippet by snippet
-        flat = scored.transpose(0, 2, 1).reshape(b, t * k)
         # usable pairs first, each group in the order above (np.argsort is stable)
         ok = np.take_along_axis(flat, pairs, axis=1) > -np.inf
         order = np.take_along_axis(pairs, np.argsort(~ok, axis=1, kind="stable"), axis=1)
