@@ -466,3 +466,32 @@ def test_softmax_label_scores_through_gsmt_loss_count_every_kept_snippet():
     one = label_set_classification_loss(logits[..., :3], batch["label_target"][..., :3],
                                         torch.ones(1, 3, dtype=torch.bool), cfg)[0]
     assert float(expected) == pytest.approx(float(one), rel=1e-6)  # mean over the 3 kept snippets
+
+
+def test_actionness_loss_by_hand():
+    """`label_scores: actionness` at logits 0 (K = 2): Eq. 5 of action vs background over the 3 kept
+    snippets, 0.4 * 0.25 ln 2 + 0.6 * (1 + alpha) ln 2 each, plus the sigmoid focal loss of the
+    labels over the 2 foreground snippets only, (0.25 + 0.75 + 2 * 0.25) * 0.25 ln 2 / 2. A
+    background snippet trains no class sigmoid, an ignored one nothing, and a twin's two labels
+    are both pushed up."""
+    B, K, T = 1, 2, 4
+    batch = {"cls_target": torch.tensor([[2, 0, 0, -1]]), "valid": torch.ones(B, T, dtype=torch.bool),
+             "label_target": torch.tensor([[[0, 1, 1, 1], [0, 0, 1, 0]]], dtype=torch.float32),
+             "pair_snippet": torch.tensor([[1, 2, 2]]), "pair_class": torch.tensor([[0, 0, 1]]),
+             "pair_mask": torch.zeros(B, 3, T)}
+    outputs = {"action_logits": torch.zeros(B, 2, T, requires_grad=True),
+               "cls_logits": torch.zeros(B, K, T, requires_grad=True), "pair_mask_logits": torch.zeros(B, 3, T)}
+    cfg = LossConfig(boundary=False, dice=False, lambda1=0.4, gamma=2.0, alpha=10.0, focal_alpha=0.25)
+    total, logs = gsmt_loss(outputs, batch, cfg)
+    ln2 = math.log(2)
+    action = 0.4 * 0.25 * ln2 + 0.6 * 11 * ln2
+    labels = (0.25 + 0.75 + 2 * 0.25) * 0.25 * ln2 / 2
+    assert float(logs["action"]) == pytest.approx(action, rel=1e-6)
+    assert float(logs["label_focal"]) == pytest.approx(labels, rel=1e-6)
+    assert float(logs["cls"]) == pytest.approx(action + labels, rel=1e-6)
+    total.backward()
+    cls_grad, action_grad = outputs["cls_logits"].grad[0], outputs["action_logits"].grad[0]
+    assert float(cls_grad[:, 0].abs().sum()) == 0.0 and float(cls_grad[:, 3].abs().sum()) == 0.0
+    assert float(action_grad[:, 3].abs().sum()) == 0.0 and float(action_grad[:, 0].abs().sum()) > 0
+    assert bool((cls_grad[:, 2] < 0).all())  # the twin: both labels up
+    assert float(action_grad[0, 0]) > 0 and float(action_grad[0, 1]) < 0  # background: action down

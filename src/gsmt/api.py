@@ -242,18 +242,16 @@ class Localizer:
     @torch.no_grad()
     def raw_outputs(self, features, *, fps=None, feature_stride=None, feature_window=None,
                     duration=None, layout: str = "auto") -> dict:
-        """Class probabilities and the global mask of the first sample of one video (for pictures)."""
+        """Class probabilities [K, T] and the global mask of the first sample of one video (for pictures)."""
         dataset = self._dataset([features], fps, feature_stride, feature_window,
                                 None if duration is None else [duration], layout)
         batch = collate([dataset[0]])
         out = self.model(batch["features"].to(self.device), batch["valid"].to(self.device))
         multi = self.model.labels == "multi"
-        # probs [K (+ background), T]; actionness: the best class probability of each snippet
-        logits = out["cls_logits"][0].float()
-        probs = torch.sigmoid(logits) if logits.shape[0] == self.model.num_classes else torch.softmax(logits, 0)
-        fg = probs[:self.model.num_classes]
+        # probs [K, T]; actionness: the best class probability of each snippet
+        fg = self.model.class_probs(out)[0]
         result = {
-            "probs": probs.cpu().numpy(),
+            "probs": fg.cpu().numpy(),
             "actionness": fg.max(0).values.cpu().numpy(),
             "valid": batch["valid"][0].numpy(),
             "t_start": batch["t_start"][0].numpy(),

@@ -78,7 +78,9 @@ class ModelConfig:
     class_masks: bool = True
     # with labels: multi, how classes are scored: sigmoid (one per class, sigmoid focal loss, as
     # ActionFormer) | softmax (the paper's softmax over classes + background and its Eq. 5 loss,
-    # the target split evenly over a snippet's labels: a twin's two labels get 0.5 each)
+    # the target split evenly over a snippet's labels: a twin's two labels get 0.5 each) |
+    # actionness (P(action) from the paper's softmax and Eq. 5 on action vs background, times a
+    # sigmoid per class trained on foreground snippets only: a twin's two labels both reach 1)
     label_scores: str = bounded("sigmoid", choices=LABEL_SCORES)
     # input standardisation (issue 34; measured by `gsmt train` on the training videos, saved in the
     # checkpoint): none | global (each dimension minus its mean, all divided by one spread, the RMS of

@@ -235,6 +235,23 @@ def label_set_classification_loss(cls_logits: torch.Tensor, label_target: torch.
     return _eq5(focal, logistic, cfg, normalizer)
 
 
+def actionness_classification_loss(action_logits: torch.Tensor, cls_logits: torch.Tensor, label_target: torch.Tensor,
+                                   keep: torch.Tensor, cfg: LossConfig, normalizers: dict[str, float] | None = None
+                                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Classification loss of `model.label_scores: actionness`: Eq. 5 of action vs background
+    (`action_logits` [B, 2, T], foreground row first) over the snippets `keep` [B, T] (normaliser
+    `normalizers["action"]`), plus the sigmoid focal loss of every label (`cls_logits` [B, K, T]
+    against `label_target` [B, K, T]) over the foreground snippets only (`normalizers["cls"]`)."""
+    normalizers = normalizers or {}
+    fg = keep & (label_target.sum(1) > 0)
+    action_target = torch.where(keep, (~fg).to(torch.int64), torch.full_like(keep, -1, dtype=torch.int64))
+    action, action_parts = classification_loss(action_logits, action_target, cfg, normalizers.get("action"))
+    labels, label_parts = multilabel_classification_loss(cls_logits, label_target, fg, cfg, normalizers.get("cls"))
+    parts = {"focal": action_parts["focal"], "logistic": action_parts["logistic"], "action": action.detach(),
+             "label_focal": label_parts["focal"], "cls": (action + labels).detach()}
+    return action + labels, parts
+
+
 def mask_iou(mask_logits: torch.Tensor, mask_target: torch.Tensor, fg: torch.Tensor,
              valid: torch.Tensor) -> torch.Tensor:
     """IoU of each foreground column's mask thresholded at 0.5 with its target, over valid positions:
@@ -327,10 +344,15 @@ def _multilabel_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Te
     cls_logits = outputs["cls_logits"]
     device = cls_logits.device
     label_target = batch["label_target"].to(device)
-    # A background row (K+1 outputs): the softmax head of `model.label_scores: softmax`.
-    scored = label_set_classification_loss if cls_logits.shape[1] == label_target.shape[1] + 1 \
-        else multilabel_classification_loss
-    total, parts = scored(cls_logits, label_target, cls_target >= 0, cfg, normalizers.get("cls"))
+    kept = cls_target >= 0
+    if "action_logits" in outputs:  # `model.label_scores: actionness`
+        total, parts = actionness_classification_loss(outputs["action_logits"], cls_logits, label_target, kept, cfg,
+                                                      normalizers)
+    else:
+        # A background row (K+1 outputs): the softmax head of `model.label_scores: softmax`.
+        scored = label_set_classification_loss if cls_logits.shape[1] == label_target.shape[1] + 1 \
+            else multilabel_classification_loss
+        total, parts = scored(cls_logits, label_target, kept, cfg, normalizers.get("cls"))
     if "pair_mask_logits" in outputs:
         logits = outputs["pair_mask_logits"]
         pair_class = batch["pair_class"].to(device)

@@ -60,11 +60,16 @@ def ddp_data(tmp_path_factory) -> Path:
 
 # The paper's head, and the multi-label ones (issue 32), whose losses are normalised by other counts
 # (`gsmt.engine.loop._normalizers`: foreground snippets for the sigmoids, every kept snippet for the
-# softmax, (snippet, class) pairs for the masks).
-HEADS = [[], ["model.labels=multi"], ["model.labels=multi", "model.label_scores=softmax"]]
+# softmax and for action vs background, (snippet, class) pairs for the masks). Windows (padded last
+# windows) give the processes different numbers of kept snippets, which resized videos do not; at
+# T = 64 there are 92, an even number (DistributedSampler would repeat one to even out an odd count),
+# trained one epoch: 12 steps, as far as the processes' float sums agree to the tolerances below.
+WINDOWS = ["data.temporal_mode=window", "data.T=64", "train.epochs=1"]
+HEADS = [[], ["model.labels=multi"], ["model.labels=multi", "model.label_scores=softmax", *WINDOWS],
+         ["model.labels=multi", "model.label_scores=actionness", *WINDOWS]]
 
 
-@pytest.mark.parametrize("head", HEADS, ids=["single", "multi-sigmoid", "multi-softmax"])
+@pytest.mark.parametrize("head", HEADS, ids=["single", "multi-sigmoid", "multi-softmax", "multi-actionness"])
 def test_two_gloo_processes_match_one_process(ddp_data, tmp_path, head):
     overrides = OVERRIDES + head
     launcher, weights = tmp_path / "launcher.py", tmp_path / "weights"
@@ -81,9 +86,11 @@ def test_two_gloo_processes_match_one_process(ddp_data, tmp_path, head):
 
     # Rank 0 alone logs and saves: one record per epoch, one checkpoint.
     ddp_losses, single_losses = epoch_losses(tmp_path / "ddp"), epoch_losses(tmp_path / "single")
-    assert len(ddp_losses) == len(single_losses) == 3
+    epochs = 1 if WINDOWS[0] in head else 3
+    assert len(ddp_losses) == len(single_losses) == epochs
     assert {p.name for p in (tmp_path / "ddp").glob("*.pt")} == {"last.pt", "best.pt"}
-    assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 3 * 2
+    # Global batch 8: 16 resized videos take 2 steps an epoch, 92 windows 12.
+    assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == epochs * (12 if WINDOWS[0] in head else 2)
     for ddp_epoch, single_epoch in zip(ddp_losses, single_losses):
         assert ddp_epoch.keys() == single_epoch.keys()
         for key in OPTIMISED:
@@ -95,4 +102,10 @@ def test_two_gloo_processes_match_one_process(ddp_data, tmp_path, head):
     for name, weight in rank0.items():
         assert torch.equal(rank1[name], weight), name
         assert torch.equal(saved[name], weight), name
-        torch.testing.assert_close(weight, reference[name], rtol=1e-3, atol=1e-4)
+        expected = reference[name]
+        if name.endswith("attn.qkv.bias"):
+            # The key bias has no gradient in exact arithmetic (attention's softmax ignores it), so
+            # AdamW turns its rounding noise into steps of size lr: compare the query and value parts.
+            third = weight.shape[0] // 3
+            weight, expected = (torch.cat([w[:third], w[2 * third:]]) for w in (weight, expected))
+        torch.testing.assert_close(weight, expected, rtol=1e-3, atol=1e-4)

@@ -403,15 +403,23 @@ def test_multilabel_softmax_label_scores():
 
     features, valid = inputs()
     softmax = small(mask_head="pairwise", labels="multi", label_scores="softmax")
-    logits = softmax(features, valid)["cls_logits"]
-    assert logits.shape == (2, K + 1, T)
-    torch.testing.assert_close(softmax.class_probs(logits), torch.softmax(logits, 1)[:, :K])
+    out = softmax(features, valid)
+    logits = out["cls_logits"]
+    assert logits.shape == (2, K + 1, T) and "action_logits" not in out
+    torch.testing.assert_close(softmax.class_probs(out), torch.softmax(logits, 1)[:, :K])
     sigmoid = small(mask_head="pairwise", labels="multi")
-    logits = sigmoid(features, valid)["cls_logits"]
-    torch.testing.assert_close(sigmoid.class_probs(logits), torch.sigmoid(logits))
+    out = sigmoid(features, valid)
+    torch.testing.assert_close(sigmoid.class_probs(out), torch.sigmoid(out["cls_logits"]))
     single = small(mask_head="pairwise")
-    logits = single(features, valid)["cls_logits"]
-    torch.testing.assert_close(single.class_probs(logits), torch.softmax(logits, 1)[:, :K])
+    out = single(features, valid)
+    torch.testing.assert_close(single.class_probs(out), torch.softmax(out["cls_logits"], 1)[:, :K])
+    # actionness: P(action) (row 0 of a 2-way softmax) times each class's sigmoid
+    actionness = small(mask_head="pairwise", labels="multi", label_scores="actionness")
+    out = actionness(features, valid)
+    assert out["cls_logits"].shape == (2, K, T) and out["action_logits"].shape == (2, 2, T)
+    torch.testing.assert_close(actionness.class_probs(out), torch.softmax(out["action_logits"], 1)[:, :1]
+                               * torch.sigmoid(out["cls_logits"]))
+    assert build_model(load_config("thumos", ["model.label_scores=actionness"]), K, D).label_scores == "actionness"
     assert build_model(load_config("thumos", ["model.label_scores=softmax"]), K, D).label_scores == "softmax"
     with pytest.raises(GsmtError, match="model.label_scores"):
         load_config("thumos", ["model.labels=single", "model.label_scores=softmax"])

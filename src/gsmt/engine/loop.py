@@ -206,14 +206,16 @@ def _normalizers(batch: dict, ddp: Dist, num_classes: int, num_scores: int) -> d
         return None
     target = torch.where(batch["valid"], batch["cls_target"], torch.full_like(batch["cls_target"], -1))
     fg = (target >= 0) & (target < num_classes)
+    kept = (target >= 0).sum()
     if "pair_class" in batch:  # multi-label: classes per (foreground) snippet, masks per pair
-        per = fg if num_scores == num_classes else target >= 0  # sigmoid focal: per foreground snippet
-        counts = torch.stack([per.sum(), (batch["pair_class"] >= 0).sum()]).to(torch.float64)
+        per = fg.sum() if num_scores == num_classes else kept  # sigmoid focal: per foreground snippet
+        counts = torch.stack([per, (batch["pair_class"] >= 0).sum(), kept]).to(torch.float64)
     else:
-        counts = torch.stack([(target >= 0).sum(), fg.sum()]).to(torch.float64)
+        counts = torch.stack([kept, fg.sum(), kept]).to(torch.float64)
     dist.all_reduce(counts)
     counts = (counts / ddp.world_size).clamp(min=1.0)
     # Read on the host (a wait per step, DDP only): as Python numbers they divide the loss sums as
     # they always have; 0-d device tensors would not give the same bits (CUDA divides by a host
     # scalar as a multiplication by its reciprocal, by a tensor as a true division).
-    return {"cls": float(counts[0]), "mask": float(counts[1])}
+    # "action": the action-vs-background term of `label_scores: actionness`, over every kept snippet.
+    return {"cls": float(counts[0]), "mask": float(counts[1]), "action": float(counts[2])}

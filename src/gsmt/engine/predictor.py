@@ -88,7 +88,7 @@ def decode_multilabel(model: GSMT, outputs: dict, batch: dict, cfg: DecodeConfig
     """A multi-label model's batch -> candidates: the pairs (snippet, class) above `theta_c`
     (`select_pairs`, at most `m1` per sample, or per snippet with `pairs: snippets`), their masks
     computed for them alone, decoded by `decode_pairs_many`."""
-    probs = model.class_probs(outputs["cls_logits"]).cpu().numpy()
+    probs = model.class_probs(outputs).cpu().numpy()
     valid = batch["valid"].numpy()
     snippet, cls = select_pairs(probs, valid, cfg.theta_c, cfg.m1,
                                 per_snippet=cfg.topk_classes if cfg.pairs == "snippets" else None)

@@ -15,7 +15,7 @@ EMBEDDINGS = ("transformer", "cnn")
 MASK_HEADS = ("conv", "pairwise")
 STEM_NORMS = ("group", "layer")
 LABELS = ("single", "multi")
-LABEL_SCORES = ("sigmoid", "softmax")
+LABEL_SCORES = ("sigmoid", "softmax", "actionness")
 
 
 class GSMT(nn.Module):
@@ -33,7 +33,12 @@ class GSMT(nn.Module):
     `class_masks=False`: the pairs of one snippet share its mask (no class term).
     `label_scores="softmax"`: the multi-label model scores classes with the paper's softmax over K
     classes + background (`cls_logits` [B, K+1, T]; a snippet's target is split evenly over its
-    labels) instead of a sigmoid per class; `class_probs` gives [B, K, T] either way.
+    labels) instead of a sigmoid per class. `label_scores="actionness"`: a class's score is the
+    probability that the snippet is an action (`action_logits` [B, 2, T], foreground then
+    background: the paper's softmax and Eq. 5 on action vs background) times its sigmoid
+    (`cls_logits` [B, K, T], trained on foreground snippets only: every label of a snippet can reach
+    1, yet background is one decision shared by all classes). `class_probs(outputs)` gives the K
+    classes' probabilities [B, K, T] of any head.
 
     Features are standardised first by the buffers `feature_mean` / `feature_std` [D]
     (`set_feature_stats`; the identity until set)."""
@@ -51,7 +56,7 @@ class GSMT(nn.Module):
         if label_scores not in LABEL_SCORES:
             raise GsmtError("model.label_scores", f"unknown value {label_scores!r}, choose from {LABEL_SCORES}")
         if labels == "single" and (not class_masks or label_scores != "sigmoid"):
-            raise GsmtError("model.labels", "class_masks: false and label_scores: softmax need labels: multi")
+            raise GsmtError("model.labels", f"class_masks: false and label_scores: {label_scores} need labels: multi")
         if labels == "multi" and (not mask_branch or mask_head != "pairwise" or boundary_gate):
             raise GsmtError("model.labels", "multi needs the pairwise mask head (model.mask_head: pairwise, "
                                             "model.mask_branch: true, model.boundary_gate: false)")
@@ -95,11 +100,14 @@ class GSMT(nn.Module):
         else:
             self.embed = CNNEmbedding(hidden_dim, dropout)
         if labels == "multi":
-            sigmoid = label_scores == "sigmoid"
-            self.cls_head = ClassificationHead(hidden_dim, num_classes, outputs=num_classes if sigmoid else None)
+            softmax = label_scores == "softmax"
+            self.cls_head = ClassificationHead(hidden_dim, num_classes, outputs=None if softmax else num_classes)
+            # [foreground, background]: ClassificationHead's K + 1 rows with K = 1
+            self.action_head = ClassificationHead(hidden_dim, 1) if label_scores == "actionness" else None
             self.mask_head = ClassPairwiseMaskHead(hidden_dim, T, num_classes if class_masks else 0)
         else:
             self.cls_head = ClassificationHead(hidden_dim, num_classes)
+            self.action_head = None
             head = MaskHead if mask_head == "conv" else PairwiseMaskHead
             self.mask_head = head(hidden_dim, T) if mask_branch else None
         self.boundary_head = BoundaryHead(hidden_dim) if (boundary_gate and mask_branch) else None
@@ -124,6 +132,8 @@ class GSMT(nn.Module):
         x = zero_padded(self.embed(x, valid), valid)
         out = {"cls_logits": self.cls_head(x, valid)}
         if self.labels == "multi":
+            if self.action_head is not None:
+                out["action_logits"] = self.action_head(x, valid)
             out["mask_query"], out["mask_key"] = self.mask_head.queries_keys(x, valid)
             if pair_snippet is not None:
                 out["pair_mask_logits"] = self.pair_mask_logits(out, pair_snippet, pair_class)
@@ -135,11 +145,16 @@ class GSMT(nn.Module):
             out["mask_logits"] = gate_masks(out["mask_logits"], out["boundary_logits"])
         return out
 
-    def class_probs(self, cls_logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities [B, K, T] of the K classes from `cls_logits` (a softmax's background row dropped)."""
-        if self.labels == "multi" and self.label_scores == "sigmoid":
-            return torch.sigmoid(cls_logits.float())
-        return torch.softmax(cls_logits.float(), dim=1)[:, :-1]
+    def class_probs(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Probabilities [B, K, T] of the K classes from `forward`'s outputs (a softmax's background
+        row dropped; with `label_scores="actionness"`, P(action) times each class's sigmoid)."""
+        cls_logits = outputs["cls_logits"].float()
+        if self.labels == "single" or self.label_scores == "softmax":
+            return torch.softmax(cls_logits, dim=1)[:, :-1]
+        probs = torch.sigmoid(cls_logits)
+        if self.label_scores == "actionness":
+            probs = probs * torch.softmax(outputs["action_logits"].float(), dim=1)[:, :1]
+        return probs
 
     @torch.no_grad()
     def set_feature_stats(self, mean, std) -> None:
