@@ -89,3 +89,29 @@ def test_a_preset_trains_predicts_and_evaluates_on_the_cpu(tmp_path, capsys, pre
             assert 0 <= start < end <= annotations[video]["duration"] + 1e-6 and 0 < d["score"] <= 1
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert 0 <= metrics["average_mAP"] <= 1
+
+
+@pytest.mark.parametrize("label_scores", ["softmax", "actionness"])
+def test_the_other_multilabel_heads_train_predict_and_draw(tmp_path, capsys, label_scores):
+    """`model.label_scores` softmax / actionness on the `thumos` preset: one epoch, `gsmt predict`,
+    and `Localizer.raw_outputs` (what `gsmt visualize` draws) gives each class's probability [K, T]."""
+    from gsmt.api import Localizer
+
+    data, run, pred = tmp_path / "data", tmp_path / "run", tmp_path / "pred.json"
+    generate(data, preset="thumos-like", videos=4, num_classes=3, feature_dim=16, seed=0)
+    sets = [a for o in [*ONE_EPOCH, f"model.label_scores={label_scores}"] for a in ("--set", o)]
+    with single_thread():
+        code, _, err = cli(capsys, "train", "thumos", "--data", data, "--out", run, "--quiet", *sets)
+        assert code == 0, err
+        assert cli(capsys, "predict", "--checkpoint", run, "--data", data, "--out", pred, "--device", "cpu")[0] == 0
+        localizer = Localizer.from_checkpoint(run)
+        assert localizer.model.label_scores == label_scores
+        video = sorted((data / "features").glob("*.npy"))[0]
+        raw = localizer.raw_outputs(np.load(video), duration=json.loads((data / "annotations.json").read_text())
+                                    ["database"][video.stem]["duration"])
+    probs = raw["probs"]
+    assert probs.shape == (3, raw["valid"].shape[0]) and probs.min() >= 0 and probs.max() <= 1
+    np.testing.assert_array_equal(raw["actionness"], probs.max(0))
+    assert raw["masks"].shape == (raw["valid"].shape[0],) * 2
+    for detections in json.loads(pred.read_text())["results"].values():
+        assert all(0 < d["score"] <= 1 for d in detections)
