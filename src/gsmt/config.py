@@ -131,6 +131,10 @@ class DecodeConfig:
     # at any snippet, the m1 most probable pairs) | snippets (the m1 most action-like snippets, each
     # with its topk_classes classes above theta_c: the one-label model's candidates)
     pairs: str = bounded("classes", choices=("classes", "snippets"))
+    # multi-label models: a (snippet, class) pair proposes only if P[c, t] >= colabel_ratio x the
+    # snippet's top class probability (0: every class above theta_c; a twin's labels are both near
+    # the top, a class that half-matches beside a confident one is not)
+    colabel_ratio: float = bounded(0.0, ge=0, le=1)
     # source (paper: P[c, t] of the source snippet) | run (mean P[c] over the segment)
     score: str = bounded("source", choices=SCORES)
     # max (paper: the mask's maximum over the segment) | iou (soft IoU of the segment with the mask) |

@@ -386,6 +386,21 @@ def test_select_pairs_takes_every_class_above_theta_c_most_probable_first():
     assert 5 not in snippet[0].tolist()
 
 
+def test_select_pairs_colabel_ratio_keeps_labels_near_the_top_one():
+    """`colabel_ratio`: snippets 2-3 (class 1 at 0.9, class 0 at 0.8) keep class 0 at a ratio up to
+    0.8 / 0.9 and drop it above; the top class always stays; 0 is every class above theta_c."""
+    probs, valid, _, _ = _nested_pairs()
+    every = select_pairs(probs, valid, theta_c=0.1, m1=20)
+    for ratio in (0.0, 0.5, 0.8 / 0.9):
+        kept = select_pairs(probs, valid, theta_c=0.1, m1=20, colabel_ratio=ratio)
+        assert all(np.array_equal(a, b) for a, b in zip(kept, every)), ratio
+    snippet, cls = select_pairs(probs, valid, theta_c=0.1, m1=20, colabel_ratio=0.9)
+    assert list(zip(snippet[0].tolist(), cls[0].tolist())) == [(t, 1) for t in range(6)]
+    probs[0, 0, 3] = 0.2  # a half-match beside a confident class
+    snippet, cls = select_pairs(probs, valid, theta_c=0.1, m1=20, colabel_ratio=0.5)
+    assert list(zip(snippet[0].tolist(), cls[0].tolist())) == [(t, 1) for t in range(6)] + [(2, 0)]
+
+
 def test_long_and_short_instances_of_two_classes_decode_with_their_own_extents():
     """Each (snippet, class) pair has its own mask: the long one under class 1, the short one under
     class 0, so both instances come out of decoding, each with its own extent and label."""

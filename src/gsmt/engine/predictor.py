@@ -91,7 +91,8 @@ def decode_multilabel(model: GSMT, outputs: dict, batch: dict, cfg: DecodeConfig
     probs = model.class_probs(outputs).cpu().numpy()
     valid = batch["valid"].numpy()
     snippet, cls = select_pairs(probs, valid, cfg.theta_c, cfg.m1,
-                                per_snippet=cfg.topk_classes if cfg.pairs == "snippets" else None)
+                                per_snippet=cfg.topk_classes if cfg.pairs == "snippets" else None,
+                                colabel_ratio=cfg.colabel_ratio)
     device = outputs["cls_logits"].device
     logits = model.pair_mask_logits(outputs, torch.from_numpy(snippet).to(device), torch.from_numpy(cls).to(device))
     columns = torch.sigmoid(logits.float()).cpu().numpy()

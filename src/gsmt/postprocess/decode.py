@@ -356,17 +356,21 @@ def decode_pairs_many(
 
 
 def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int,
-                 per_snippet: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 per_snippet: int | None = None, colabel_ratio: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The (snippet, class) pairs a multi-label model decodes: per sample every valid snippet's
     classes with P[c, t] >= theta_c (no candidate of a pair below it can reach theta_c), at most
     `m1`, the most probable first (ties: lower snippet, then lower class). `per_snippet=k`: the
     `m1` snippets of highest actionness (best class probability; ties: lower snippet), each with
     its k most probable classes at or above theta_c (ties: lower class), as `decode_many` picks a
-    one-label model's candidates. -> (pair_snippet, pair_class) [B, P], P = the largest count,
+    one-label model's candidates. `colabel_ratio`: only classes with P[c, t] >= colabel_ratio x the
+    snippet's top class probability. -> (pair_snippet, pair_class) [B, P], P = the largest count,
     padding -1."""
     b, k, t = probs.shape
+    usable = valid[:, None, :] & (probs >= theta_c)
+    if colabel_ratio > 0:
+        usable &= probs >= colabel_ratio * probs.max(axis=1, keepdims=True)
     # index = snippet * K + class
-    flat = np.where(valid[:, None, :] & (probs >= theta_c), probs, -np.inf).transpose(0, 2, 1).reshape(b, t * k)
+    flat = np.where(usable, probs, -np.inf).transpose(0, 2, 1).reshape(b, t * k)
     if per_snippet is None:
         order = np.argsort(-flat, axis=1, kind="stable")[:, :min(int(m1), t * k)]
     else:
