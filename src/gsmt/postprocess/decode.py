@@ -366,15 +366,16 @@ def select_pairs(probs: np.ndarray, valid: np.ndarray, theta_c: float, m1: int,
     snippet's top class probability. -> (pair_snippet, pair_class) [B, P], P = the largest count,
     padding -1."""
     b, k, t = probs.shape
+    best = probs.max(axis=1)  # [B, T]: each snippet's top class probability
     usable = valid[:, None, :] & (probs >= theta_c)
     if colabel_ratio > 0:
-        usable &= probs >= colabel_ratio * probs.max(axis=1, keepdims=True)
+        usable &= probs >= colabel_ratio * best[:, None, :]
     # index = snippet * K + class
     flat = np.where(usable, probs, -np.inf).transpose(0, 2, 1).reshape(b, t * k)
     if per_snippet is None:
         order = np.argsort(-flat, axis=1, kind="stable")[:, :min(int(m1), t * k)]
     else:
-        actionness = np.where(valid, probs.max(axis=1), -np.inf)  # [B, T]
+        actionness = np.where(valid, best, -np.inf)
         kept = np.argsort(-actionness, axis=1, kind="stable")[:, :min(int(m1), t)]  # [B, m]
         top = np.argsort(-np.take_along_axis(probs, kept[:, None, :], axis=2), axis=1,
                          kind="stable")[:, :min(int(per_snippet), k)]  # [B, k', m]
