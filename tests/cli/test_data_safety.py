@@ -429,8 +429,8 @@ def test_resume_before_the_first_checkpoint_compares_config_yaml(capsys, data, r
     for name in ("last.pt", "best.pt"):
         (run / name).unlink()
     before = hashes(run, data)
-    line = assert_fatal(cli(capsys, *train_args(data, run, "--resume", "--set", "model.num_layers=2")),
-                        run / "config.yaml", problem="model.num_layers 1 -> 2")
+    assert_fatal(cli(capsys, *train_args(data, run, "--resume", "--set", "model.num_layers=2")),
+                 run / "config.yaml", problem="model.num_layers 1 -> 2")
     assert hashes(run, data) == before
 
 

@@ -124,7 +124,7 @@ def test_training_with_jittered_windows_is_seeded_and_differs(window_data, tmp_p
     cfg = load_config("demo", [*RUN, "data.window_jitter=1.0"])
     a = train(cfg, window_data, tmp_path / "a", progress=False)
     b = train(cfg, window_data, tmp_path / "b", progress=False)
-    plain = train(load_config("demo", RUN), window_data, tmp_path / "plain", progress=False)
+    train(load_config("demo", RUN), window_data, tmp_path / "plain", progress=False)
     assert losses(tmp_path / "a") == losses(tmp_path / "b")  # the offsets are seeded
     assert losses(tmp_path / "a")[0]["loss"] != losses(tmp_path / "plain")[0]["loss"]  # and drawn
     for name, weight in a.model.state_dict().items():

@@ -302,7 +302,9 @@ def _train_locked(cfg: Config, ddp: Dist, device: torch.device, run_dir: Path, d
     metric = cfg.train.select_metric if val_set is not None else None
     net = DistributedDataParallel(model) if ddp.world_size > 1 else model
     # One sampler for any world size: the same seeded permutation is split across ranks, so a
-    # global batch holds the same samples whatever the number of processes.
+    # global batch holds the same samples whatever the number of processes; when the sample count
+    # does not divide by the world size, DistributedSampler repeats up to world_size - 1 samples of
+    # the permutation's start in the last batch (padding, so every rank takes the same steps).
     sampler = DistributedSampler(train_set, num_replicas=ddp.world_size, rank=ddp.rank, shuffle=True,
                                  seed=cfg.train.seed)
     if resident is None:
