@@ -76,4 +76,4 @@ def test_mask_score_auto_follows_the_decoding_mode():
         ["iou", "max", "max", "max"]
     assert DecodeConfig(mode="own+long", mask_score="max").resolved_mask_score() == "max"
     assert DecodeConfig(mode="long", mask_score="iou").resolved_mask_score() == "iou"
-    assert load_config("thumos").decode.resolved_mask_score() == "max"
+    assert load_config("thumos").decode.resolved_mask_score() == "iou"
