@@ -125,7 +125,10 @@ def _display_rotation(frame) -> float:
     angle is INT_MIN, which turned frames by 270 degrees), a shear, a mirror."""
     try:
         matrix = None
-        for side in frame.side_data:
+        sides = frame.side_data
+        for side in sides:
+            if not hasattr(side, "type"):  # PyAV >= 18.1.1 iterates the types; 18.1.0 the side data
+                side = sides[side]
             if getattr(side.type, "name", str(side.type)).endswith("DISPLAYMATRIX"):
                 data = bytes(side)
                 if len(data) != 36:
