@@ -235,6 +235,42 @@ def test_rotation_metadata_turns_frames_upright(tmp_path):
     assert out[0][-16:, :16].mean() > 200 and out[0][:16, :16].mean() < 50
 
 
+class _SideType:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Side:
+    def __init__(self, name: str, data: bytes):
+        self.type, self._data = _SideType(name), data
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+
+class _Frame:
+    def __init__(self, side_data, rotation: float):
+        self.side_data, self.rotation = side_data, rotation
+
+
+@pytest.mark.parametrize("mapping", [False, True])
+def test_display_rotation_read_from_either_pyav_side_data_container(mapping):
+    """PyAV 18.1.0 iterates a frame's side data as the side data; 18.1.1 as their types (a mapping):
+    both give the quarter turn, whichever PyAV is installed (CI once got the other one)."""
+    import struct
+
+    from gsmt.video.frames import _display_rotation
+
+    one = 1 << 16
+    sides = [_Side("SEI_UNREGISTERED", b"x" * 5), _Side("DISPLAYMATRIX", struct.pack("=9i", 0, -one, 0, one, 0, 0, 0, 0,
+                                                                                      1 << 30))]
+    container = {side.type: side for side in sides} if mapping else sides
+    assert _display_rotation(_Frame(container, 90.0)) == 90.0
+    shear = [_Side("DISPLAYMATRIX", struct.pack("=9i", 0, one, 0, -one, one, 0, 0, 0, 1 << 30))]
+    assert np.isnan(_display_rotation(_Frame({s.type: s for s in shear} if mapping else shear, 90.0)))
+    assert _display_rotation(_Frame({} if mapping else [], 0.0)) == 0.0
+
+
 def test_odd_sizes_decode_and_extract(tmp_path, models):
     path = encode_mp4(tmp_path / "odd.mp4", _numbered(12, h=37, w=51), 10, pix_fmt="yuv444p")
     b = load_backbone(models["dino"])
