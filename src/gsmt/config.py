@@ -147,6 +147,9 @@ class DecodeConfig:
     max_keep: int = bounded(100, ge=1)  # detections per video after Soft-NMS
     # then: score x this for a detection inside a higher-scored one of its class >= 2x longer (1 = off)
     fragment_decay: float = bounded(1.0, ge=0, le=1)
+    # last: score x (m_c / m_top) ** video_fusion, m_c the sum of the video's detection scores of the
+    # detection's class, m_top the largest of the video (0 = off; gsmt.postprocess.fusion)
+    video_fusion: float = bounded(0.0, ge=0)
     drop_edge_cuts: bool = True  # window mode: leave actions cut by an inner window edge to the neighbour
     # auto (from the data) | anet | thumos | epic | comma list (checked by `validate`)
     tiou: str = bounded("auto", nonempty=True)

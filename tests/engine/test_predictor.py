@@ -81,3 +81,24 @@ def test_per_sample_convs_are_the_convs_one_sample_at_a_time():
                 got = holder(x)
             assert torch.equal(got, torch.cat([conv(x[i:i + 1]) for i in range(len(x))]))
         assert "forward" not in vars(conv)  # restored
+
+
+def test_video_fusion_weighs_each_videos_detections_by_their_own_class_mass(mixed):
+    """`decode.video_fusion` is applied last, per video: the same as weighing the plain detections."""
+    from gsmt.postprocess.decode import FlatDetections
+    from gsmt.postprocess.fusion import weigh_by_video_classes
+
+    model, sets = mixed
+    cfg, dataset = sets["window"]
+    plain = predict_dataset(model, dataset, cfg.decode)
+    fused_cfg = copy.deepcopy(cfg.decode)
+    fused_cfg.video_fusion = 0.5
+    fused = predict_dataset(model, dataset, fused_cfg)
+    expected = weigh_by_video_classes(FlatDetections.from_parts(list(plain.values())), 0.5).split(len(plain))
+    assert fused.keys() == plain.keys()
+    changed = 0
+    for (vid, got), want in zip(fused.items(), expected):
+        assert np.array_equal(got.segments, want.segments) and np.array_equal(got.labels, want.labels), vid
+        np.testing.assert_allclose(got.scores, want.scores, rtol=0, atol=1e-12)
+        changed += int(not np.array_equal(got.scores, plain[vid].scores))
+    assert changed > 0  # the tiny model's videos hold several classes: some scores move

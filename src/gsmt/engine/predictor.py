@@ -19,6 +19,7 @@ from gsmt.errors import Faults, GsmtError
 from gsmt.model import GSMT
 from gsmt.postprocess import Detections, actionness_decode
 from gsmt.postprocess.decode import FlatDetections, decode_many, decode_pairs_many, select_pairs
+from gsmt.postprocess.fusion import weigh_by_video_classes
 from gsmt.postprocess.nms import decay_fragments, soft_nms_many
 from gsmt.postprocess.windows import drop_edge_cuts_many
 
@@ -68,6 +69,7 @@ def predict_dataset(model: GSMT, dataset: TALDataset, decode_cfg: DecodeConfig, 
     found = found.take(np.argsort(found.group, kind="stable"))
     kept = decay_fragments(soft_nms_many(found, len(video_index), **_nms_options(decode_cfg)),
                            decode_cfg.fragment_decay)
+    kept = weigh_by_video_classes(kept, decode_cfg.video_fusion)
     return dict(zip(video_index, kept.split(len(video_index))))
 
 

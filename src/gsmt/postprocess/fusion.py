@@ -1,12 +1,34 @@
-"""Fusion with an external video-level classifier (ActivityNet practice, DESIGN.md section 6.8)."""
+"""Video-level class fusion: with an external classifier (ActivityNet practice, DESIGN.md section
+6.8), or with the video's own detections as the classifier (`decode.video_fusion`)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
+
 from gsmt.io.read import read_json
 from gsmt.errors import GsmtError
+from gsmt.postprocess.decode import FlatDetections
+
+
+def weigh_by_video_classes(dets: FlatDetections, power: float) -> FlatDetections:
+    """Each detection's score x (m_c / m_top) ** power, where m_c is the sum of its video's detection
+    scores of its class c and m_top the largest such sum of the video: a class the video's detections
+    barely hold is pushed down, as a video-level classifier's fusion does on THUMOS14, with no
+    classifier but the detections themselves. Every group (video) re-sorted by score (ties keep their
+    order); `power` 0 leaves the detections as they are."""
+    if power == 0 or len(dets) == 0:
+        return dets
+    n_groups, n_labels = int(dets.group.max()) + 1, int(dets.labels.max()) + 1
+    mass = np.zeros((n_groups, n_labels))
+    np.add.at(mass, (dets.group, dets.labels), dets.scores)
+    top = mass.max(axis=1)
+    share = np.divide(mass, top[:, None], out=np.ones_like(mass), where=top[:, None] > 0)
+    scores = dets.scores * share[dets.group, dets.labels] ** power
+    order = np.lexsort((-scores, dets.group))
+    return FlatDetections(dets.group[order], dets.segments[order], dets.labels[order], scores[order])
 
 
 def load_video_scores(path: str | Path) -> dict[str, dict[str, float]]:
