@@ -24,6 +24,9 @@ def test_preset_values_follow_the_paper_settings():
     # No epoch is picked on held-out videos: the model is the last weight average (as ActionFormer)
     assert (thumos.data.val_fraction, thumos.train.ema) == (anet.data.val_fraction, anet.train.ema) == (0.0, 0.99)
     assert anet.decode.nms_sigma == 0.3  # the paper: 0.6 (BENCHMARKS.md)
+    # THUMOS14's videos hold one class or two: the detections weighed by their video's class mass
+    assert (thumos.decode.video_fusion, anet.decode.video_fusion, load_config("multithumos").decode.video_fusion) \
+        == (0.5, 0.0, 0.0)
 
 
 def test_override_parsing_and_numbers_written_without_a_dot():
