@@ -89,6 +89,11 @@ class FlatDetections:
     def take(self, idx: np.ndarray) -> "FlatDetections":
         return FlatDetections(self.group[idx], self.segments[idx], self.labels[idx], self.scores[idx])
 
+    def rescored(self, scores: np.ndarray) -> "FlatDetections":
+        """The same rows with new `scores`, each group re-sorted by score (ties keep their order)."""
+        order = np.lexsort((-scores, self.group))
+        return FlatDetections(self.group[order], self.segments[order], self.labels[order], scores[order])
+
     def split(self, n_groups: int) -> list[Detections]:
         """One `Detections` per group 0..n_groups-1 (empty where a group has no row)."""
         bounds = np.searchsorted(self.group, np.arange(n_groups + 1), side="left")

@@ -26,9 +26,7 @@ def weigh_by_video_classes(dets: FlatDetections, power: float) -> FlatDetections
     np.add.at(mass, (dets.group, dets.labels), dets.scores)
     top = mass.max(axis=1)
     share = np.divide(mass, top[:, None], out=np.ones_like(mass), where=top[:, None] > 0)
-    scores = dets.scores * share[dets.group, dets.labels] ** power
-    order = np.lexsort((-scores, dets.group))
-    return FlatDetections(dets.group[order], dets.segments[order], dets.labels[order], scores[order])
+    return dets.rescored(dets.scores * share[dets.group, dets.labels] ** power)
 
 
 def load_video_scores(path: str | Path) -> dict[str, dict[str, float]]:

@@ -167,8 +167,7 @@ def decay_fragments(dets: FlatDetections, factor: float, *, cover: float = 0.9, 
         inside = ((inter >= cover * length[None, :]) & (length[:, None] >= ratio * length[None, :])
                   & (score[:, None] > score[None, :]) & (label[:, None] == label[None, :]))  # [whole, part]
         scores[lo:hi] = np.where(inside.any(axis=0), score * factor, score)
-    order = np.lexsort((-scores, dets.group))
-    return FlatDetections(dets.group[order], dets.segments[order], dets.labels[order], scores[order])
+    return dets.rescored(scores)
 
 
 def merge_windows(parts: Sequence[Detections], **nms_options) -> Detections:
